@@ -1,0 +1,79 @@
+/**
+ * Message types, generated from `shardbank.proto` by protobufjs, with the few
+ * helpers every layer needs: ballot order, entry keys, node names.
+ */
+import { shardbank } from './generated/shardbank.js';
+
+export { shardbank };
+export const { Frame, Envelope, LogEvent, Phase, Status } = shardbank;
+
+export type Ballot = shardbank.Ballot.$Properties;
+export type Command = shardbank.Command.$Properties;
+export type Entry = shardbank.Entry.$Properties;
+export type EntryKey = shardbank.EntryKey.$Properties;
+export type EnvelopeProps = shardbank.Envelope.$Properties;
+export type ClientRequest = shardbank.ClientRequest.$Properties;
+export type ClientReply = shardbank.ClientReply.$Properties;
+export type AdminRequest = shardbank.AdminRequest.$Properties;
+export type AdminReply = shardbank.AdminReply.$Properties;
+export type LogEventProps = shardbank.LogEvent.$Properties;
+export type ViewRecord = shardbank.ViewRecord.$Properties;
+export type NodeStatus = shardbank.NodeStatus.$Properties;
+
+/** A node id: n4 is 4. */
+export type NodeId = number;
+
+export const ZERO_BALLOT: Readonly<{ round: number; node: number }> = Object.freeze({ round: 0, node: 0 });
+
+/** Orders ballots by round, then node: negative, zero or positive like a comparator. */
+export function compareBallots(a: Ballot | null | undefined, b: Ballot | null | undefined): number {
+  const ar = a?.round ?? 0;
+  const br = b?.round ?? 0;
+  if (ar !== br) return ar - br;
+  return (a?.node ?? 0) - (b?.node ?? 0);
+}
+
+export function ballotEquals(a: Ballot | null | undefined, b: Ballot | null | undefined): boolean {
+  return compareBallots(a, b) === 0;
+}
+
+/** `<2, n8>`, the way the spec writes ballots. */
+export function formatBallot(b: Ballot | null | undefined): string {
+  return `<${b?.round ?? 0}, n${b?.node ?? 0}>`;
+}
+
+/** One number per log slot: entries are keyed by (seq, phase). */
+export function entryKey(seq: number, phase: number | null | undefined): number {
+  return seq * 4 + (phase ?? 0);
+}
+
+export function keyOf(key: number): { seq: number; phase: number } {
+  return { seq: Math.floor(key / 4), phase: key % 4 };
+}
+
+export function nodeName(id: NodeId): string {
+  return `n${id}`;
+}
+
+/** Parses `n4` (or `4`) into 4; returns null for anything else. */
+export function parseNodeName(text: string): NodeId | null {
+  const m = /^\s*n?(\d+)\s*$/i.exec(text);
+  if (!m) return null;
+  const id = Number(m[1]);
+  return id >= 1 ? id : null;
+}
+
+/** The body kind of an envelope (`request`, `accept`, ...), or undefined. */
+export type BodyKind = NonNullable<shardbank.Envelope['body']>;
+
+export function bodyOf(env: EnvelopeProps): BodyKind | undefined {
+  return (env as shardbank.Envelope).body ?? undefined;
+}
+
+/** Formats a command as the CSV writes it: `(1001, 1002, 1)` or `(1002)`. */
+export function formatCommand(cmd: Command | null | undefined): string {
+  if (!cmd) return 'no-op';
+  if (cmd.transfer) return `(${cmd.transfer.sender}, ${cmd.transfer.receiver}, ${cmd.transfer.amount})`;
+  if (cmd.read) return `(${cmd.read.item})`;
+  return 'no-op';
+}

@@ -1,0 +1,145 @@
+/**
+ * The shape of a deployment: clusters of nodes, where each node listens, and
+ * which cluster owns which item. The shard map is data (ranges plus per-item
+ * overrides), never a formula spread through the code.
+ */
+import type { NodeId } from './messages.js';
+
+export interface NodeAddress {
+  id: NodeId;
+  host: string;
+  port: number;
+}
+
+export interface ShardRange {
+  cluster: number;
+  /** First item, inclusive. */
+  from: number;
+  /** Last item, inclusive. */
+  to: number;
+}
+
+export interface ShardMap {
+  version: number;
+  ranges: ShardRange[];
+  /** item -> cluster, written by resharding. */
+  overrides: Record<string, number>;
+}
+
+/** Limits and timers of the protocol; every one of them lives here. */
+export interface Tuning {
+  /** One logical clock tick of a node, in ms: the unit of the timers below. */
+  tickMs: number;
+  heartbeatTicks: number;
+  electionTicksMin: number;
+  electionTicksMax: number;
+  /** Ticks an uncommitted accept waits before it is sent again. */
+  retransmitTicks: number;
+  /** Most requests in one accept round. */
+  maxBatch: number;
+  /** Most accept rounds in flight at once. */
+  maxInflightRounds: number;
+  /** Most requests waiting at a leader before it answers `failed: overloaded`. */
+  maxQueue: number;
+  /** Most committed entries in one catch-up reply. */
+  maxCatchupEntries: number;
+  /** Largest frame accepted from the network, in bytes. */
+  maxFrameBytes: number;
+  /** Client: time before a request is broadcast to the whole cluster. */
+  clientTimeoutMs: number;
+  /** Client: time after which a request is given up as `failed`. */
+  clientGiveUpMs: number;
+}
+
+export interface Topology {
+  clusters: number;
+  nodesPerCluster: number;
+  items: number;
+  initialBalance: number;
+  /** nodes[c-1] lists cluster c's nodes in order; the first leads at set start. */
+  nodes: NodeAddress[];
+  shards: ShardMap;
+  tuning: Tuning;
+}
+
+export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
+  tickMs: 25,
+  heartbeatTicks: 2,
+  electionTicksMin: 8,
+  electionTicksMax: 16,
+  retransmitTicks: 8,
+  maxBatch: 256,
+  maxInflightRounds: 16,
+  maxQueue: 20000,
+  maxCatchupEntries: 1000,
+  maxFrameBytes: 16 * 1024 * 1024,
+  clientTimeoutMs: 400,
+  clientGiveUpMs: 2500,
+});
+
+/** The cluster (1-based) a node belongs to. */
+export function clusterOfNode(topo: Topology, node: NodeId): number {
+  return Math.floor((node - 1) / topo.nodesPerCluster) + 1;
+}
+
+/** The nodes of cluster c (1-based), in order. */
+export function clusterNodes(topo: Topology, cluster: number): NodeId[] {
+  const first = (cluster - 1) * topo.nodesPerCluster + 1;
+  return Array.from({ length: topo.nodesPerCluster }, (_, i) => first + i);
+}
+
+/** The cluster that owns an item, or null when the item is out of range. */
+export function clusterOfItem(topo: Topology, item: number): number | null {
+  const o = topo.shards.overrides[String(item)];
+  if (o !== undefined) return o;
+  for (const r of topo.shards.ranges) if (item >= r.from && item <= r.to) return r.cluster;
+  return null;
+}
+
+export function allNodes(topo: Topology): NodeId[] {
+  return topo.nodes.map((n) => n.id);
+}
+
+export function addressOf(topo: Topology, node: NodeId): NodeAddress | undefined {
+  return topo.nodes.find((n) => n.id === node);
+}
+
+/** Equal ranges of items over clusters: 9000 over 3 gives 1..3000, 3001..6000, 6001..9000. */
+export function evenRanges(clusters: number, items: number): ShardRange[] {
+  const per = Math.floor(items / clusters);
+  return Array.from({ length: clusters }, (_, i) => ({
+    cluster: i + 1,
+    from: i * per + 1,
+    to: i === clusters - 1 ? items : (i + 1) * per,
+  }));
+}
+
+/** A topology on 127.0.0.1 with consecutive ports from basePort. */
+export function makeTopology(opts: {
+  clusters?: number;
+  nodesPerCluster?: number;
+  items?: number;
+  initialBalance?: number;
+  host?: string;
+  basePort?: number;
+  tuning?: Partial<Tuning>;
+} = {}): Topology {
+  const clusters = opts.clusters ?? 3;
+  const nodesPerCluster = opts.nodesPerCluster ?? 3;
+  const items = opts.items ?? 9000;
+  const basePort = opts.basePort ?? 7101;
+  const nodes: NodeAddress[] = Array.from({ length: clusters * nodesPerCluster }, (_, i) => ({
+    id: i + 1,
+    host: opts.host ?? '127.0.0.1',
+    port: basePort + i,
+  }));
+  return {
+    clusters,
+    nodesPerCluster,
+    items,
+    initialBalance: opts.initialBalance ?? 10,
+    nodes,
+    shards: { version: 1, ranges: evenRanges(clusters, items), overrides: {} },
+    tuning: { ...DEFAULT_TUNING, ...opts.tuning },
+  };
+}
