@@ -1,0 +1,173 @@
+/**
+ * The acceptor (Multi-Paxos phases 1b and 2b) and the learner side of commit.
+ *
+ * It promises ballots the election actor grants, accepts entries whose ballot
+ * is at least the promised one (NACKing the rest so a stale leader learns it
+ * was deposed), records commits, and keeps a replica current: a follower that
+ * sees a commit point beyond its own, or a commit for an entry it lacks, asks
+ * the leader for the committed entries it missed.
+ */
+import { setup } from 'xstate';
+import { compareBallots, entryKey, type Ballot, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
+import { slotHasBallot } from '../store/state.js';
+import { sendToNode, type NodeEnv } from './env.js';
+import type {
+  AcceptEvent,
+  CatchupReplyEvent,
+  CatchupRequestEvent,
+  CommitEvent,
+  GrantPromiseEvent,
+  HeartbeatEvent,
+  NewViewEvent,
+  TickEvent,
+} from './events.js';
+import { slotToEntry } from './newView.js';
+
+export interface AcceptorContext {
+  env: NodeEnv;
+  /** Ticks to wait before asking for catch-up again (one request in flight). */
+  catchupWait: number;
+}
+
+export type AcceptorEvent =
+  | AcceptEvent
+  | NewViewEvent
+  | CommitEvent
+  | HeartbeatEvent
+  | CatchupRequestEvent
+  | CatchupReplyEvent
+  | GrantPromiseEvent
+  | TickEvent;
+
+function keysOf(entries: Entry[]): EntryKey[] {
+  return entries.map((e) => ({ seq: e.seq, phase: e.phase }));
+}
+
+/** Raises the promise if needed; false when the ballot is below it. */
+function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefined): boolean {
+  const cmp = compareBallots(ballot, env.state.promised);
+  if (cmp < 0) {
+    sendToNode(env, from, { nack: { ballot, promised: env.state.promised } });
+    return false;
+  }
+  if (cmp > 0) env.record({ promised: { ballot } });
+  return true;
+}
+
+function acceptEntries(env: NodeEnv, from: NodeId, ballot: Ballot, entries: Entry[]): void {
+  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false }));
+  env.record({ accepted: { entries: stamped } });
+  sendToNode(env, from, { accepted: { ballot, keys: keysOf(entries) } });
+}
+
+function requestCatchup(ctx: AcceptorContext, leader: NodeId): void {
+  if (ctx.catchupWait > 0 || leader === ctx.env.self || leader === 0) return;
+  ctx.catchupWait = ctx.env.tuning.retransmitTicks;
+  const { env } = ctx;
+  sendToNode(env, leader, {
+    catchupRequest: { fromSeq: env.state.commitThrough + 1, maxEntries: env.tuning.maxCatchupEntries },
+  });
+}
+
+/** Committed entries from `fromSeq` up to the commit point, at most `max`. */
+export function committedEntries(env: NodeEnv, fromSeq: number, max: number): Entry[] {
+  const out: Entry[] = [];
+  const { state } = env;
+  for (let seq = Math.max(1, fromSeq); seq <= state.commitThrough && out.length < max; seq++) {
+    for (let phase = 0; phase < 4; phase++) {
+      const slot = state.log.get(entryKey(seq, phase));
+      if (slot?.committed) out.push(slotToEntry(slot));
+    }
+  }
+  return out;
+}
+
+export const acceptorMachine = setup({
+  types: {
+    context: {} as AcceptorContext,
+    events: {} as AcceptorEvent,
+    input: {} as { env: NodeEnv },
+  },
+  actions: {
+    onAccept: ({ context, event }) => {
+      const { env } = context;
+      const e = event as AcceptEvent;
+      if (!admitBallot(env, e.from, e.msg.ballot)) return;
+      acceptEntries(env, e.from, e.msg.ballot!, e.msg.entries ?? []);
+    },
+    onNewView: ({ context, event }) => {
+      const { env } = context;
+      const e = event as NewViewEvent;
+      if (!admitBallot(env, e.from, e.msg.ballot)) return;
+      const log = e.msg.log ?? [];
+      env.record({ view: { view: e.msg, leader: e.from } });
+      acceptEntries(env, e.from, e.msg.ballot!, log);
+      const chosen = log.filter((x) => x.committed);
+      if (chosen.length > 0) env.record({ committed: { keys: keysOf(chosen) } });
+    },
+    onCommit: ({ context, event }) => {
+      const { env } = context;
+      const e = event as CommitEvent;
+      const ready: EntryKey[] = [];
+      let missing = false;
+      for (const k of e.msg.keys ?? []) {
+        const slot = env.state.log.get(entryKey(k.seq ?? 0, k.phase));
+        if (slot?.committed) continue;
+        if (slotHasBallot(slot, e.msg.ballot)) ready.push(k);
+        else missing = true;
+      }
+      if (ready.length > 0) env.record({ committed: { keys: ready } });
+      if (missing) requestCatchup(context, e.from);
+    },
+    onHeartbeat: ({ context, event }) => {
+      const e = event as HeartbeatEvent;
+      if ((e.msg.commitThrough ?? 0) > context.env.state.commitThrough) requestCatchup(context, e.from);
+    },
+    onCatchupRequest: ({ context, event }) => {
+      const { env } = context;
+      const e = event as CatchupRequestEvent;
+      const max = Math.min(e.msg.maxEntries || env.tuning.maxCatchupEntries, env.tuning.maxCatchupEntries);
+      const entries = committedEntries(env, e.msg.fromSeq ?? 1, max);
+      sendToNode(env, e.from, {
+        catchupReply: { ballot: env.view.ballot, entries, commitThrough: env.state.commitThrough },
+      });
+    },
+    onCatchupReply: ({ context, event }) => {
+      const { env } = context;
+      const e = event as CatchupReplyEvent;
+      const entries = (e.msg.entries ?? []).filter((x) => !env.state.log.get(entryKey(x.seq ?? 0, x.phase))?.committed);
+      context.catchupWait = 0;
+      if (entries.length > 0) {
+        env.record({ accepted: { entries } });
+        env.record({ committed: { keys: keysOf(entries) } });
+      }
+      // Still behind and the reply was full: ask for the next chunk now.
+      if ((e.msg.commitThrough ?? 0) > env.state.commitThrough && entries.length > 0) requestCatchup(context, e.from);
+    },
+    onGrantPromise: ({ context, event }) => {
+      const { env } = context;
+      const e = event as GrantPromiseEvent;
+      if (compareBallots(e.ballot, env.state.promised) <= 0) return;
+      env.record({ promised: { ballot: e.ballot } });
+      const accepted: Entry[] = [];
+      for (const slot of env.state.log.values()) if (slot.seq > e.commitThrough) accepted.push(slotToEntry(slot));
+      sendToNode(env, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: env.state.commitThrough } });
+    },
+    onTick: ({ context }) => {
+      if (context.catchupWait > 0) context.catchupWait--;
+    },
+  },
+}).createMachine({
+  id: 'acceptor',
+  context: ({ input }) => ({ env: input.env, catchupWait: 0 }),
+  on: {
+    accept: { actions: 'onAccept' },
+    newView: { actions: 'onNewView' },
+    commit: { actions: 'onCommit' },
+    heartbeat: { actions: 'onHeartbeat' },
+    catchupRequest: { actions: 'onCatchupRequest' },
+    catchupReply: { actions: 'onCatchupReply' },
+    grantPromise: { actions: 'onGrantPromise' },
+    tick: { actions: 'onTick' },
+  },
+});

@@ -1,0 +1,73 @@
+/**
+ * What a node's actors share. The durable state is read freely and changed
+ * only through `record` (which applies the event and queues it for the next
+ * synced batch); everything that leaves the node goes through `send`, which
+ * the runtime releases only after that batch is durable (DESIGN rule 2).
+ * The machines themselves never touch sockets, disks, clocks or Math.random.
+ */
+import type { Ballot, EnvelopeProps, LogEventProps, NodeId } from '../protocol/messages.js';
+import type { Rng } from '../protocol/rng.js';
+import type { Topology, Tuning } from '../protocol/topology.js';
+import type { ReplicaState } from '../store/state.js';
+
+export type Role = 'follower' | 'candidate' | 'leader';
+
+/** Volatile view of who leads: written by the election actor only. */
+export interface ViewState {
+  role: Role;
+  leader: NodeId;
+  ballot: Ballot;
+}
+
+export interface NodeEnv {
+  self: NodeId;
+  cluster: number;
+  /** This cluster's nodes, self included, in order. */
+  members: NodeId[];
+  peers: NodeId[];
+  majority: number;
+  topology: Topology;
+  tuning: Tuning;
+  state: ReplicaState;
+  view: ViewState;
+  rng: Rng;
+  record(event: LogEventProps): void;
+  send(env: EnvelopeProps): void;
+}
+
+/** The actor ids of a node's hierarchy (explicit, so runs are reproducible). */
+export const ACTOR = {
+  election: 'election',
+  acceptor: 'acceptor',
+  proposer: 'proposer',
+  executor: 'executor',
+  lockManager: 'lockManager',
+} as const;
+export type ActorName = (typeof ACTOR)[keyof typeof ACTOR];
+
+/** A message from one of a node's actors to a sibling. */
+export interface Notice {
+  to: ActorName;
+  event: { type: string } & Record<string, unknown>;
+}
+
+export function sendToPeers(env: NodeEnv, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
+  for (const peer of env.peers) env.send({ ...body, from: env.self, to: peer });
+}
+
+export function sendToNode(env: NodeEnv, to: NodeId, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
+  env.send({ ...body, from: env.self, to });
+}
+
+/** The part of XState's `enqueue` helper used to pass notices to siblings. */
+interface Enqueue {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  sendTo: (...args: any[]) => void;
+}
+
+/** Queues each notice as an XState sendTo to the sibling's system id. */
+export function deliverNotices(enqueue: Enqueue, notices: Notice[]): void {
+  for (const n of notices) {
+    enqueue.sendTo(({ system }: { system: { get(id: string): unknown } }) => system.get(n.to), n.event);
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The root of a node's actor hierarchy.
+ *
+ * It spawns the election, acceptor, proposer, executor and lock manager with
+ * fixed ids, keeps the node's logical clock (a tick every `tickMs`, from the
+ * actor clock), and routes each wire message to the actors it concerns. A
+ * failed node behaves as disconnected: it takes no message, sends nothing,
+ * and its clock stops until it recovers.
+ */
+import { cancel, enqueueActions, raise, setup, spawnChild } from 'xstate';
+import { bodyOf, compareBallots, type Ballot, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { acceptorMachine } from './acceptor.js';
+import { electionMachine } from './election.js';
+import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
+import type { NodeInput } from './events.js';
+import { executorMachine } from './executor.js';
+import { lockManagerMachine } from './lockManager.js';
+import { proposerMachine } from './proposer.js';
+
+export interface NodeContext {
+  env: NodeEnv;
+}
+
+export type NodeEvent = NodeInput | { type: 'tick' };
+
+function wire(type: string, from: NodeId, msg: unknown) {
+  return { type, from, msg } as Notice['event'];
+}
+
+/** Who hears a message; `contact` tells the election a leader is alive. */
+export function routeMessage(env: NodeEnv, envelope: EnvelopeProps): Notice[] {
+  const from = envelope.from ?? 0;
+  const body = bodyOf(envelope);
+  const contact = (ballot: Ballot | null | undefined): Notice[] =>
+    compareBallots(ballot, env.state.promised) >= 0
+      ? [{ to: ACTOR.election, event: { type: 'contact', from, ballot: ballot ?? { round: 0, node: 0 } } }]
+      : [];
+  switch (body) {
+    case 'request':
+      return routeRequest(env, envelope);
+    case 'prepare':
+    case 'promise':
+    case 'nack':
+      return [{ to: ACTOR.election, event: wire(body, from, envelope[body]) }];
+    case 'accept':
+    case 'newView':
+    case 'commit':
+      return [{ to: ACTOR.acceptor, event: wire(body, from, envelope[body]) }, ...contact(envelope[body]?.ballot)];
+    case 'heartbeat':
+      return [...contact(envelope.heartbeat?.ballot), { to: ACTOR.acceptor, event: wire(body, from, envelope.heartbeat) }];
+    case 'accepted':
+      return [{ to: ACTOR.proposer, event: wire(body, from, envelope.accepted) }];
+    case 'catchupRequest':
+    case 'catchupReply':
+      return [{ to: ACTOR.acceptor, event: wire(body, from, envelope[body]) }];
+    default:
+      return [];
+  }
+}
+
+/** The leader orders transfers and answers reads; a follower relays to its leader. */
+function routeRequest(env: NodeEnv, envelope: EnvelopeProps): Notice[] {
+  const command = envelope.request?.command;
+  if (!command) return [];
+  if (env.view.role === 'leader') {
+    return command.read
+      ? [{ to: ACTOR.executor, event: { type: 'read', command } }]
+      : [{ to: ACTOR.lockManager, event: { type: 'admit', command } }];
+  }
+  const leader = env.view.leader;
+  if (leader && leader !== env.self && !envelope.request?.relayedBy) {
+    env.send({ from: env.self, to: leader, request: { command, relayedBy: env.self } });
+  }
+  return [];
+}
+
+const children = [
+  [ACTOR.election, electionMachine],
+  [ACTOR.acceptor, acceptorMachine],
+  [ACTOR.proposer, proposerMachine],
+  [ACTOR.executor, executorMachine],
+  [ACTOR.lockManager, lockManagerMachine],
+] as const;
+
+export const nodeMachine = setup({
+  types: {
+    context: {} as NodeContext,
+    events: {} as NodeEvent,
+    input: {} as { env: NodeEnv; failed?: boolean },
+  },
+  guards: {
+    startsFailed: ({ context }) => context.env.state.failed,
+  },
+  actions: {
+    route: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<NodeEvent, { type: 'message' }>;
+      deliverNotices(enqueue, routeMessage(context.env, e.envelope));
+    }),
+    tickChildren: enqueueActions(({ enqueue }) => {
+      deliverNotices(enqueue, [
+        { to: ACTOR.election, event: { type: 'tick' } },
+        { to: ACTOR.acceptor, event: { type: 'tick' } },
+        { to: ACTOR.proposer, event: { type: 'tick' } },
+      ]);
+    }),
+    endTurn: enqueueActions(({ enqueue }) => {
+      deliverNotices(enqueue, [
+        { to: ACTOR.proposer, event: { type: 'endOfTurn' } },
+        { to: ACTOR.executor, event: { type: 'execute' } },
+      ]);
+    }),
+    scheduleTick: raise({ type: 'tick' }, { id: 'tick', delay: ({ context }) => context.env.tuning.tickMs }),
+    stopClock: cancel('tick'),
+    recordFailed: ({ context }) => context.env.record({ failed: {} }),
+    recordRecovered: enqueueActions(({ context, enqueue }) => {
+      context.env.record({ recovered: {} });
+      deliverNotices(enqueue, [{ to: ACTOR.election, event: { type: 'recovered' } }]);
+    }),
+    startSet: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<NodeEvent, { type: 'flush' }>;
+      const { env } = context;
+      env.record({
+        flushed: { initialBalance: e.initialBalance, leader: e.leader, set: e.set, ballot: { round: 1, node: e.leader } },
+      });
+      deliverNotices(enqueue, [
+        { to: ACTOR.proposer, event: { type: 'reset' } },
+        { to: ACTOR.lockManager, event: { type: 'reset' } },
+        { to: ACTOR.election, event: { type: 'flushed', leader: e.leader } },
+      ]);
+    }),
+  },
+}).createMachine({
+  id: 'node',
+  context: ({ input }) => ({ env: input.env }),
+  entry: children.map(([id, machine]) =>
+    spawnChild(machine as never, { id, systemId: id, input: ({ context }: { context: NodeContext }) => ({ env: context.env }) } as never),
+  ),
+  initial: 'booting',
+  on: {
+    flush: { target: '.live', reenter: true, actions: 'startSet' },
+  },
+  states: {
+    booting: {
+      always: [{ guard: 'startsFailed', target: 'failed' }, { target: 'live' }],
+    },
+    live: {
+      entry: 'scheduleTick',
+      exit: 'stopClock',
+      on: {
+        message: { actions: 'route' },
+        tick: { actions: ['tickChildren', 'scheduleTick'] },
+        endOfTurn: { actions: 'endTurn' },
+        fail: { target: 'failed', actions: 'recordFailed' },
+      },
+    },
+    failed: {
+      on: {
+        recover: { target: 'live', actions: 'recordRecovered' },
+        // Work already committed before the failure still executes locally.
+        endOfTurn: { actions: 'endTurn' },
+      },
+    },
+  },
+});

@@ -1,0 +1,180 @@
+/**
+ * The leader's proposer (Multi-Paxos phase 2a and the commit decision).
+ *
+ * Admitted transfers queue up; at the end of each turn (or when a batch is
+ * full) they become one ACCEPT round: consecutive sequence numbers, one
+ * message per follower. Several rounds are in flight at once, bounded by
+ * config. An entry that a majority accepted is committed and the commit is
+ * broadcast; an entry still waiting after `retransmitTicks` is sent again to
+ * the followers that have not answered (lost messages, recovered nodes).
+ */
+import { setup } from 'xstate';
+import { ballotEquals, entryKey, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
+import { sendToNode, sendToPeers, type NodeEnv } from './env.js';
+import type { AcceptedEvent, EndOfTurnEvent, LeadEvent, ProposeEvent, StepDownEvent, TickEvent } from './events.js';
+import { failReply } from './replies.js';
+
+interface Pending {
+  entry: Entry;
+  votes: Set<NodeId>;
+  sentAtTick: number;
+}
+
+export interface ProposerContext {
+  env: NodeEnv;
+  ballot: Ballot;
+  nextSeq: number;
+  queue: Command[];
+  /** Entries awaiting a majority, by entry key, in proposal order. */
+  pending: Map<number, Pending>;
+  ticks: number;
+}
+
+export type ProposerEvent = LeadEvent | StepDownEvent | ProposeEvent | AcceptedEvent | EndOfTurnEvent | TickEvent | { type: 'reset' };
+
+function inflightLimit(env: NodeEnv): number {
+  return env.tuning.maxInflightRounds * env.tuning.maxBatch;
+}
+
+/** Turns queued commands into ACCEPT rounds while the pipeline has room. */
+function proposeQueued(ctx: ProposerContext): void {
+  const { env } = ctx;
+  while (ctx.queue.length > 0 && ctx.pending.size < inflightLimit(env)) {
+    const batch = ctx.queue.splice(0, env.tuning.maxBatch);
+    const entries: Entry[] = batch.map((command) => ({ seq: ctx.nextSeq++, phase: 0, ballot: ctx.ballot, command }));
+    env.record({ accepted: { entries } });
+    for (const entry of entries) {
+      ctx.pending.set(entryKey(entry.seq!, 0), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
+    }
+    sendToPeers(env, { accept: { ballot: ctx.ballot, entries } });
+  }
+  commitReady(ctx, [...ctx.pending.keys()]);
+}
+
+/** Commits every listed entry that has a majority; one COMMIT for all of them. */
+function commitReady(ctx: ProposerContext, keys: number[]): void {
+  const { env } = ctx;
+  const chosen: EntryKey[] = [];
+  for (const key of keys) {
+    const p = ctx.pending.get(key);
+    if (!p || p.votes.size < env.majority) continue;
+    ctx.pending.delete(key);
+    chosen.push({ seq: p.entry.seq, phase: p.entry.phase });
+  }
+  if (chosen.length === 0) return;
+  env.record({ committed: { keys: chosen } });
+  sendToPeers(env, { commit: { ballot: ctx.ballot, keys: chosen } });
+}
+
+function retransmit(ctx: ProposerContext): void {
+  const { env } = ctx;
+  const due = ctx.ticks - env.tuning.retransmitTicks;
+  const byPeer = new Map<NodeId, Entry[]>();
+  for (const p of ctx.pending.values()) {
+    if (p.sentAtTick > due) break; // later entries were sent later
+    p.sentAtTick = ctx.ticks;
+    for (const peer of env.peers) {
+      if (p.votes.has(peer)) continue;
+      let list = byPeer.get(peer);
+      if (!list) byPeer.set(peer, (list = []));
+      if (list.length < env.tuning.maxCatchupEntries) list.push(p.entry);
+    }
+  }
+  // Entries re-sent in ballot order keep the pending map ordered by send tick.
+  if (byPeer.size > 0) {
+    const again = [...ctx.pending.entries()];
+    ctx.pending = new Map(again.sort((a, b) => a[1].sentAtTick - b[1].sentAtTick || a[0] - b[0]));
+  }
+  for (const [peer, entries] of byPeer) sendToNode(env, peer, { accept: { ballot: ctx.ballot, entries } });
+}
+
+export const proposerMachine = setup({
+  types: {
+    context: {} as ProposerContext,
+    events: {} as ProposerEvent,
+    input: {} as { env: NodeEnv },
+  },
+  guards: {
+    queueFull: ({ context }) => context.queue.length >= context.env.tuning.maxQueue,
+  },
+  actions: {
+    takeLead: ({ context, event }) => {
+      const e = event as LeadEvent;
+      const { env } = context;
+      context.ballot = { ...e.ballot };
+      context.queue = [];
+      context.pending = new Map();
+      for (const entry of e.pending) {
+        context.pending.set(entryKey(entry.seq ?? 0, entry.phase), { entry, votes: new Set([env.self]), sentAtTick: context.ticks });
+      }
+      context.nextSeq = env.state.maxSeq + 1;
+      commitReady(context, [...context.pending.keys()]);
+    },
+    enqueue: ({ context, event }) => {
+      const e = event as ProposeEvent;
+      context.queue.push(e.command);
+      if (context.queue.length >= context.env.tuning.maxBatch) proposeQueued(context);
+    },
+    refuseOverload: ({ context, event }) => {
+      failReply(context.env, (event as ProposeEvent).command, 'overloaded');
+    },
+    flushQueue: ({ context }) => proposeQueued(context),
+    countVote: ({ context, event }) => {
+      const e = event as AcceptedEvent;
+      if (!ballotEquals(e.msg.ballot, context.ballot)) return;
+      const keys: number[] = [];
+      for (const k of e.msg.keys ?? []) {
+        const key = entryKey(k.seq ?? 0, k.phase);
+        const p = context.pending.get(key);
+        if (!p) continue;
+        p.votes.add(e.from);
+        keys.push(key);
+      }
+      commitReady(context, keys);
+    },
+    onTick: ({ context }) => {
+      context.ticks++;
+      retransmit(context);
+    },
+    countTick: ({ context }) => {
+      context.ticks++;
+    },
+    forget: ({ context }) => {
+      context.queue = [];
+      context.pending = new Map();
+    },
+  },
+}).createMachine({
+  id: 'proposer',
+  context: ({ input }) => ({
+    env: input.env,
+    ballot: { round: 0, node: 0 },
+    nextSeq: 1,
+    queue: [],
+    pending: new Map(),
+    ticks: 0,
+  }),
+  initial: 'idle',
+  on: {
+    reset: { target: '.idle', actions: 'forget' },
+  },
+  states: {
+    idle: {
+      entry: 'forget',
+      on: {
+        lead: { target: 'leading', actions: 'takeLead' },
+        tick: { actions: 'countTick' },
+      },
+    },
+    leading: {
+      on: {
+        propose: [{ guard: 'queueFull', actions: 'refuseOverload' }, { actions: 'enqueue' }],
+        accepted: { actions: 'countVote' },
+        endOfTurn: { actions: 'flushQueue' },
+        tick: { actions: 'onTick' },
+        stepDown: { target: 'idle' },
+        lead: { target: 'leading', reenter: true, actions: 'takeLead' },
+      },
+    },
+  },
+});

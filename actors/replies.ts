@@ -1,0 +1,31 @@
+/**
+ * Answers to clients. Every reply names the leader as this node knows it, so
+ * a client that asked the wrong node learns where to go next.
+ */
+import { shardbank, type ClientReply, type Command } from '../protocol/messages.js';
+import type { NodeEnv } from './env.js';
+
+export function replyTo(env: NodeEnv, command: Command, reply: Omit<ClientReply, 'client' | 'timestamp'>): void {
+  const client = command.client ?? '';
+  if (!client) return;
+  env.send({
+    from: env.self,
+    toClient: client,
+    reply: {
+      ...reply,
+      client,
+      timestamp: command.timestamp ?? 0,
+      leader: env.view.leader,
+      ballot: env.view.ballot,
+    },
+  });
+}
+
+export function failReply(env: NodeEnv, command: Command, reason: string): void {
+  replyTo(env, command, { status: shardbank.Status.FAILED, reason });
+}
+
+/** The identity of a client request, for exactly-once and lock ownership. */
+export function requestId(command: Command): string {
+  return `${command.client ?? ''}:${command.timestamp ?? 0}`;
+}

@@ -1,0 +1,90 @@
+/**
+ * The per-node event log on any abstract-level store: LevelDB on disk for real
+ * nodes (classic-level), memory-level in simulation. Each `append` is one
+ * batch, synced to disk before it resolves (group commit).
+ */
+import { ClassicLevel } from 'classic-level';
+import { MemoryLevel } from 'memory-level';
+import { shardbank, type LogEventProps } from '../protocol/messages.js';
+
+/** The part of abstract-level this log uses; both stores provide it. */
+interface Db {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  clear(): Promise<void>;
+  batch(ops: { type: 'put'; key: string; value: Uint8Array }[], opts: { sync?: boolean }): Promise<void>;
+  keys(opts: { reverse?: boolean; limit?: number }): AsyncIterable<string>;
+  iterator(): AsyncIterable<[string, Uint8Array]>;
+}
+
+const KEY_WIDTH = 12;
+
+function keyFor(index: number): string {
+  return index.toString(16).padStart(KEY_WIDTH, '0');
+}
+
+export class EventLog {
+  private nextIndex = 0;
+  private opened = false;
+
+  private constructor(
+    private readonly db: Db,
+    private readonly sync: boolean,
+  ) {}
+
+  /** A log in a LevelDB directory; events are fsynced before append resolves. */
+  static onDisk(dir: string, opts: { sync?: boolean } = {}): EventLog {
+    return new EventLog(new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view' }) as unknown as Db, opts.sync ?? true);
+  }
+
+  /** A log in memory (simulation, specs). */
+  static inMemory(): EventLog {
+    return new EventLog(new MemoryLevel<string, Uint8Array>({ valueEncoding: 'view' }) as unknown as Db, false);
+  }
+
+  async open(): Promise<void> {
+    if (this.opened) return;
+    await this.db.open();
+    this.opened = true;
+    for await (const key of this.db.keys({ reverse: true, limit: 1 })) this.nextIndex = parseInt(key, 16) + 1;
+  }
+
+  /** Appends events as one batch; resolves once they are durable. */
+  async append(events: LogEventProps[]): Promise<void> {
+    if (events.length === 0) return;
+    const ops = events.map((ev) => ({
+      type: 'put' as const,
+      key: keyFor(this.nextIndex++),
+      value: shardbank.LogEvent.encode(ev).finish(),
+    }));
+    await this.db.batch(ops, { sync: this.sync });
+  }
+
+  /** Every event in order, with its index. */
+  async *entries(): AsyncGenerator<{ index: number; event: shardbank.LogEvent }> {
+    for await (const [key, value] of this.db.iterator()) {
+      yield { index: parseInt(key, 16), event: shardbank.LogEvent.decode(value) };
+    }
+  }
+
+  async readAll(): Promise<shardbank.LogEvent[]> {
+    const out: shardbank.LogEvent[] = [];
+    for await (const { event } of this.entries()) out.push(event);
+    return out;
+  }
+
+  /** Drops every event (a flush starts the log anew). */
+  async clear(): Promise<void> {
+    await this.db.clear();
+    this.nextIndex = 0;
+  }
+
+  get size(): number {
+    return this.nextIndex;
+  }
+
+  async close(): Promise<void> {
+    if (this.opened) await this.db.close();
+    this.opened = false;
+  }
+}
