@@ -137,7 +137,7 @@ export const nodeMachine = setup({
   ),
   initial: 'booting',
   on: {
-    flush: { target: '.live', reenter: true, actions: 'startSet' },
+    flush: { target: '.live', actions: 'startSet' },
   },
   states: {
     booting: {

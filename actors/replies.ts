@@ -10,7 +10,7 @@ export function replyTo(env: NodeEnv, command: Command, reply: Omit<ClientReply,
   if (!client) return;
   env.send({
     from: env.self,
-    toClient: client,
+    toClient: connectionOf(client),
     reply: {
       ...reply,
       client,
@@ -28,4 +28,14 @@ export function failReply(env: NodeEnv, command: Command, reason: string): void 
 /** The identity of a client request, for exactly-once and lock ownership. */
 export function requestId(command: Command): string {
   return `${command.client ?? ''}:${command.timestamp ?? 0}`;
+}
+
+/**
+ * A client process opens one connection under its name and runs many logical
+ * clients `name/k` over it (one request in flight each); replies go to the
+ * connection.
+ */
+export function connectionOf(client: string): string {
+  const slash = client.indexOf('/');
+  return slash < 0 ? client : client.slice(0, slash);
 }

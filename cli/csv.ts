@@ -172,7 +172,10 @@ function fieldsOf(line: string, delimiter: string): string[] | { error: string }
   try {
     records = parseCsv(line, { delimiter, relax_column_count: true, relax_quotes: true, trim: true }) as string[][];
   } catch (e) {
-    return { error: `malformed CSV row: ${(e as Error).message}` };
+    // csv-parse counts lines within the one line it was given; drop its position.
+    const err = e as Error & { code?: string };
+    const why = err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'a double quote is never closed' : err.message.replace(/\s*(at|on) line \d+.*$/i, '');
+    return { error: `malformed CSV row: ${why}` };
   }
   const fields = records[0] ?? [];
   while (fields.length > 0 && fields[fields.length - 1] === '') fields.pop();

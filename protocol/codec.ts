@@ -70,26 +70,25 @@ function readLength(buf: Uint8Array, at: number): number {
   return ((buf[at]! << 24) >>> 0) + (buf[at + 1]! << 16) + (buf[at + 2]! << 8) + buf[at + 3]!;
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+/** A buffer the decoder fills completely before reading it, so it need not be zeroed. */
+function allocate(n: number): Uint8Array {
+  return typeof Buffer !== 'undefined' ? Buffer.allocUnsafe(n) : new Uint8Array(n);
 }
 
 /**
  * Turns a stream of chunks into envelopes. Frames may be split across chunks
- * and a chunk may hold many frames. After a `FrameError` the stream position
- * is lost, so the decoder refuses any further input and the caller closes the
- * connection.
+ * and a chunk may hold many frames. Whole frames inside a chunk are decoded in
+ * place; only a frame cut by a chunk boundary is copied, once, into a buffer
+ * of its declared size. After a `FrameError` the stream position is lost, so
+ * the decoder refuses any further input and the caller closes the connection.
  */
 export class FrameDecoder {
-  /** Bytes of an incomplete frame, kept as received until the frame is whole. */
-  private parts: Uint8Array[] = [];
-  private partsBytes = 0;
+  /** Bytes of a length prefix cut by a chunk boundary. */
+  private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
+  private headerFilled = 0;
+  /** The payload of a frame cut by a chunk boundary, filled as chunks arrive. */
+  private payload: Uint8Array | null = null;
+  private payloadFilled = 0;
   private failure: FrameError | null = null;
   /** Envelopes decoded so far in the current push, for `FrameError.decodedBefore`. */
   private out: EnvelopeProps[] = [];
@@ -100,7 +99,7 @@ export class FrameDecoder {
 
   /** Bytes held back waiting for the rest of a frame. */
   get buffered(): number {
-    return this.partsBytes;
+    return this.payload ? FRAME_HEADER_BYTES + this.payloadFilled : this.headerFilled;
   }
 
   get failed(): boolean {
@@ -116,8 +115,10 @@ export class FrameDecoder {
       this.consume(chunk);
       return this.out;
     } catch (err) {
-      this.parts = [];
-      this.partsBytes = 0;
+      this.header.fill(0);
+      this.headerFilled = 0;
+      this.payload = null;
+      this.payloadFilled = 0;
       const failure =
         err instanceof FrameError
           ? err
@@ -131,52 +132,63 @@ export class FrameDecoder {
   }
 
   private consume(chunk: Uint8Array): void {
-    let buf = chunk;
-    if (this.partsBytes > 0) {
-      // Chunks of a large frame are only collected, and joined once the frame
-      // is complete: joining on every chunk would copy the frame over and over.
-      this.parts.push(chunk);
-      this.partsBytes += chunk.length;
-      if (this.partsBytes < FRAME_HEADER_BYTES) return;
-      const len = this.heldLength();
-      this.checkLength(len);
-      if (this.partsBytes < FRAME_HEADER_BYTES + len) return;
-      buf = concat(this.parts, this.partsBytes);
-      this.parts = [];
-      this.partsBytes = 0;
+    let at = 0;
+    if (this.headerFilled > 0) {
+      const n = Math.min(FRAME_HEADER_BYTES - this.headerFilled, chunk.length);
+      this.header.set(chunk.subarray(0, n), this.headerFilled);
+      this.headerFilled += n;
+      at = n;
+      if (this.headerFilled < FRAME_HEADER_BYTES) return;
+      this.headerFilled = 0;
+      this.startPayload(readLength(this.header, 0));
+    }
+    if (this.payload) {
+      const n = Math.min(this.payload.length - this.payloadFilled, chunk.length - at);
+      this.payload.set(chunk.subarray(at, at + n), this.payloadFilled);
+      this.payloadFilled += n;
+      at += n;
+      if (this.payloadFilled < this.payload.length) return;
+      const whole = this.payload;
+      this.payload = null;
+      this.payloadFilled = 0;
+      this.emit(decodeFrame(whole));
     }
 
-    let at = 0;
-    while (buf.length - at >= FRAME_HEADER_BYTES) {
-      const len = readLength(buf, at);
+    while (chunk.length - at >= FRAME_HEADER_BYTES) {
+      const len = readLength(chunk, at);
       this.checkLength(len);
       const end = at + FRAME_HEADER_BYTES + len;
-      if (end > buf.length) break;
-      const envs = decodeFrame(buf.subarray(at + FRAME_HEADER_BYTES, end));
-      if (this.out.length === 0) this.out = envs;
-      else for (const e of envs) this.out.push(e);
+      if (end > chunk.length) {
+        // Copied so that a caller may reuse its chunk buffer after push returns.
+        this.startPayload(len);
+        const rest = chunk.subarray(at + FRAME_HEADER_BYTES);
+        this.payload!.set(rest);
+        this.payloadFilled = rest.length;
+        return;
+      }
+      this.emit(decodeFrame(chunk.subarray(at + FRAME_HEADER_BYTES, end)));
       at = end;
     }
-    if (at < buf.length) {
-      // Copied so that a caller may reuse its chunk buffer after push returns.
-      const rest = buf.slice(at);
-      this.parts.push(rest);
-      this.partsBytes = rest.length;
-      if (rest.length >= FRAME_HEADER_BYTES) this.checkLength(readLength(rest, 0));
+    if (at < chunk.length) {
+      this.header.set(chunk.subarray(at));
+      this.headerFilled = chunk.length - at;
     }
   }
 
-  /** The declared length of the held frame, whose header may span parts. */
-  private heldLength(): number {
-    const head = this.parts[0]!;
-    if (head.length >= FRAME_HEADER_BYTES) return readLength(head, 0);
-    const bytes = new Uint8Array(FRAME_HEADER_BYTES);
-    let n = 0;
-    for (const p of this.parts) {
-      for (let i = 0; i < p.length && n < FRAME_HEADER_BYTES; i++) bytes[n++] = p[i]!;
-      if (n === FRAME_HEADER_BYTES) break;
+  private startPayload(len: number): void {
+    this.checkLength(len);
+    if (len === 0) {
+      this.emit([]);
+      return;
     }
-    return readLength(bytes, 0);
+    this.payload = allocate(len);
+    this.payloadFilled = 0;
+  }
+
+  private emit(envs: EnvelopeProps[]): void {
+    if (envs.length === 0) return;
+    if (this.out.length === 0) this.out = envs;
+    else for (const e of envs) this.out.push(e);
   }
 
   private checkLength(len: number): void {

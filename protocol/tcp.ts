@@ -254,8 +254,15 @@ export class TcpTransport implements Transport {
         this.loopback = [];
         // A copy through the codec, so sender and receiver never share objects,
         // exactly as over the wire.
-        const bytes = encodeFrame(envs);
-        for (const env of decodeFrame(bytes.subarray(FRAME_HEADER_BYTES))) this.deliver(env);
+        let copies: EnvelopeProps[];
+        try {
+          copies = decodeFrame(encodeFrame(envs).subarray(FRAME_HEADER_BYTES));
+        } catch (err) {
+          this.counters.dropped += envs.length;
+          this.log(`dropping ${envs.length} unencodable envelope(s) to self: ${err instanceof Error ? err.message : String(err)}`);
+          return;
+        }
+        for (const env of copies) this.deliver(env);
       });
     }
   }
@@ -326,14 +333,18 @@ export class TcpTransport implements Transport {
 
   private flushPeer(peer: Peer): void {
     if (this.closing || peer.queue.size === 0) return;
-    if (peer.state === 'idle') {
-      this.connect(peer);
+    if (peer.state === 'open' && peer.conn) {
+      // While the socket is backed up, envelopes wait in the bounded queue
+      // and 'drain' flushes them.
+      if (!peer.conn.socket.writableNeedDrain) this.write(peer.conn, peer.queue.take());
       return;
     }
-    // Until connected, or while the socket is backed up, envelopes wait in
-    // the bounded queue; 'connect' and 'drain' flush them.
-    if (peer.state !== 'open' || !peer.conn || peer.conn.socket.writableNeedDrain) return;
-    this.write(peer.conn, peer.queue.take());
+    // No outbound connection yet: the peer's own connection to us, if it has
+    // one, is a working path too (it reads every socket it holds).
+    const back = this.inbound.get(nodeKey(peer.node));
+    if (back && !back.dead && !back.socket.writableNeedDrain) this.write(back, peer.queue.take());
+    // Otherwise they wait for 'connect'.
+    if (peer.state === 'idle') this.connect(peer);
   }
 
   private flushRoute(key: string): void {
@@ -363,7 +374,22 @@ export class TcpTransport implements Transport {
   }
 
   private encodeInto(conn: Conn, envs: EnvelopeProps[], out: Uint8Array[]): void {
-    const bytes = encodeFrame(envs);
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeFrame(envs);
+    } catch (err) {
+      // One malformed envelope must not sink the rest of the batch: halve
+      // until it is found, and drop only that one.
+      if (envs.length === 1) {
+        this.counters.dropped++;
+        this.log(`dropping an unencodable envelope to ${conn.label}: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      const half = envs.length >> 1;
+      this.encodeInto(conn, envs.slice(0, half), out);
+      this.encodeInto(conn, envs.slice(half), out);
+      return;
+    }
     if (bytes.length - FRAME_HEADER_BYTES <= this.maxFrameBytes) {
       out.push(bytes);
       this.counters.framesSent++;
@@ -440,7 +466,11 @@ export class TcpTransport implements Transport {
       }
     });
     socket.on('drain', () => {
-      for (const key of conn.keys) this.flushRoute(key);
+      for (const key of conn.keys) {
+        this.flushRoute(key);
+        const peer = key.startsWith('n:') ? this.peers.get(Number(key.slice(2))) : undefined;
+        if (peer) this.flushPeer(peer);
+      }
     });
     this.wire(conn, () => {});
   }
@@ -462,7 +492,7 @@ export class TcpTransport implements Transport {
   }
 
   private onData(conn: Conn, chunk: Buffer): void {
-    if (conn.dead) return;
+    if (conn.dead || this.closing) return;
     let envs: EnvelopeProps[];
     let failure: string | null = null;
     try {

@@ -84,6 +84,26 @@ test('two frames in one chunk, and a third split across chunks', () => {
   assert.equal(second.map((e) => bodyOf(e)), ['heartbeat', 'admin']);
 });
 
+test('empty frames mixed with full ones, and a large frame in many chunks', () => {
+  const empty = encodeFrame([]);
+  const full = encodeFrame(sample());
+  const big = encodeFrame(
+    Array.from({ length: 2000 }, (_, i) => ({ from: 1, to: 2, heartbeat: { ballot: { round: i, node: 1 }, commitThrough: i } })),
+  );
+  const stream = new Uint8Array(empty.length * 2 + full.length + big.length);
+  let at = 0;
+  for (const part of [empty, full, empty, big]) {
+    stream.set(part, at);
+    at += part.length;
+  }
+  const dec = new FrameDecoder(1 << 20);
+  let got: EnvelopeProps[] = [];
+  for (let i = 0; i < stream.length; i += 1000) got = got.concat(dec.push(stream.subarray(i, i + 1000)));
+  assert.is(got.length, sample().length + 2000);
+  assert.is(got[got.length - 1]!.heartbeat!.commitThrough, 1999);
+  assert.is(dec.buffered, 0);
+});
+
 test('a partial frame survives the caller reusing its chunk buffer', () => {
   const bytes = encodeFrame(sample());
   const dec = new FrameDecoder(1 << 20);

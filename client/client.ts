@@ -1,0 +1,183 @@
+/**
+ * The bank client. Each request carries (client, timestamp) so that the
+ * cluster executes it exactly once however often it is sent. A request goes
+ * to the believed leader of the owning cluster; past `clientTimeoutMs`
+ * without a reply it is broadcast to every node of that cluster (followers
+ * relay it to their leader), again every timeout, until `clientGiveUpMs`,
+ * when it ends as `failed: no reply`. Replies name the leader, which the
+ * client then follows.
+ *
+ * Concurrency: the client runs `slots` logical clients (`name/k`), each with
+ * one request in flight, so per-client exactly-once bookkeeping on the nodes
+ * stays one reply per logical client.
+ */
+import { shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { clusterNodes, clusterOfItem, type Topology } from '../protocol/topology.js';
+import type { Transport } from '../protocol/transport.js';
+import { realTimers, type Timers } from './timers.js';
+
+export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'ok';
+
+export interface TxResult {
+  status: ResultStatus;
+  reason?: string;
+  balance?: number;
+  latencyMs: number;
+  /** The node that answered. */
+  node?: NodeId;
+}
+
+interface InFlight {
+  command: Command;
+  cluster: number;
+  startedAt: number;
+  timer: unknown;
+  resolve: (r: TxResult) => void;
+  slot: Slot;
+}
+
+interface Slot {
+  name: string;
+  timestamp: number;
+}
+
+const STATUS: Record<number, ResultStatus> = {
+  [shardbank.Status.COMMITTED]: 'committed',
+  [shardbank.Status.ABORTED]: 'aborted',
+  [shardbank.Status.FAILED]: 'failed',
+  [shardbank.Status.OK]: 'ok',
+};
+
+export interface ClientOptions {
+  topology: Topology;
+  transport: Transport;
+  /** The connection's name; logical clients are `name/k`. */
+  name: string;
+  slots?: number;
+  timers?: Timers;
+}
+
+export class BankClient {
+  private readonly topology: Topology;
+  private readonly transport: Transport;
+  private readonly timers: Timers;
+  private readonly leaders = new Map<number, NodeId>();
+  private readonly inflight = new Map<string, InFlight>();
+  private readonly free: Slot[] = [];
+  private readonly waiting: ((s: Slot) => void)[] = [];
+
+  constructor(opts: ClientOptions) {
+    this.topology = opts.topology;
+    this.transport = opts.transport;
+    this.timers = opts.timers ?? realTimers;
+    for (let k = 1; k <= (opts.slots ?? 64); k++) this.free.push({ name: `${opts.name}/${k}`, timestamp: 0 });
+    this.transport.onEnvelope((env) => this.onEnvelope(env));
+    this.resetLeaders();
+  }
+
+  /** Believes the first node of every cluster leads (as at the start of a set). */
+  resetLeaders(): void {
+    for (let c = 1; c <= this.topology.clusters; c++) this.leaders.set(c, clusterNodes(this.topology, c)[0]!);
+  }
+
+  leaderOf(cluster: number): NodeId | undefined {
+    return this.leaders.get(cluster);
+  }
+
+  transfer(sender: number, receiver: number, amount: number): Promise<TxResult> {
+    const cs = clusterOfItem(this.topology, sender);
+    const cr = clusterOfItem(this.topology, receiver);
+    if (cs === null || cr === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
+    if (!Number.isInteger(amount) || amount <= 0) {
+      return Promise.resolve({ status: 'failed', reason: 'amount must be a positive integer', latencyMs: 0 });
+    }
+    if (cs !== cr) return Promise.resolve({ status: 'failed', reason: 'cross-shard not supported', latencyMs: 0 });
+    return this.submit(cs, { transfer: { sender, receiver, amount } });
+  }
+
+  read(item: number): Promise<TxResult> {
+    const c = clusterOfItem(this.topology, item);
+    if (c === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
+    return this.submit(c, { read: { item } });
+  }
+
+  private async submit(cluster: number, op: Omit<Command, 'client' | 'timestamp'>): Promise<TxResult> {
+    const slot = await this.takeSlot();
+    slot.timestamp++;
+    const command: Command = { ...op, client: slot.name, timestamp: slot.timestamp };
+    const id = `${slot.name}:${slot.timestamp}`;
+    return new Promise<TxResult>((resolve) => {
+      const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve };
+      this.inflight.set(id, req);
+      this.sendTo(this.leaders.get(cluster)!, command);
+      this.arm(id, req);
+    });
+  }
+
+  private arm(id: string, req: InFlight): void {
+    const { clientTimeoutMs, clientGiveUpMs } = this.topology.tuning;
+    req.timer = this.timers.setTimeout(() => {
+      if (!this.inflight.has(id)) return;
+      if (this.timers.now() - req.startedAt + clientTimeoutMs > clientGiveUpMs) {
+        this.finish(id, { status: 'failed', reason: 'no reply' });
+        return;
+      }
+      for (const node of clusterNodes(this.topology, req.cluster)) this.sendTo(node, req.command);
+      this.arm(id, req);
+    }, clientTimeoutMs);
+  }
+
+  private sendTo(node: NodeId, command: Command): void {
+    this.transport.send({ from: 0, to: node, fromClient: command.client, request: { command } });
+    this.transport.flush();
+  }
+
+  private onEnvelope(env: EnvelopeProps): void {
+    const reply = env.reply;
+    if (!reply) return;
+    const id = `${reply.client}:${reply.timestamp}`;
+    const req = this.inflight.get(id);
+    if (!req) return;
+    if (reply.leader) this.leaders.set(req.cluster, reply.leader);
+    this.finish(id, toResult(reply, env.from ?? 0));
+  }
+
+  private finish(id: string, r: Omit<TxResult, 'latencyMs'>): void {
+    const req = this.inflight.get(id);
+    if (!req) return;
+    this.inflight.delete(id);
+    this.timers.clearTimeout(req.timer);
+    req.resolve({ ...r, latencyMs: this.timers.now() - req.startedAt });
+    this.releaseSlot(req.slot);
+  }
+
+  private takeSlot(): Promise<Slot> {
+    const s = this.free.pop();
+    if (s) return Promise.resolve(s);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private releaseSlot(s: Slot): void {
+    const next = this.waiting.shift();
+    if (next) next(s);
+    else this.free.push(s);
+  }
+
+  /** Requests still waiting for an answer. */
+  get pending(): number {
+    return this.inflight.size;
+  }
+
+  /** Gives up every request in flight (as `failed`), e.g. when a run is stopped. */
+  abandonAll(reason = 'client stopped'): void {
+    for (const id of [...this.inflight.keys()]) this.finish(id, { status: 'failed', reason });
+  }
+}
+
+function toResult(reply: ClientReply, node: NodeId): Omit<TxResult, 'latencyMs'> {
+  const status = STATUS[reply.status ?? 0] ?? 'failed';
+  const r: Omit<TxResult, 'latencyMs'> = { status, node };
+  if (reply.reason) r.reason = reply.reason;
+  if (reply.hasBalance) r.balance = reply.balance ?? 0;
+  return r;
+}

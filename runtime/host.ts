@@ -1,0 +1,250 @@
+/**
+ * Hosts one node: its actor hierarchy, its event log and its transport.
+ *
+ * Work happens in turns. A turn feeds every envelope that arrived since the
+ * last one to the actors, then ends the turn (the proposer cuts its batch,
+ * the executor runs what is committed). The events the turn recorded go to
+ * the log as one synced batch, and only when that batch is durable are the
+ * turn's messages and replies released (persist, then send: DESIGN rule 2).
+ * While a batch is being written the next turn already runs; its output waits
+ * for its own batch. Timers enter the same way: a tick is a turn.
+ */
+import { createActor, type Actor } from 'xstate';
+import type { NodeEnv } from '../actors/env.js';
+import { nodeMachine } from '../actors/node.js';
+import {
+  shardbank,
+  type AdminReply,
+  type AdminRequest,
+  type EnvelopeProps,
+  type LogEventProps,
+  type NodeId,
+} from '../protocol/messages.js';
+import { createRng, mixSeed } from '../protocol/rng.js';
+import { clusterNodes, clusterOfNode, type Topology } from '../protocol/topology.js';
+import type { Transport } from '../protocol/transport.js';
+import type { EventLog } from '../store/eventlog.js';
+import { applyEvent, balanceOf, replay, type ReplicaState } from '../store/state.js';
+
+/** The clock XState schedules delayed events on (real timers or simulated). */
+export interface Clock {
+  setTimeout(fn: (...args: unknown[]) => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+export interface HostOptions {
+  topology: Topology;
+  node: NodeId;
+  transport: Transport;
+  log: EventLog;
+  seed?: number;
+  clock?: Clock;
+  /** Runs fn soon, after the current work (setImmediate, or the simulator's queue). */
+  defer?: (fn: () => void) => void;
+  logger?: (line: string) => void;
+}
+
+const realClock: Clock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+};
+
+export class NodeHost {
+  readonly node: NodeId;
+  private readonly opts: HostOptions;
+  private actor!: Actor<typeof nodeMachine>;
+  private env!: NodeEnv;
+  private inbox: EnvelopeProps[] = [];
+  private events: LogEventProps[] = [];
+  private sends: EnvelopeProps[] = [];
+  private turnScheduled = false;
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+  /** Synced batches written, and events in them (for tests and stats). */
+  readonly stats = { batches: 0, events: 0, turns: 0 };
+
+  constructor(opts: HostOptions) {
+    this.opts = opts;
+    this.node = opts.node;
+  }
+
+  get state(): ReplicaState {
+    return this.env.state;
+  }
+
+  get view(): NodeEnv['view'] {
+    return this.env.view;
+  }
+
+  /** Opens the log, rebuilds the state by replay, starts the actors. */
+  async start(): Promise<void> {
+    const { topology, node, log } = this.opts;
+    await log.open();
+    const state = replay(node, await log.readAll());
+    if (state.set === 0) state.initialBalance = topology.initialBalance;
+    const cluster = clusterOfNode(topology, node);
+    const members = clusterNodes(topology, cluster);
+    this.env = {
+      self: node,
+      cluster,
+      members,
+      peers: members.filter((n) => n !== node),
+      majority: Math.floor(members.length / 2) + 1,
+      topology,
+      tuning: topology.tuning,
+      state,
+      view: { role: 'follower', leader: 0, ballot: { ...state.promised } },
+      rng: createRng(mixSeed(this.opts.seed ?? 1, node)),
+      record: (ev) => {
+        applyEvent(state, ev);
+        this.events.push(ev);
+        this.scheduleTurn();
+      },
+      send: (env) => {
+        // A failed node is disconnected: nothing leaves it.
+        if (!state.failed) this.sends.push(env);
+      },
+    };
+    const clock = this.wrapClock(this.opts.clock ?? realClock);
+    this.actor = createActor(nodeMachine, { input: { env: this.env }, clock, id: `n${node}` });
+    this.actor.start();
+    this.opts.transport.onEnvelope((env) => this.receive(env));
+  }
+
+  /** Timer callbacks run the actors outside a turn; their output must be committed too. */
+  private wrapClock(clock: Clock): Clock {
+    return {
+      setTimeout: (fn, ms) =>
+        clock.setTimeout(() => {
+          if (this.stopped) return;
+          fn();
+          this.scheduleTurn();
+        }, ms),
+      clearTimeout: (id) => clock.clearTimeout(id),
+    };
+  }
+
+  receive(envelope: EnvelopeProps): void {
+    if (this.stopped) return;
+    if (envelope.admin) {
+      void this.admin(envelope.admin, envelope.fromClient ?? '');
+      return;
+    }
+    this.inbox.push(envelope);
+    this.scheduleTurn();
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled || this.stopped) return;
+    this.turnScheduled = true;
+    (this.opts.defer ?? setImmediate)(() => this.turn());
+  }
+
+  private turn(): void {
+    this.turnScheduled = false;
+    if (this.stopped) return;
+    this.stats.turns++;
+    const batch = this.inbox;
+    this.inbox = [];
+    for (const envelope of batch) this.actor.send({ type: 'message', envelope });
+    this.actor.send({ type: 'endOfTurn' });
+    this.commit();
+  }
+
+  /** Writes this turn's events as one synced batch, then releases its output. */
+  private commit(): Promise<void> {
+    const events = this.events;
+    const sends = this.sends;
+    this.events = [];
+    this.sends = [];
+    if (events.length === 0 && sends.length === 0) return this.chain;
+    const { log, transport } = this.opts;
+    this.chain = this.chain.then(async () => {
+      if (events.length > 0) {
+        await log.append(events);
+        this.stats.batches++;
+        this.stats.events += events.length;
+      }
+      if (this.stopped) return;
+      for (const s of sends) transport.send(s);
+      transport.flush();
+    });
+    this.chain.catch((err) => this.log(`event log write failed: ${(err as Error).message}`));
+    return this.chain;
+  }
+
+  /** Resolves once everything recorded so far is durable and sent. */
+  async idle(): Promise<void> {
+    let seen: Promise<void> | undefined;
+    while (seen !== this.chain || this.turnScheduled) {
+      seen = this.chain;
+      await seen;
+      if (this.turnScheduled) await new Promise<void>((r) => (this.opts.defer ?? setImmediate)(r));
+    }
+  }
+
+  /** Runs an admin command; the reply leaves after the events it caused are durable. */
+  async admin(req: AdminRequest, client: string): Promise<AdminReply> {
+    const reply: AdminReply = { id: req.id ?? 0 };
+    const state = this.env.state;
+    try {
+      if (req.flush) {
+        await this.idle();
+        await this.opts.log.clear();
+        this.actor.send({
+          type: 'flush',
+          leader: req.flush.leader ?? 0,
+          initialBalance: req.flush.initialBalance ?? this.opts.topology.initialBalance,
+          set: req.flush.set ?? 0,
+        });
+      } else if (req.fail) {
+        this.actor.send({ type: 'fail' });
+      } else if (req.recover) {
+        this.actor.send({ type: 'recover' });
+      } else if (req.printBalance) {
+        reply.balance = balanceOf(state, req.printBalance.item ?? 0);
+      } else if (req.printDb) {
+        reply.items = [...state.modified].sort((a, b) => a - b).map((item) => ({ item, balance: balanceOf(state, item) }));
+      } else if (req.printView) {
+        reply.views = state.views;
+      } else if (req.status) {
+        reply.status = this.status();
+      } else {
+        reply.error = 'unknown admin command';
+      }
+      await this.commit();
+      await this.idle();
+    } catch (err) {
+      reply.error = (err as Error).message;
+    }
+    if (client) {
+      this.opts.transport.send({ from: this.node, toClient: client, adminReply: reply });
+      this.opts.transport.flush();
+    }
+    return reply;
+  }
+
+  status(): shardbank.NodeStatus.$Properties {
+    const { state, view } = this.env;
+    return {
+      node: this.node,
+      failed: state.failed,
+      leader: view.leader,
+      ballot: view.ballot,
+      role: view.role,
+      commitThrough: state.commitThrough,
+      executedThrough: state.executedThrough,
+    };
+  }
+
+  private log(line: string): void {
+    (this.opts.logger ?? ((l: string) => process.stderr.write(`${l}\n`)))(`n${this.node}: ${line}`);
+  }
+
+  /** Stops the actors and waits for pending writes; the transport and log are the caller's. */
+  async stop(): Promise<void> {
+    await this.chain.catch(() => undefined);
+    this.stopped = true;
+    this.actor.stop();
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * A whole cluster in one process: the seeded in-memory network, in-memory
+ * event logs, and one simulated clock that every node, the client and the
+ * network share. Nothing here reads real time, so one seed gives one run.
+ */
+import { AdminClient } from '../client/admin.js';
+import { BankClient, type TxResult } from '../client/client.js';
+import type { Timers } from '../client/timers.js';
+import { MemoryNetwork, type Scheduler } from '../protocol/memory.js';
+import type { AdminReply, AdminRequest, NodeId } from '../protocol/messages.js';
+import { mixSeed } from '../protocol/rng.js';
+import { allNodes, clusterNodes, clusterOfNode, makeTopology, type Topology } from '../protocol/topology.js';
+import { EventLog } from '../store/eventlog.js';
+import { NodeHost, type Clock } from './host.js';
+
+interface Timer {
+  at: number;
+  order: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** Discrete-event time: events run in (time, scheduling order). */
+export class SimScheduler implements Scheduler {
+  private time = 0;
+  private order = 0;
+  private queue: Timer[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  schedule(delayMs: number, fn: () => void): Timer {
+    const t: Timer = { at: this.time + Math.max(0, delayMs), order: this.order++, fn, cancelled: false };
+    // Binary insertion keeps the queue sorted by (at, order).
+    let lo = 0;
+    let hi = this.queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const q = this.queue[mid]!;
+      if (q.at < t.at || (q.at === t.at && q.order < t.order)) lo = mid + 1;
+      else hi = mid;
+    }
+    this.queue.splice(lo, 0, t);
+    return t;
+  }
+
+  cancel(t: unknown): void {
+    if (t) (t as Timer).cancelled = true;
+  }
+
+  /** Runs the next event; false when none is due by `limit`. */
+  step(limit = Infinity): boolean {
+    while (this.queue.length > 0) {
+      const t = this.queue[0]!;
+      if (t.at > limit) return false;
+      this.queue.shift();
+      if (t.cancelled) continue;
+      this.time = t.at;
+      t.fn();
+      return true;
+    }
+    return false;
+  }
+
+  advanceTo(ms: number): void {
+    if (ms > this.time) this.time = ms;
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+}
+
+export interface SimOptions {
+  seed?: number;
+  topology?: Topology;
+  clusters?: number;
+  nodesPerCluster?: number;
+  items?: number;
+  initialBalance?: number;
+}
+
+export class SimCluster {
+  readonly scheduler = new SimScheduler();
+  readonly topology: Topology;
+  readonly network: MemoryNetwork;
+  readonly hosts = new Map<NodeId, NodeHost>();
+  readonly logs = new Map<NodeId, EventLog>();
+  readonly client: BankClient;
+  private readonly admin: AdminClient;
+  readonly seed: number;
+  private set = 0;
+
+  private constructor(opts: SimOptions) {
+    this.seed = opts.seed ?? 1;
+    this.topology =
+      opts.topology ??
+      makeTopology({
+        clusters: opts.clusters ?? 3,
+        nodesPerCluster: opts.nodesPerCluster ?? 3,
+        items: opts.items ?? 9000,
+        initialBalance: opts.initialBalance ?? 10,
+      });
+    this.network = new MemoryNetwork({ seed: mixSeed(this.seed, 0xbeef), scheduler: this.scheduler });
+    this.client = new BankClient({ topology: this.topology, transport: this.network.endpoint('client'), name: 'client', timers: this.timers() });
+    this.admin = new AdminClient(this.network.endpoint('admin'), 'admin', this.timers());
+  }
+
+  static async start(opts: SimOptions = {}): Promise<SimCluster> {
+    const sim = new SimCluster(opts);
+    for (const node of allNodes(sim.topology)) await sim.startNode(node);
+    return sim;
+  }
+
+  timers(): Timers {
+    return {
+      now: () => this.scheduler.now(),
+      setTimeout: (fn, ms) => this.scheduler.schedule(ms, fn),
+      clearTimeout: (id) => this.scheduler.cancel(id),
+    };
+  }
+
+  private clock(): Clock {
+    return {
+      setTimeout: (fn, ms) => this.scheduler.schedule(ms, () => fn()),
+      clearTimeout: (id) => this.scheduler.cancel(id),
+    };
+  }
+
+  /** Starts (or restarts) a node from its log. */
+  async startNode(node: NodeId): Promise<NodeHost> {
+    let log = this.logs.get(node);
+    if (!log) this.logs.set(node, (log = EventLog.inMemory()));
+    const host = new NodeHost({
+      topology: this.topology,
+      node,
+      transport: this.network.endpoint(node),
+      log,
+      seed: this.seed,
+      clock: this.clock(),
+      defer: (fn) => this.scheduler.schedule(0, fn),
+      logger: () => undefined,
+    });
+    await host.start();
+    this.hosts.set(node, host);
+    return host;
+  }
+
+  /** Stops a node process (its log stays), as a crash after its last synced batch. */
+  async crash(node: NodeId): Promise<void> {
+    const host = this.host(node);
+    await this.until(host.idle());
+    await host.stop();
+    this.hosts.delete(node);
+    this.network.isolate(node);
+  }
+
+  async restart(node: NodeId): Promise<NodeHost> {
+    this.network.unisolate(node);
+    return this.startNode(node);
+  }
+
+  host(node: NodeId): NodeHost {
+    const h = this.hosts.get(node);
+    if (!h) throw new Error(`n${node} is not running`);
+    return h;
+  }
+
+  /** Runs simulated time until `done()` or until `maxMs` more have passed. */
+  async runUntil(done: () => boolean, maxMs = 60_000): Promise<boolean> {
+    const limit = this.scheduler.now() + maxMs;
+    while (!done()) {
+      if (!this.scheduler.step(limit)) {
+        await this.settle();
+        if (done()) return true;
+        if (!this.scheduler.step(limit)) {
+          this.scheduler.advanceTo(limit);
+          return done();
+        }
+      }
+      await this.settle();
+    }
+    return true;
+  }
+
+  async runFor(ms: number): Promise<void> {
+    await this.runUntil(() => false, ms);
+  }
+
+  /** Lets pending log writes finish (they are promises, outside simulated time). */
+  private async settle(): Promise<void> {
+    for (let i = 0; i < 4; i++) await Promise.resolve();
+    await new Promise<void>((r) => setImmediate(r));
+  }
+
+  /** Runs the simulation until the promise settles. */
+  async until<T>(p: Promise<T>, maxMs = 60_000): Promise<T> {
+    let done = false;
+    const tracked = p.finally(() => {
+      done = true;
+    });
+    await this.runUntil(() => done, maxMs);
+    if (!done) throw new Error(`simulation: not settled after ${maxMs} ms of simulated time`);
+    return tracked;
+  }
+
+  adminTo(node: NodeId, op: Omit<AdminRequest, 'id'>): Promise<AdminReply> {
+    return this.until(this.admin.request(node, op));
+  }
+
+  /** As the runner does before a set: flush everything, first nodes lead, the rest of `live` only. */
+  async startSet(live: NodeId[] = allNodes(this.topology)): Promise<void> {
+    this.set++;
+    for (const node of this.hosts.keys()) {
+      const leader = clusterNodes(this.topology, clusterOfNode(this.topology, node))[0]!;
+      await this.adminTo(node, { flush: { leader, initialBalance: this.topology.initialBalance, set: this.set } });
+    }
+    for (const node of this.hosts.keys()) if (!live.includes(node)) await this.fail(node);
+    this.client.resetLeaders();
+  }
+
+  async fail(node: NodeId): Promise<void> {
+    await this.adminTo(node, { fail: {} });
+  }
+
+  async recover(node: NodeId): Promise<void> {
+    await this.adminTo(node, { recover: {} });
+  }
+
+  transfer(sender: number, receiver: number, amount: number): Promise<TxResult> {
+    return this.until(this.client.transfer(sender, receiver, amount));
+  }
+
+  read(item: number): Promise<TxResult> {
+    return this.until(this.client.read(item));
+  }
+
+  /** The balance of an item on every node of a cluster, from local state. */
+  balances(item: number, nodes: NodeId[]): number[] {
+    return nodes.map((n) => {
+      const s = this.host(n).state;
+      return s.balances.get(item) ?? s.initialBalance;
+    });
+  }
+
+  leaderOf(cluster: number): NodeId | undefined {
+    const leaders = clusterNodes(this.topology, cluster).filter((n) => {
+      const h = this.hosts.get(n);
+      return h && !h.state.failed && h.view.role === 'leader';
+    });
+    return leaders[0];
+  }
+
+  async stop(): Promise<void> {
+    for (const h of this.hosts.values()) await h.stop();
+    this.hosts.clear();
+  }
+}
