@@ -133,7 +133,8 @@ export const electionMachine = setup({
       const ballot = nextBallot(env);
       env.view = { role: 'candidate', leader: 0, ballot };
       env.record({ promised: { ballot } });
-      context.promises = new Map();
+      // The candidate promises itself; its own log joins the merge directly.
+      context.promises = new Map([[env.self, []]]);
       context.deferred = null;
       sendToPeers(env, { prepare: { ballot, commitThrough: env.state.commitThrough } });
     },

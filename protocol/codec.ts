@@ -51,11 +51,6 @@ export function encodeFrame(envelopes: EnvelopeProps[]): Uint8Array {
   return bytes;
 }
 
-/** Size on the wire of the frame `encodeFrame(envelopes)` would produce. */
-export function frameSize(envelopes: EnvelopeProps[]): number {
-  return FRAME_HEADER_BYTES + shardbank.Frame.encode({ envelopes }).len;
-}
-
 /** Decodes one whole payload (the bytes after the length prefix). */
 export function decodeFrame(payload: Uint8Array): EnvelopeProps[] {
   try {

@@ -102,7 +102,7 @@ export class NodeHost {
       },
       send: (env) => {
         // A failed node is disconnected: nothing leaves it.
-        if (!state.failed) this.sends.push(env);
+        if (!state.failed) this.sends.push(env.to ? { ...env, epoch: state.set } : env);
       },
     };
     const clock = this.wrapClock(this.opts.clock ?? realClock);
@@ -130,6 +130,8 @@ export class NodeHost {
       void this.admin(envelope.admin, envelope.fromClient ?? '');
       return;
     }
+    // A peer still in another set (a flush in flight) must not touch this one.
+    if (envelope.from && (envelope.epoch ?? 0) !== this.env.state.set) return;
     this.inbox.push(envelope);
     this.scheduleTurn();
   }

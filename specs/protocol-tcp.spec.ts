@@ -256,6 +256,38 @@ test('a restarted peer is reconnected to', async () => {
   }
 });
 
+test('a batch larger than one frame is split, and a node without an address is answered over its own connection', async () => {
+  const c = await cluster([1]);
+  // n9 is not in the address book: n1 can reach it only over the connection n9 opened.
+  const n9 = new TcpTransport({ self: { node: 9 }, addresses: c.addresses, maxFrameBytes: 64 * 1024 });
+  const inbox9 = new Inbox();
+  n9.onEnvelope(inbox9.handler);
+  const n1 = c.nodes.get(1)!;
+  n1.onEnvelope((env) => {
+    if (env.from !== 9) return;
+    const entries = Array.from({ length: 40 }, (_, i) => ({
+      seq: i + 1,
+      command: { client: 'x'.repeat(100), timestamp: i, transfer: { sender: 1, receiver: 2, amount: 1 } },
+    }));
+    // 60 accepts of ~6 KB each: far more than one 64 KB frame.
+    for (let i = 0; i < 60; i++) n1.send({ from: 1, to: 9, accept: { ballot: { round: i, node: 1 }, entries } });
+    n1.flush();
+  });
+  try {
+    n9.send(heartbeat(9, 1, 1));
+    await inbox9.until((g) => g.length === 60, '60 accepts at n9');
+    assert.equal(
+      inbox9.got.map((e) => e.accept!.ballot!.round),
+      Array.from({ length: 60 }, (_, i) => i),
+    );
+    assert.ok(n1.stats.framesSent > 1, `sent in ${n1.stats.framesSent} frames`);
+    assert.equal(c.logs, []);
+  } finally {
+    await n9.close();
+    await c.closeAll();
+  }
+});
+
 test('a node sending to itself gets its own envelope, as a copy', async () => {
   const c = await cluster([1]);
   try {

@@ -172,7 +172,6 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
       set: f.set ?? 0,
       initialLeader: f.leader ?? 0,
       promised: copyBallot(f.ballot),
-      failed: state.failed,
     });
     return;
   }

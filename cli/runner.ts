@@ -1,0 +1,223 @@
+/**
+ * Runs test sets against a cluster, as the spec's test driver: before each set
+ * every node is flushed and the first node of each cluster leads; nodes not
+ * in the live list are failed; F and R are barriers; the commands between
+ * them run in file order, `concurrency` at a time. Then the utilities read
+ * the nodes' local state: PrintBalance, PrintDB, PrintView, Performance.
+ */
+import type { AdminClient } from '../client/admin.js';
+import type { BankClient, TxResult } from '../client/client.js';
+import { nodeName, type NodeId, type ViewRecord } from '../protocol/messages.js';
+import { allNodes, clusterNodes, clusterOfItem, clusterOfNode, type Topology } from '../protocol/topology.js';
+import type { TestCommand, TestSet } from './csv.js';
+import { printDbJson, viewsJson, type DbSnapshot, type ViewInfo, type ViewJson } from './format.js';
+import { PerformanceMeter, type Performance } from './stats.js';
+
+export interface CommandResult {
+  command: string;
+  status: 'committed' | 'aborted' | 'failed' | 'ok' | 'done';
+  reason?: string;
+  balance?: number;
+  latencyMs?: number;
+}
+
+export interface SetReport {
+  set: number;
+  results: CommandResult[];
+  db: Record<string, Record<string, number>>;
+  views: ViewJson[];
+  performance: Performance;
+}
+
+export interface RunnerOptions {
+  topology: Topology;
+  client: BankClient;
+  admin: AdminClient;
+  concurrency?: number;
+  /** Called as each command finishes, in completion order. */
+  onResult?: (index: number, cmd: TestCommand, result: CommandResult) => void;
+  /** Waits (real or simulated time). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class SetRunner {
+  private readonly meter = new PerformanceMeter();
+  private readonly opts: RunnerOptions;
+
+  constructor(opts: RunnerOptions) {
+    this.opts = opts;
+  }
+
+  private get topology(): Topology {
+    return this.opts.topology;
+  }
+
+  /** Flushes every node; the first node of each cluster leads; absent nodes fail. */
+  async startSet(set: TestSet): Promise<void> {
+    const { admin } = this.opts;
+    const topo = this.topology;
+    const live = set.live.length > 0 ? new Set(set.live) : new Set(allNodes(topo));
+    await Promise.all(
+      allNodes(topo).map((node) => {
+        const leader = clusterNodes(topo, clusterOfNode(topo, node))[0]!;
+        return admin.request(node, { flush: { leader, initialBalance: topo.initialBalance, set: set.set } });
+      }),
+    );
+    await Promise.all(allNodes(topo).filter((n) => !live.has(n)).map((n) => admin.request(n, { fail: {} })));
+    this.opts.client.resetLeaders();
+    this.meter.reset();
+  }
+
+  /** Runs one set's commands; F and R wait for everything before them. */
+  async runCommands(set: TestSet): Promise<CommandResult[]> {
+    const results: CommandResult[] = new Array(set.commands.length);
+    const limit = Math.max(1, this.opts.concurrency ?? 1);
+    this.meter.start();
+    let i = 0;
+    while (i < set.commands.length) {
+      const cmd = set.commands[i]!;
+      if (cmd.kind === 'fail' || cmd.kind === 'recover') {
+        results[i] = await this.barrier(cmd);
+        this.opts.onResult?.(i, cmd, results[i]!);
+        i++;
+        continue;
+      }
+      let end = i;
+      while (end < set.commands.length && set.commands[end]!.kind !== 'fail' && set.commands[end]!.kind !== 'recover') end++;
+      await this.runSegment(set.commands, i, end, limit, results);
+      i = end;
+    }
+    this.meter.stop();
+    // Followers apply a commit a moment after the leader answers; let it land before printing.
+    await (this.opts.sleep ?? sleep)(this.topology.tuning.tickMs * this.topology.tuning.heartbeatTicks * 2);
+    return results;
+  }
+
+  private async runSegment(cmds: TestCommand[], from: number, to: number, limit: number, results: CommandResult[]): Promise<void> {
+    let next = from;
+    const worker = async () => {
+      while (next < to) {
+        const index = next++;
+        const cmd = cmds[index]!;
+        results[index] = await this.execute(cmd);
+        this.opts.onResult?.(index, cmd, results[index]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, to - from) }, worker));
+  }
+
+  private async barrier(cmd: Extract<TestCommand, { kind: 'fail' | 'recover' }>): Promise<CommandResult> {
+    const op = cmd.kind === 'fail' ? { fail: {} } : { recover: {} };
+    try {
+      await this.opts.admin.request(cmd.node, op);
+      return { command: cmd.text, status: 'done' };
+    } catch (err) {
+      return { command: cmd.text, status: 'failed', reason: (err as Error).message };
+    }
+  }
+
+  private async execute(cmd: TestCommand): Promise<CommandResult> {
+    const { client } = this.opts;
+    let r: TxResult;
+    if (cmd.kind === 'transfer') r = await client.transfer(cmd.sender, cmd.receiver, cmd.amount);
+    else if (cmd.kind === 'read') r = await client.read(cmd.item);
+    else return { command: cmd.text, status: 'failed', reason: 'not a transaction' };
+    this.meter.recordResult(r.latencyMs, r.status, cmd.kind);
+    const out: CommandResult = { command: cmd.text, status: r.status, latencyMs: round(r.latencyMs) };
+    if (r.reason) out.reason = r.reason;
+    if (r.balance !== undefined) out.balance = r.balance;
+    return out;
+  }
+
+  /** PrintBalance: the local value on every node of the owning cluster, failed ones too. */
+  async printBalance(item: number): Promise<{ node: NodeId; balance: number | null }[]> {
+    const cluster = clusterOfItem(this.topology, item);
+    if (cluster === null) throw new RangeError(`item ${item} is out of range (1..${this.topology.items})`);
+    return Promise.all(
+      clusterNodes(this.topology, cluster).map(async (node) => {
+        try {
+          const r = await this.opts.admin.request(node, { printBalance: { item } });
+          return { node, balance: r.balance ?? 0 };
+        } catch {
+          return { node, balance: null };
+        }
+      }),
+    );
+  }
+
+  /** PrintDB: every node's local balance of every item modified in this set. */
+  async printDb(): Promise<DbSnapshot> {
+    const db: DbSnapshot = new Map();
+    await Promise.all(
+      allNodes(this.topology).map(async (node) => {
+        const items = new Map<number, number>();
+        try {
+          const r = await this.opts.admin.request(node, { printDb: {} });
+          for (const x of r.items ?? []) items.set(x.item ?? 0, x.balance ?? 0);
+        } catch {
+          // An unreachable node shows no items.
+        }
+        db.set(node, items);
+      }),
+    );
+    return db;
+  }
+
+  /** PrintView: every NEW-VIEW sent in this set, once each, by cluster and ballot. */
+  async printView(): Promise<ViewInfo[]> {
+    const seen = new Map<string, ViewInfo>();
+    await Promise.all(
+      allNodes(this.topology).map(async (node) => {
+        let views: ViewRecord[] = [];
+        try {
+          views = (await this.opts.admin.request(node, { printView: {} })).views ?? [];
+        } catch {
+          return;
+        }
+        for (const v of views) {
+          const cluster = clusterOfNode(this.topology, node);
+          const b = v.view?.ballot;
+          const key = `${cluster}:${b?.round ?? 0}:${b?.node ?? 0}`;
+          const have = seen.get(key);
+          // The leader's own record is the whole message it sent.
+          if (!have || v.leader === node) seen.set(key, { cluster, leader: v.leader ?? 0, view: v.view ?? {} });
+        }
+      }),
+    );
+    return [...seen.values()].sort(
+      (a, b) =>
+        a.cluster - b.cluster ||
+        (a.view.ballot?.round ?? 0) - (b.view.ballot?.round ?? 0) ||
+        (a.view.ballot?.node ?? 0) - (b.view.ballot?.node ?? 0),
+    );
+  }
+
+  performance(): Performance {
+    return this.meter.snapshot();
+  }
+
+  /** Everything `--json` prints after a set. */
+  async report(set: TestSet, results: CommandResult[]): Promise<SetReport> {
+    const nodes = allNodes(this.topology);
+    const [db, views] = await Promise.all([this.printDb(), this.printView()]);
+    return {
+      set: set.set,
+      results: results.map(({ latencyMs: _l, ...r }) => r),
+      db: printDbJson(db, nodes),
+      views: viewsJson(views),
+      performance: this.performance(),
+    };
+  }
+}
+
+export function describeNodes(nodes: NodeId[]): string {
+  return nodes.map(nodeName).join(', ');
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
