@@ -47,7 +47,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   }
 
   const interactive = !opts.yes && process.stdin.isTTY === true && process.stdout.isTTY === true;
-  const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true && !opts.json });
+  // A terminal that reports no width (some pseudo-terminals) cannot redraw a spinner line.
+  const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0 && !opts.json });
   const topo = opts.topology;
   const dataDir = opts.dataDir ? resolve(opts.dataDir) : mkdtempSync(join(tmpdir(), 'shardbank-run-'));
   const cluster = opts.connect ? null : new LocalCluster(topo, dataDir);
