@@ -31,8 +31,12 @@ export type GrantPromiseEvent = { type: 'grantPromise'; to: NodeId; ballot: Ball
 /** Election -> proposer: lead with this ballot; these entries await a majority. */
 export type LeadEvent = { type: 'lead'; ballot: Ballot; pending: Entry[] };
 export type StepDownEvent = { type: 'stepDown' };
-/** Lock manager -> proposer: a transfer with its locks held, ready to order. */
-export type ProposeEvent = { type: 'propose'; command: Command };
+/**
+ * Lock manager -> proposer: a transfer to order. Normally its locks are held;
+ * `skipped` means an item was locked, and what gets ordered is its abort, so
+ * the answer `aborted: lock conflict` is as final as any other outcome.
+ */
+export type ProposeEvent = { type: 'propose'; command: Command; skipped?: boolean };
 /** Root -> lock manager: a client transfer at the leader. */
 export type AdmitEvent = { type: 'admit'; command: Command };
 /** Executor -> lock manager: the transfer ran; free its items. */

@@ -33,6 +33,10 @@ export function executeSlot(env: NodeEnv, slot: LogSlot): LogEventProps {
   if (stored && stored.timestamp >= (cmd.timestamp ?? 0)) {
     return { executed: { ...base, command: cmd, status: stored.reply.status, reason: stored.reply.reason } };
   }
+  // An abort entry with no prepare before it: the leader skipped the transfer.
+  if (slot.phase === shardbank.Phase.PHASE_ABORT) {
+    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'lock conflict' } };
+  }
   const sender = t.sender ?? 0;
   const receiver = t.receiver ?? 0;
   const amount = t.amount ?? 0;

@@ -7,15 +7,18 @@
  * any of its items locked (the spec's rule: the leader skips it and tells the
  * client `aborted: lock conflict`). Otherwise both items are locked until the
  * transfer executes, and it goes to the proposer.
+ *
+ * A skipped transfer is still ordered, as an abort entry that changes no
+ * balance: its answer then becomes the client's stored reply on every
+ * replica, so a late copy of the request (a relayed broadcast, or one that
+ * reaches a new leader) gets that answer instead of being executed.
  */
 import { enqueueActions, setup } from 'xstate';
-import { shardbank, type Command } from '../protocol/messages.js';
+import type { Command } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
 import type { AdmitEvent, ReleaseEvent } from './events.js';
 import { failReply, replyTo, requestId } from './replies.js';
-
-const { Status } = shardbank;
 
 export interface LockManagerContext {
   env: NodeEnv;
@@ -56,10 +59,7 @@ function admit(ctx: LockManagerContext, command: Command): Notice[] {
   const id = requestId(command);
   const items = [command.transfer!.sender!, command.transfer!.receiver!];
   if (items.some((i) => ctx.locks.get(i) === id)) return [];
-  if (items.some((i) => ctx.locks.has(i))) {
-    replyTo(env, command, { status: Status.ABORTED, reason: 'lock conflict' });
-    return [];
-  }
+  if (items.some((i) => ctx.locks.has(i))) return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
   for (const i of items) ctx.locks.set(i, id);
   return [{ to: ACTOR.proposer, event: { type: 'propose', command } }];
 }

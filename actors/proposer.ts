@@ -8,11 +8,17 @@
  * broadcast; an entry still waiting after `retransmitTicks` is sent again to
  * the followers that have not answered (lost messages, recovered nodes).
  */
-import { setup } from 'xstate';
-import { ballotEquals, entryKey, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
-import { sendToNode, sendToPeers, type NodeEnv } from './env.js';
+import { enqueueActions, setup } from 'xstate';
+import { ballotEquals, entryKey, shardbank, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
+import { ACTOR, deliverNotices, sendToNode, sendToPeers, type NodeEnv } from './env.js';
 import type { AcceptedEvent, EndOfTurnEvent, LeadEvent, ProposeEvent, StepDownEvent, TickEvent } from './events.js';
 import { failReply } from './replies.js';
+
+interface Queued {
+  command: Command;
+  /** PHASE_ABORT for a transfer the leader skipped (lock conflict). */
+  phase: number;
+}
 
 interface Pending {
   entry: Entry;
@@ -24,7 +30,7 @@ export interface ProposerContext {
   env: NodeEnv;
   ballot: Ballot;
   nextSeq: number;
-  queue: Command[];
+  queue: Queued[];
   /** Entries awaiting a majority, by entry key, in proposal order. */
   pending: Map<number, Pending>;
   ticks: number;
@@ -41,10 +47,10 @@ function proposeQueued(ctx: ProposerContext): void {
   const { env } = ctx;
   while (ctx.queue.length > 0 && ctx.pending.size < inflightLimit(env)) {
     const batch = ctx.queue.splice(0, env.tuning.maxBatch);
-    const entries: Entry[] = batch.map((command) => ({ seq: ctx.nextSeq++, phase: 0, ballot: ctx.ballot, command }));
+    const entries: Entry[] = batch.map(({ command, phase }) => ({ seq: ctx.nextSeq++, phase, ballot: ctx.ballot, command }));
     env.record({ accepted: { entries } });
     for (const entry of entries) {
-      ctx.pending.set(entryKey(entry.seq!, 0), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
+      ctx.pending.set(entryKey(entry.seq!, entry.phase), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
     }
     sendToPeers(env, { accept: { ballot: ctx.ballot, entries } });
   }
@@ -112,12 +118,14 @@ export const proposerMachine = setup({
     },
     enqueue: ({ context, event }) => {
       const e = event as ProposeEvent;
-      context.queue.push(e.command);
+      context.queue.push({ command: e.command, phase: e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE });
       if (context.queue.length >= context.env.tuning.maxBatch) proposeQueued(context);
     },
-    refuseOverload: ({ context, event }) => {
-      failReply(context.env, (event as ProposeEvent).command, 'overloaded');
-    },
+    refuseOverload: enqueueActions(({ context, event, enqueue }) => {
+      const { command } = event as ProposeEvent;
+      failReply(context.env, command, 'overloaded');
+      deliverNotices(enqueue, [{ to: ACTOR.lockManager, event: { type: 'release', command } }]);
+    }),
     flushQueue: ({ context }) => proposeQueued(context),
     countVote: ({ context, event }) => {
       const e = event as AcceptedEvent;

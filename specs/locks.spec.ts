@@ -1,24 +1,25 @@
 /**
  * Locking (SPEC 5): the leader locks s and r of a transfer before ordering
  * it and releases them once it executes; a transfer that finds either item
- * locked is skipped, and the client is told `aborted: lock conflict`.
+ * locked is skipped, and the client is told `aborted: lock conflict`. The skip
+ * is ordered as an abort entry (phase A, no balance change), as the 2PC
+ * participant does for a locked receiver, so the answer is final.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TxResult } from '../client/client.js';
-import { type NodeId } from '../protocol/messages.js';
+import { shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
 
+const { Status } = shardbank;
 const C1: NodeId[] = [1, 2, 3];
 
-/** Whether any C1 replica ever put this transfer in its log. */
-function ordered(sim: SimCluster, sender: number, receiver: number): boolean {
-  return C1.some((n) =>
-    [...sim.host(n).state.log.values()].some(
-      (s) => s.command?.transfer?.sender === sender && s.command?.transfer?.receiver === receiver,
-    ),
-  );
+/** The phases under which a C1 replica ordered this transfer. */
+function orderedAs(sim: SimCluster, node: NodeId, sender: number, receiver: number): number[] {
+  return [...sim.host(node).state.log.values()]
+    .filter((s) => s.command?.transfer?.sender === sender && s.command?.transfer?.receiver === receiver)
+    .map((s) => s.phase);
 }
 
 function outcome(r: TxResult): string {
@@ -41,17 +42,20 @@ test('lock skip: of two concurrent transfers sharing an item, the one that finds
   assert.is(outcome(rc), 'committed', 'a transfer on other items proceeds');
   const aWon = ra.status === 'committed';
   const [loserS, loserR] = aWon ? [1002, 1003] : [1001, 1002];
-  assert.not.ok(ordered(sim, loserS, loserR), 'the skipped transfer was never ordered');
+  for (const n of C1) {
+    assert.equal(orderedAs(sim, n, loserS, loserR), [shardbank.Phase.PHASE_ABORT], `n${n} ordered the skip as an abort`);
+  }
   assert.equal(sim.balances(1001, C1), aWon ? [9, 9, 9] : [10, 10, 10]);
   assert.equal(sim.balances(1002, C1), aWon ? [11, 11, 11] : [9, 9, 9]);
   assert.equal(sim.balances(1003, C1), aWon ? [10, 10, 10] : [11, 11, 11]);
   assert.equal(sim.balances(1004, C1), [9, 9, 9]);
   assert.equal(sim.balances(1005, C1), [11, 11, 11]);
-  for (const n of C1) assert.is(sim.host(n).state.executedThrough, 2, `n${n} executed two transfers`);
+  for (const n of C1) assert.is(sim.host(n).state.executedThrough, 3, `n${n} executed two transfers and one abort`);
   await sim.stop();
 });
 
 test('locks are held from admission until execution: while one transfer waits for its majority, another on its sender is skipped', async () => {
+  // Without a majority the skip cannot be ordered either, so it is answered once the partition heals.
   const sim = await SimCluster.start({ seed: 32 });
   await sim.startSet();
   // Hold the first transfer in flight: n1 orders it but cannot reach a majority.
@@ -59,17 +63,18 @@ test('locks are held from admission until execution: while one transfer waits fo
   const first = sim.client.transfer(1001, 1002, 1);
   await sim.runUntil(() => sim.host(1).state.maxSeq === 1, 1000);
 
-  const skipped = await sim.transfer(1001, 1003, 1);
-  const other = sim.client.transfer(1004, 1005, 1);
+  const skipped = sim.client.transfer(1001, 1003, 1);
   await sim.runUntil(() => sim.host(1).state.maxSeq === 2, 1000);
+  const other = sim.client.transfer(1004, 1005, 1);
+  await sim.runUntil(() => sim.host(1).state.maxSeq === 3, 1000);
 
-  assert.is(outcome(skipped), 'aborted: lock conflict');
-  assert.ok(skipped.latencyMs < sim.topology.tuning.clientTimeoutMs, 'skipped at once, not after a timeout');
-  assert.is(sim.host(1).state.log.size, 2, 'the transfer on other items was ordered, the skipped one was not');
+  assert.equal(orderedAs(sim, 1, 1001, 1003), [shardbank.Phase.PHASE_ABORT], 'the skip is an abort entry, not the transfer');
+  assert.equal(orderedAs(sim, 1, 1004, 1005), [shardbank.Phase.PHASE_NONE], 'the transfer on other items was ordered');
 
   sim.network.heal();
-  const [r1, r2] = await sim.until(Promise.all([first, other]));
+  const [r1, rs, r2] = await sim.until(Promise.all([first, skipped, other]));
   assert.is(r1.status, 'committed');
+  assert.is(outcome(rs), 'aborted: lock conflict');
   assert.is(r2.status, 'committed');
   // Executed: its locks are gone, so the same items are free again.
   const again = await sim.transfer(1001, 1003, 1);
@@ -78,6 +83,37 @@ test('locks are held from admission until execution: while one transfer waits fo
   assert.equal(sim.balances(1001, C1), [8, 8, 8]);
   assert.equal(sim.balances(1002, C1), [11, 11, 11]);
   assert.equal(sim.balances(1003, C1), [11, 11, 11]);
+  await sim.stop();
+});
+
+test('a request answered "lock conflict" stays aborted: a late copy of it (a relayed broadcast) does not execute it', async () => {
+  const sim = await SimCluster.start({ seed: 35 });
+  await sim.startSet();
+  const ep = sim.network.endpoint('probe');
+  const replies: ClientReply[] = [];
+  ep.onEnvelope((env: EnvelopeProps) => {
+    if (env.reply) replies.push(env.reply);
+  });
+  const send = (to: NodeId, command: Command) => ep.send({ from: 0, to, fromClient: command.client, request: { command } });
+  const a: Command = { client: 'probe/1', timestamp: 1, transfer: { sender: 1001, receiver: 1002, amount: 1 } };
+  const b: Command = { client: 'probe/2', timestamp: 1, transfer: { sender: 1002, receiver: 1003, amount: 5 } };
+  send(1, a);
+  send(1, b);
+  await sim.runUntil(() => replies.length === 2, 1000);
+  const first = replies.find((r) => r.client === 'probe/2')!;
+  assert.equal([first.status, first.reason], [Status.ABORTED, 'lock conflict']);
+
+  // The copy a client's broadcast sent via a follower arrives after the lock is free.
+  send(2, b);
+  await sim.runFor(300);
+
+  const forB = replies.filter((r) => r.client === 'probe/2');
+  assert.ok(
+    forB.every((r) => r.status === Status.ABORTED),
+    `one request, one answer: got ${forB.map((r) => `${r.status} ${r.reason}`).join(', ')}`,
+  );
+  for (const n of C1) assert.equal(orderedAs(sim, n, 1002, 1003), [shardbank.Phase.PHASE_ABORT], 'only its abort was ordered');
+  assert.equal(sim.balances(1003, C1), [10, 10, 10]);
   await sim.stop();
 });
 

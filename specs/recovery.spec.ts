@@ -137,7 +137,7 @@ test('a crashed leader restarts from its log as a follower of the leader elected
 
   assert.is(h1.view.role, 'follower');
   assert.is(h1.view.leader, leader);
-  assert.equal(plain(h1.state.promised), plain(sim.host(leader).view.ballot));
+  assert.equal(plain(h1.view.ballot), plain(sim.host(leader).view.ballot));
   assert.equal(replicated(h1.state), replicated(sim.host(leader).state));
   assert.equal(sim.balances(1003, C1), [9, 9, 9]);
   await sim.stop();
@@ -162,7 +162,7 @@ test('replay of every node\'s log equals its live state, after transfers, aborts
   await sim.transfer(1008, 1009, 1);
   await sim.recover(1);
   await sim.runFor(1000);
-  assert.ok(sim.host(1).state.promised.round! > 1, 'C1 changed leader');
+  assert.ok(sim.host(1).view.ballot.round! > 1, 'C1 changed leader');
 
   await assertReplayEqualsLive(sim, ALL);
   await sim.stop();
@@ -228,8 +228,10 @@ test('determinism: the same seed run twice gives identical event logs and identi
   const first = await busyRun(46);
   const second = await busyRun(46);
 
-  assert.ok(first.results.every((r) => r.status === 'committed' || r.status === 'ok'), JSON.stringify(first.results));
-  assert.ok(first.logs['n7']!.some((e) => e.includes('"failed"')), 'the run includes a failure');
+  // The run exercised the interesting paths, so equality below means something.
+  assert.ok(first.results.some((r) => r.reason === 'lock conflict'), 'a lock conflict');
+  assert.ok(first.logs['n8']!.some((e) => e.includes('"view"')) || first.logs['n9']!.some((e) => e.includes('"view"')), 'an election');
+  assert.is(first.results.filter((r) => r.status === 'failed').length, 0, JSON.stringify(first.results));
   assert.equal(second.results, first.results);
   for (const n of ALL) assert.equal(second.logs[`n${n}`], first.logs[`n${n}`], `n${n} event log`);
 });
