@@ -55,7 +55,7 @@ function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefin
 }
 
 function acceptEntries(env: NodeEnv, from: NodeId, ballot: Ballot, entries: Entry[]): void {
-  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false }));
+  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason }));
   env.record({ accepted: { entries: stamped } });
   sendToNode(env, from, { accepted: { ballot, keys: keysOf(entries) } });
 }

@@ -168,6 +168,7 @@ export const electionMachine = setup({
       deliverNotices(enqueue, [
         { to: ACTOR.proposer, event: { type: 'stepDown' } },
         { to: ACTOR.lockManager, event: { type: 'reset' } },
+        { to: ACTOR.transactions, event: { type: 'reset' } },
       ]);
     }),
     heartbeatIfDue: ({ context }) => {

@@ -7,7 +7,7 @@
  */
 import type { Ballot, EnvelopeProps, LogEventProps, NodeId } from '../protocol/messages.js';
 import type { Rng } from '../protocol/rng.js';
-import type { Topology, Tuning } from '../protocol/topology.js';
+import { clusterNodes, type Topology, type Tuning } from '../protocol/topology.js';
 import type { ReplicaState } from '../store/state.js';
 
 export type Role = 'follower' | 'candidate' | 'leader';
@@ -31,6 +31,8 @@ export interface NodeEnv {
   state: ReplicaState;
   view: ViewState;
   rng: Rng;
+  /** Who this node believes leads each cluster (2PC talks leader to leader). */
+  leaders: Map<number, NodeId>;
   record(event: LogEventProps): void;
   send(env: EnvelopeProps): void;
 }
@@ -42,6 +44,7 @@ export const ACTOR = {
   proposer: 'proposer',
   executor: 'executor',
   lockManager: 'lockManager',
+  transactions: 'transactions',
 } as const;
 export type ActorName = (typeof ACTOR)[keyof typeof ACTOR];
 
@@ -57,6 +60,13 @@ export function sendToPeers(env: NodeEnv, body: Omit<EnvelopeProps, 'from' | 'to
 
 export function sendToNode(env: NodeEnv, to: NodeId, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
   env.send({ ...body, from: env.self, to });
+}
+
+/** To another cluster's believed leader, or to all its nodes (a retry, when the leader may have changed). */
+export function sendToCluster(env: NodeEnv, cluster: number, body: Omit<EnvelopeProps, 'from' | 'to'>, everyone = false): void {
+  const members = clusterNodes(env.topology, cluster);
+  const leader = env.leaders.get(cluster) ?? members[0]!;
+  for (const node of everyone ? members : [leader]) sendToNode(env, node, body);
 }
 
 /** The part of XState's `enqueue` helper used to pass notices to siblings. */

@@ -36,7 +36,18 @@ export type StepDownEvent = { type: 'stepDown' };
  * `skipped` means an item was locked, and what gets ordered is its abort, so
  * the answer `aborted: lock conflict` is as final as any other outcome.
  */
-export type ProposeEvent = { type: 'propose'; command: Command; skipped?: boolean };
+export type ProposeEvent = {
+  type: 'propose';
+  command: Command;
+  skipped?: boolean;
+  /** A 2PC entry: its phase, and for a decision the seq of its prepare. */
+  phase?: number;
+  seq?: number;
+  reason?: string;
+};
+
+/** Executor -> transactions: a 2PC entry of this transaction ran. */
+export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; status: number; reason: string };
 /** Root -> lock manager: a client transfer at the leader. */
 export type AdmitEvent = { type: 'admit'; command: Command };
 /** Executor -> lock manager: the transfer ran; free its items. */

@@ -5,15 +5,18 @@
  * A transfer whose sender lacks the funds executes as a no-op with status
  * `aborted: insufficient balance`. A request already executed for the same
  * (client, timestamp) (a retry that was ordered twice, e.g. across a leader
- * change) is not applied again: its stored reply stands.
+ * change) is not applied again: its stored reply stands. A 2PC decision whose
+ * prepare ran earlier executes as soon as it is committed: its seq is behind
+ * the cursor, since the decision reuses the prepare's seq.
  */
 import { enqueueActions, setup } from 'xstate';
-import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { entryKey, keyOf, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
 import type { ExecuteEvent, ReadEvent } from './events.js';
 import { replyTo } from './replies.js';
+import { executeSlot } from './transfer.js';
 
 const { Status } = shardbank;
 
@@ -23,63 +26,45 @@ export interface ExecutorContext {
 
 export type ExecutorEvent = ExecuteEvent | ReadEvent;
 
-/** The Executed event for one committed slot (pure: reads state, changes nothing). */
-export function executeSlot(env: NodeEnv, slot: LogSlot): LogEventProps {
-  const base = { seq: slot.seq, phase: slot.phase };
+function apply(env: NodeEnv, slot: LogSlot, notices: Notice[]): void {
+  const ev: LogEventProps = executeSlot(env, slot);
+  env.record(ev);
+  const x = ev.executed!;
   const cmd = slot.command;
-  const t = cmd?.transfer;
-  if (!cmd || !t) return { executed: { ...base, command: cmd ?? undefined, status: Status.OK } };
-  const stored = env.state.replies.get(cmd.client ?? '');
-  if (stored && stored.timestamp >= (cmd.timestamp ?? 0)) {
-    return { executed: { ...base, command: cmd, status: stored.reply.status, reason: stored.reply.reason } };
+  if (!cmd?.transfer) return;
+  if (x.txid) {
+    notices.push({
+      to: ACTOR.transactions,
+      event: { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, status: x.status ?? 0, reason: x.reason ?? '' },
+    });
+    if (slot.phase >= shardbank.Phase.PHASE_COMMIT) {
+      // The coordinator's decision is the client's answer.
+      if (x.role === 'coordinator' && env.view.role === 'leader') replyTo(env, cmd, { status: x.status ?? 0, reason: x.reason ?? '' });
+      notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
+    }
+    return;
   }
-  // An abort entry with no prepare before it: the leader skipped the transfer.
-  if (slot.phase === shardbank.Phase.PHASE_ABORT) {
-    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'lock conflict' } };
-  }
-  const sender = t.sender ?? 0;
-  const receiver = t.receiver ?? 0;
-  const amount = t.amount ?? 0;
-  const topo = env.topology;
-  if (clusterOfItem(topo, sender) !== env.cluster || clusterOfItem(topo, receiver) !== env.cluster) {
-    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'wrong shard' } };
-  }
-  const from = balanceOf(env.state, sender);
-  if (from < amount) {
-    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'insufficient balance' } };
-  }
-  const to = balanceOf(env.state, receiver);
-  return {
-    executed: {
-      ...base,
-      command: cmd,
-      status: Status.COMMITTED,
-      writes: [
-        { item: sender, balance: from - amount },
-        { item: receiver, balance: to + amount },
-      ],
-    },
-  };
+  if (x.status === undefined) return;
+  if (env.view.role === 'leader') replyTo(env, cmd, { status: x.status ?? 0, reason: x.reason ?? '' });
+  notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
 }
 
-/** Executes every committed entry that is next in line; returns the lock releases. */
+/** Executes every committed entry that is next in line; returns notices for siblings. */
 function executeReady(env: NodeEnv): Notice[] {
   const notices: Notice[] = [];
   const { state } = env;
   while (state.executedThrough < state.commitThrough) {
     const seq = state.executedThrough + 1;
-    for (const slot of committedAt(state, seq)) {
-      const ev = executeSlot(env, slot);
-      env.record(ev);
-      const cmd = slot.command;
-      if (!cmd?.transfer) continue;
-      if (env.view.role === 'leader') {
-        replyTo(env, cmd, { status: ev.executed!.status ?? 0, reason: ev.executed!.reason ?? '' });
-      }
-      notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
-    }
+    for (const slot of committedAt(state, seq)) apply(env, slot, notices);
     // A seq whose only entries are decisions of earlier seqs still advances.
     if (state.executedThrough < seq) env.record({ executed: { seq } });
+  }
+  for (const key of [...state.pendingDecisions]) {
+    const { seq, phase } = keyOf(key);
+    if (seq > state.executedThrough) continue;
+    const slot = state.log.get(entryKey(seq, phase));
+    if (slot) apply(env, slot, notices);
+    else state.pendingDecisions.delete(key);
   }
   return notices;
 }
@@ -113,5 +98,3 @@ export const executorMachine = setup({
     read: { actions: 'answerRead' },
   },
 });
-
-export type { Command };

@@ -14,11 +14,15 @@
  * reaches a new leader) gets that answer instead of being executed.
  */
 import { enqueueActions, setup } from 'xstate';
-import type { Command } from '../protocol/messages.js';
+import { shardbank, type Command, type NodeId } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
-import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
+import { balanceOf } from '../store/state.js';
+import { ACTOR, deliverNotices, sendToNode, type NodeEnv, type Notice } from './env.js';
 import type { AdmitEvent, ReleaseEvent } from './events.js';
 import { failReply, replyTo, requestId } from './replies.js';
+import { txRole } from './transfer.js';
+
+const { Status } = shardbank;
 
 export interface LockManagerContext {
   env: NodeEnv;
@@ -26,7 +30,9 @@ export interface LockManagerContext {
   locks: Map<number, string>;
 }
 
-export type LockManagerEvent = AdmitEvent | ReleaseEvent | { type: 'reset' };
+export type PrepareTxEvent = { type: 'prepare'; command: Command; from: NodeId; coordinatorCluster: number };
+
+export type LockManagerEvent = AdmitEvent | ReleaseEvent | PrepareTxEvent | { type: 'reset' };
 
 function problemWith(env: NodeEnv, command: Command): string | null {
   const t = command.transfer;
@@ -37,9 +43,17 @@ function problemWith(env: NodeEnv, command: Command): string | null {
   const cs = clusterOfItem(env.topology, t.sender ?? 0);
   const cr = clusterOfItem(env.topology, t.receiver ?? 0);
   if (cs === null || cr === null) return 'item out of range';
-  if (cs !== cr) return 'cross-shard not supported';
-  if (cs !== env.cluster) return 'wrong shard';
+  if (cs !== env.cluster) return "wrong shard: send to the sender's cluster";
   return null;
+}
+
+/** Held by a transfer in flight here, or by a prepared cross-shard transaction (its WAL). */
+function isLocked(ctx: LockManagerContext, item: number): boolean {
+  return ctx.locks.has(item) || ctx.env.state.walLocks.has(item);
+}
+
+function heldBy(ctx: LockManagerContext, item: number, id: string): boolean {
+  return ctx.locks.get(item) === id || ctx.env.state.walLocks.get(item) === id;
 }
 
 function admit(ctx: LockManagerContext, command: Command): Notice[] {
@@ -57,11 +71,45 @@ function admit(ctx: LockManagerContext, command: Command): Notice[] {
   }
   if (stored && stored.timestamp > ts) return [];
   const id = requestId(command);
-  const items = [command.transfer!.sender!, command.transfer!.receiver!];
+  const t = command.transfer!;
+  if (txRole(env.topology, env.cluster, command) === 'coordinator') {
+    // The spec's coordinator checks: s unlocked and funded, else abort at once.
+    if (heldBy(ctx, t.sender!, id) || env.state.wal.has(id) || env.state.decisions.has(id)) return [];
+    if (isLocked(ctx, t.sender!)) {
+      replyTo(env, command, { status: Status.ABORTED, reason: 'lock conflict' });
+      return [];
+    }
+    if (balanceOf(env.state, t.sender!) < (t.amount ?? 0)) {
+      replyTo(env, command, { status: Status.ABORTED, reason: 'insufficient balance' });
+      return [];
+    }
+    ctx.locks.set(t.sender!, id);
+    return [{ to: ACTOR.transactions, event: { type: 'coordinate', command, txid: id } }];
+  }
+  const items = [t.sender!, t.receiver!];
   if (items.some((i) => ctx.locks.get(i) === id)) return [];
-  if (items.some((i) => ctx.locks.has(i))) return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
+  if (items.some((i) => isLocked(ctx, i))) return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
   for (const i of items) ctx.locks.set(i, id);
   return [{ to: ACTOR.proposer, event: { type: 'propose', command } }];
+}
+
+/** A coordinator's PREPARE at the participant's leader: lock the receiver, or refuse. */
+function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent): Notice[] {
+  const { env } = ctx;
+  const command = e.command;
+  const id = requestId(command);
+  const receiver = command.transfer?.receiver ?? 0;
+  if (clusterOfItem(env.topology, receiver) !== env.cluster) return [];
+  const decided = env.state.decisions.get(id);
+  if (decided !== undefined) {
+    sendToNode(env, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } });
+    return [];
+  }
+  const base = { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster };
+  if (heldBy(ctx, receiver, id) || env.state.wal.has(id)) return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
+  if (isLocked(ctx, receiver)) return [{ to: ACTOR.transactions, event: { ...base, mode: 'locked' } }];
+  ctx.locks.set(receiver, id);
+  return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
 }
 
 function release(ctx: LockManagerContext, command: Command): void {
@@ -81,6 +129,9 @@ export const lockManagerMachine = setup({
     admit: enqueueActions(({ context, event, enqueue }) => {
       deliverNotices(enqueue, admit(context, (event as AdmitEvent).command));
     }),
+    admitPrepare: enqueueActions(({ context, event, enqueue }) => {
+      deliverNotices(enqueue, admitPrepare(context, event as PrepareTxEvent));
+    }),
     release: ({ context, event }) => release(context, (event as ReleaseEvent).command),
     clear: ({ context }) => {
       context.locks = new Map();
@@ -91,6 +142,7 @@ export const lockManagerMachine = setup({
   context: ({ input }) => ({ env: input.env, locks: new Map() }),
   on: {
     admit: { actions: 'admit' },
+    prepare: { actions: 'admitPrepare' },
     release: { actions: 'release' },
     reset: { actions: 'clear' },
   },

@@ -13,6 +13,7 @@ export function slotToEntry(slot: LogSlot): Entry {
     ballot: slot.ballot,
     command: slot.command ?? undefined,
     committed: slot.committed,
+    reason: slot.reason,
   };
 }
 
@@ -43,5 +44,12 @@ export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: I
   }
   return [...merged.entries()]
     .sort((a, b) => a[0] - b[0])
-    .map(([, e]) => ({ seq: e.seq, phase: e.phase ?? 0, ballot: { ...ballot }, command: e.command ?? undefined, committed: !!e.committed }));
+    .map(([, e]) => ({
+      seq: e.seq,
+      phase: e.phase ?? 0,
+      ballot: { ...ballot },
+      command: e.command ?? undefined,
+      committed: !!e.committed,
+      reason: e.reason ?? '',
+    }));
 }

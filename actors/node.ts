@@ -9,6 +9,7 @@
  */
 import { cancel, enqueueActions, raise, setup, spawnChild } from 'xstate';
 import { bodyOf, compareBallots, type Ballot, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
 import { electionMachine } from './election.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
@@ -16,6 +17,7 @@ import type { NodeInput } from './events.js';
 import { executorMachine } from './executor.js';
 import { lockManagerMachine } from './lockManager.js';
 import { proposerMachine } from './proposer.js';
+import { transactionsMachine } from './transactions.js';
 
 export interface NodeContext {
   env: NodeEnv;
@@ -53,9 +55,28 @@ export function routeMessage(env: NodeEnv, envelope: EnvelopeProps): Notice[] {
     case 'catchupRequest':
     case 'catchupReply':
       return [{ to: ACTOR.acceptor, event: wire(body, from, envelope[body]) }];
+    // 2PC runs leader to leader; the others drop it (senders retry to the whole cluster).
+    case 'txPrepare': {
+      const p = envelope.txPrepare!;
+      if (env.view.role !== 'leader' || !p.command) return [];
+      noteRemoteLeader(env, from);
+      return [{ to: ACTOR.lockManager, event: { type: 'prepare', command: p.command, from, coordinatorCluster: p.coordinatorCluster ?? 0 } }];
+    }
+    case 'txVote':
+    case 'txDecision':
+    case 'txAck':
+    case 'txQuery':
+      if (env.view.role !== 'leader') return [];
+      noteRemoteLeader(env, from);
+      return [{ to: ACTOR.transactions, event: { type: 'message', envelope } }];
     default:
       return [];
   }
+}
+
+/** Only leaders send 2PC messages, so their sender leads its cluster. */
+function noteRemoteLeader(env: NodeEnv, from: NodeId): void {
+  if (from) env.leaders.set(clusterOfNode(env.topology, from), from);
 }
 
 /** The leader orders transfers and answers reads; a follower relays to its leader. */
@@ -80,6 +101,7 @@ const children = [
   [ACTOR.proposer, proposerMachine],
   [ACTOR.executor, executorMachine],
   [ACTOR.lockManager, lockManagerMachine],
+  [ACTOR.transactions, transactionsMachine],
 ] as const;
 
 export const nodeMachine = setup({
@@ -101,6 +123,7 @@ export const nodeMachine = setup({
         { to: ACTOR.election, event: { type: 'tick' } },
         { to: ACTOR.acceptor, event: { type: 'tick' } },
         { to: ACTOR.proposer, event: { type: 'tick' } },
+        { to: ACTOR.transactions, event: { type: 'tick' } },
       ]);
     }),
     endTurn: enqueueActions(({ enqueue }) => {
@@ -125,6 +148,7 @@ export const nodeMachine = setup({
       deliverNotices(enqueue, [
         { to: ACTOR.proposer, event: { type: 'reset' } },
         { to: ACTOR.lockManager, event: { type: 'reset' } },
+        { to: ACTOR.transactions, event: { type: 'reset' } },
         { to: ACTOR.election, event: { type: 'flushed', leader: e.leader } },
       ]);
     }),

@@ -16,8 +16,11 @@ import { failReply } from './replies.js';
 
 interface Queued {
   command: Command;
-  /** PHASE_ABORT for a transfer the leader skipped (lock conflict). */
+  /** PHASE_ABORT for a transfer the leader skipped; a 2PC phase otherwise. */
   phase: number;
+  /** A 2PC decision goes at the seq of its prepare; everything else gets the next seq. */
+  seq?: number;
+  reason?: string;
 }
 
 interface Pending {
@@ -47,7 +50,13 @@ function proposeQueued(ctx: ProposerContext): void {
   const { env } = ctx;
   while (ctx.queue.length > 0 && ctx.pending.size < inflightLimit(env)) {
     const batch = ctx.queue.splice(0, env.tuning.maxBatch);
-    const entries: Entry[] = batch.map(({ command, phase }) => ({ seq: ctx.nextSeq++, phase, ballot: ctx.ballot, command }));
+    const entries: Entry[] = batch.map(({ command, phase, seq, reason }) => ({
+      seq: seq ?? ctx.nextSeq++,
+      phase,
+      ballot: ctx.ballot,
+      command,
+      reason,
+    }));
     env.record({ accepted: { entries } });
     for (const entry of entries) {
       ctx.pending.set(entryKey(entry.seq!, entry.phase), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
@@ -118,7 +127,8 @@ export const proposerMachine = setup({
     },
     enqueue: ({ context, event }) => {
       const e = event as ProposeEvent;
-      context.queue.push({ command: e.command, phase: e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE });
+      const phase = e.phase ?? (e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE);
+      context.queue.push({ command: e.command, phase, seq: e.seq, reason: e.reason });
       if (context.queue.length >= context.env.tuning.maxBatch) proposeQueued(context);
     },
     refuseOverload: enqueueActions(({ context, event, enqueue }) => {

@@ -45,6 +45,10 @@ export interface Tuning {
   maxCatchupEntries: number;
   /** Largest frame accepted from the network, in bytes. */
   maxFrameBytes: number;
+  /** 2PC: ticks a coordinator waits for both prepares before it aborts. */
+  txTimeoutTicks: number;
+  /** 2PC: ticks between resends of PREPARE, a decision, or a participant's query. */
+  txRetryTicks: number;
   /** Client: time before a request is broadcast to the whole cluster. */
   clientTimeoutMs: number;
   /** Client: time after which a request is given up as `failed`. */
@@ -73,6 +77,8 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   maxQueue: 20000,
   maxCatchupEntries: 1000,
   maxFrameBytes: 16 * 1024 * 1024,
+  txTimeoutTicks: 40,
+  txRetryTicks: 8,
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
 });

@@ -95,6 +95,7 @@ export class NodeHost {
       state,
       view: { role: 'follower', leader: 0, ballot: { ...state.promised } },
       rng: createRng(mixSeed(this.opts.seed ?? 1, node)),
+      leaders: new Map(),
       record: (ev) => {
         applyEvent(state, ev);
         this.events.push(ev);

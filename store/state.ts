@@ -24,6 +24,27 @@ export interface LogSlot {
   /** null is a no-op. */
   command: Command | null;
   committed: boolean;
+  /** Why an abort entry aborts. */
+  reason?: string;
+}
+
+/** A prepared cross-shard transaction: its before-images hold the lock and allow the undo. */
+export interface WalEntry {
+  txid: string;
+  seq: number;
+  role: TxRole;
+  command: Command;
+  before: { item: number; balance: number }[];
+}
+
+export type TxRole = 'coordinator' | 'participant';
+
+/** A coordinator's decision that the participant has not acknowledged yet. */
+export interface Unacked {
+  txid: string;
+  commit: boolean;
+  command: Command;
+  reason: string;
 }
 
 export interface StoredReply {
@@ -53,6 +74,15 @@ export interface ReplicaState {
   replies: Map<string, StoredReply>;
   views: ViewRecord[];
   failed: boolean;
+  /** The write-ahead log of prepared cross-shard transactions, by txid. */
+  wal: Map<string, WalEntry>;
+  /** Items locked by a prepared cross-shard transaction: item -> txid. */
+  walLocks: Map<number, string>;
+  /** Decided cross-shard transactions: txid -> commit? */
+  decisions: Map<string, boolean>;
+  unacked: Map<string, Unacked>;
+  /** Committed decision entries (C/A) not executed yet, by entry key. */
+  pendingDecisions: Set<number>;
 }
 
 export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
@@ -71,6 +101,11 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
     replies: new Map(),
     views: [],
     failed: false,
+    wal: new Map(),
+    walLocks: new Map(),
+    decisions: new Map(),
+    unacked: new Map(),
+    pendingDecisions: new Set(),
   };
 }
 
@@ -123,6 +158,7 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
         ballot: copyBallot(e.ballot),
         command: e.command ?? null,
         committed: false,
+        reason: e.reason ?? '',
       });
       if (seq > state.maxSeq) state.maxSeq = seq;
     }
@@ -130,8 +166,11 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   }
   if (ev.committed) {
     for (const k of ev.committed.keys ?? []) {
-      const slot = state.log.get(entryKey(k.seq ?? 0, k.phase));
-      if (slot) slot.committed = true;
+      const key = entryKey(k.seq ?? 0, k.phase);
+      const slot = state.log.get(key);
+      if (!slot) continue;
+      slot.committed = true;
+      if (slot.phase >= shardbank.Phase.PHASE_COMMIT) state.pendingDecisions.add(key);
     }
     advanceCommitThrough(state);
     return;
@@ -140,10 +179,12 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     const x = ev.executed;
     const seq = x.seq ?? 0;
     if (seq > state.executedThrough) state.executedThrough = seq;
+    if ((x.phase ?? 0) >= shardbank.Phase.PHASE_COMMIT) state.pendingDecisions.delete(entryKey(seq, x.phase));
     for (const w of x.writes ?? []) {
       state.balances.set(w.item ?? 0, w.balance ?? 0);
       state.modified.add(w.item ?? 0);
     }
+    if (x.txid && !applyTransaction(state, x)) return;
     const client = x.command?.client;
     if (client) {
       const timestamp = x.command?.timestamp ?? 0;
@@ -175,6 +216,10 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     });
     return;
   }
+  if (ev.acked) {
+    state.unacked.delete(ev.acked.txid ?? '');
+    return;
+  }
   if (ev.failed) {
     state.failed = true;
     return;
@@ -182,6 +227,35 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   if (ev.recovered) {
     state.failed = false;
   }
+}
+
+/**
+ * The 2PC part of an Executed event: a prepare opens a WAL entry (and its
+ * lock), a decision closes it. Returns whether the outcome is the client's
+ * answer here (the coordinator's decision), to be kept for exactly-once.
+ */
+function applyTransaction(state: ReplicaState, x: shardbank.Executed.$Properties): boolean {
+  const txid = x.txid!;
+  const role: TxRole = x.role === 'participant' ? 'participant' : 'coordinator';
+  const phase = x.phase ?? 0;
+  if (phase === shardbank.Phase.PHASE_PREPARE) {
+    if (x.status === shardbank.Status.COMMITTED) {
+      const before = (x.before ?? []).map((b) => ({ item: b.item ?? 0, balance: b.balance ?? 0 }));
+      state.wal.set(txid, { txid, seq: x.seq ?? 0, role, command: x.command ?? {}, before });
+      for (const b of before) state.walLocks.set(b.item, txid);
+    }
+    return false;
+  }
+  const commit = phase === shardbank.Phase.PHASE_COMMIT;
+  state.decisions.set(txid, commit);
+  const w = state.wal.get(txid);
+  if (w) {
+    for (const b of w.before) if (state.walLocks.get(b.item) === txid) state.walLocks.delete(b.item);
+    state.wal.delete(txid);
+  }
+  if (role !== 'coordinator') return false;
+  state.unacked.set(txid, { txid, commit, command: x.command ?? {}, reason: x.reason ?? '' });
+  return true;
 }
 
 /** Folds a whole log into a fresh state. */

@@ -1,0 +1,230 @@
+/**
+ * Keeps one coordinator or participant actor per cross-shard transaction in
+ * flight at this leader: spawns it with an explicit id (`c:<txid>`,
+ * `p:<txid>`), routes the transaction's messages and executions to it, and
+ * stops it when it is done.
+ *
+ * After a leader change the new leader rebuilds its in-doubt work from the
+ * log (every `txRetryTicks`): a coordinator prepare with no decision is
+ * resolved to abort, a decision with no ACK is resent, a prepared
+ * participant asks for its decision. Nothing waits on a dead coordinator.
+ */
+import { enqueueActions, setup } from 'xstate';
+import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { clusterOfItem } from '../protocol/topology.js';
+import { coordinatorMachine, type CoordinatorInput, type CoordinatorMode } from './coordinator.js';
+import { sendToNode, type NodeEnv } from './env.js';
+import type { TxExecutedEvent } from './events.js';
+import { participantMachine, type ParticipantMode } from './participant.js';
+
+export interface TransactionsContext {
+  env: NodeEnv;
+  coordinators: Set<string>;
+  participants: Set<string>;
+  ticks: number;
+}
+
+export type TransactionsEvent =
+  | { type: 'coordinate'; command: Command; txid: string }
+  | { type: 'participate'; command: Command; txid: string; from: NodeId; coordinatorCluster: number; mode: ParticipantMode }
+  | { type: 'message'; envelope: EnvelopeProps }
+  | TxExecutedEvent
+  | { type: 'txDone'; txid: string; role: 'coordinator' | 'participant' }
+  | { type: 'tick' }
+  | { type: 'reset' };
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
+
+const coordId = (txid: string) => `c:${txid}`;
+const partId = (txid: string) => `p:${txid}`;
+
+function clusterOf(env: NodeEnv, item: number | null | undefined): number {
+  return clusterOfItem(env.topology, item ?? 0) ?? 0;
+}
+
+function spawnCoordinator(ctx: TransactionsContext, enqueue: Enqueue, input: Omit<CoordinatorInput, 'env'>): void {
+  if (ctx.coordinators.has(input.txid)) return;
+  ctx.coordinators.add(input.txid);
+  enqueue.spawnChild(coordinatorMachine, { id: coordId(input.txid), input: { ...input, env: ctx.env } });
+}
+
+function spawnParticipant(
+  ctx: TransactionsContext,
+  enqueue: Enqueue,
+  input: { txid: string; command: Command; coordinatorCluster: number; coordinator: NodeId; mode: ParticipantMode; seq?: number },
+): void {
+  if (ctx.participants.has(input.txid)) return;
+  ctx.participants.add(input.txid);
+  enqueue.spawnChild(participantMachine, { id: partId(input.txid), input: { ...input, env: ctx.env } });
+}
+
+/** Messages between leaders; the sender leads its cluster, which is worth remembering. */
+function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: EnvelopeProps): void {
+  const { env } = ctx;
+  const from = envelope.from ?? 0;
+  if (envelope.txVote) {
+    const v = envelope.txVote;
+    if (ctx.coordinators.has(v.txid ?? '')) {
+      enqueue.sendTo(coordId(v.txid!), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '' });
+    }
+    return;
+  }
+  if (envelope.txAck) {
+    const txid = envelope.txAck.txid ?? '';
+    if (ctx.coordinators.has(txid)) enqueue.sendTo(coordId(txid), { type: 'ack' });
+    else if (env.state.unacked.has(txid)) env.record({ acked: { txid } });
+    return;
+  }
+  if (envelope.txDecision) {
+    const d = envelope.txDecision;
+    const txid = d.txid ?? '';
+    if (ctx.participants.has(txid)) {
+      enqueue.sendTo(partId(txid), { type: 'decision', commit: !!d.commit, from });
+      return;
+    }
+    if (env.state.decisions.has(txid)) {
+      sendToNode(env, from, { txAck: { txid } });
+      return;
+    }
+    const wal = env.state.wal.get(txid);
+    const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
+    if (wal) {
+      spawnParticipant(ctx, enqueue, { ...base, command: wal.command, mode: 'resume', seq: wal.seq });
+      enqueue.sendTo(partId(txid), { type: 'decision', commit: !!d.commit, from });
+    } else if (!d.commit) {
+      // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
+      spawnParticipant(ctx, enqueue, { ...base, mode: 'fence' });
+    }
+    return;
+  }
+  if (envelope.txQuery) {
+    const q = envelope.txQuery;
+    const txid = q.txid ?? '';
+    if (ctx.coordinators.has(txid)) {
+      enqueue.sendTo(coordId(txid), { type: 'queried' });
+      return;
+    }
+    const participantCluster = q.participantCluster ?? clusterOf(env, q.command?.transfer?.receiver);
+    const decided = env.state.decisions.get(txid);
+    const wal = env.state.wal.get(txid);
+    const base = { txid, command: q.command ?? {}, participantCluster };
+    if (decided !== undefined) spawnCoordinator(ctx, enqueue, { ...base, mode: 'notify', commit: decided, reason: decided ? '' : 'aborted' });
+    else if (wal) spawnCoordinator(ctx, enqueue, { ...base, command: wal.command, mode: 'resolve', seq: wal.seq, reason: 'coordinator changed' });
+    else spawnCoordinator(ctx, enqueue, { ...base, mode: 'fence' });
+  }
+}
+
+/** What a new leader inherits from the log and nobody is handling yet. */
+function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
+  const { env } = ctx;
+  for (const w of env.state.wal.values()) {
+    const t = w.command.transfer;
+    if (w.role === 'coordinator') {
+      if (ctx.coordinators.has(w.txid)) continue;
+      spawnCoordinator(ctx, enqueue, {
+        txid: w.txid,
+        command: w.command,
+        participantCluster: clusterOf(env, t?.receiver),
+        mode: 'resolve',
+        seq: w.seq,
+        reason: 'coordinator changed',
+      });
+    } else if (!ctx.participants.has(w.txid)) {
+      spawnParticipant(ctx, enqueue, {
+        txid: w.txid,
+        command: w.command,
+        coordinatorCluster: clusterOf(env, t?.sender),
+        coordinator: 0,
+        mode: 'resume',
+        seq: w.seq,
+      });
+    }
+  }
+  for (const u of env.state.unacked.values()) {
+    if (ctx.coordinators.has(u.txid)) continue;
+    spawnCoordinator(ctx, enqueue, {
+      txid: u.txid,
+      command: u.command,
+      participantCluster: clusterOf(env, u.command.transfer?.receiver),
+      mode: 'notify',
+      commit: u.commit,
+      reason: u.reason,
+    });
+  }
+}
+
+export const transactionsMachine = setup({
+  types: {
+    context: {} as TransactionsContext,
+    events: {} as TransactionsEvent,
+    input: {} as { env: NodeEnv },
+  },
+  actions: {
+    coordinate: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
+      spawnCoordinator(context, enqueue, {
+        txid: e.txid,
+        command: e.command,
+        participantCluster: clusterOf(context.env, e.command.transfer?.receiver),
+        mode: 'start',
+      });
+    }),
+    participate: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<TransactionsEvent, { type: 'participate' }>;
+      if (context.participants.has(e.txid)) {
+        enqueue.sendTo(partId(e.txid), { type: 'prepareAgain', from: e.from });
+        return;
+      }
+      const wal = context.env.state.wal.get(e.txid);
+      spawnParticipant(context, enqueue, {
+        txid: e.txid,
+        command: e.command,
+        coordinatorCluster: e.coordinatorCluster,
+        coordinator: e.from,
+        mode: wal ? 'resume' : e.mode,
+        seq: wal?.seq,
+      });
+    }),
+    onMessage: enqueueActions(({ context, event, enqueue }) => {
+      onMessage(context, enqueue, (event as Extract<TransactionsEvent, { type: 'message' }>).envelope);
+    }),
+    forwardExecuted: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as TxExecutedEvent;
+      if (context.coordinators.has(e.txid)) enqueue.sendTo(coordId(e.txid), e);
+      if (context.participants.has(e.txid)) enqueue.sendTo(partId(e.txid), e);
+    }),
+    finish: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;
+      if (e.role === 'coordinator' && context.coordinators.delete(e.txid)) enqueue.stopChild(coordId(e.txid));
+      if (e.role === 'participant' && context.participants.delete(e.txid)) enqueue.stopChild(partId(e.txid));
+    }),
+    tick: enqueueActions(({ context, enqueue }) => {
+      for (const txid of context.coordinators) enqueue.sendTo(coordId(txid), { type: 'tick' });
+      for (const txid of context.participants) enqueue.sendTo(partId(txid), { type: 'tick' });
+      if (++context.ticks % context.env.tuning.txRetryTicks === 0 && context.env.view.role === 'leader') {
+        adoptInDoubt(context, enqueue);
+      }
+    }),
+    stopAll: enqueueActions(({ context, enqueue }) => {
+      for (const txid of context.coordinators) enqueue.stopChild(coordId(txid));
+      for (const txid of context.participants) enqueue.stopChild(partId(txid));
+      context.coordinators = new Set();
+      context.participants = new Set();
+    }),
+  },
+}).createMachine({
+  id: 'transactions',
+  context: ({ input }) => ({ env: input.env, coordinators: new Set(), participants: new Set(), ticks: 0 }),
+  on: {
+    coordinate: { actions: 'coordinate' },
+    participate: { actions: 'participate' },
+    message: { actions: 'onMessage' },
+    txExecuted: { actions: 'forwardExecuted' },
+    txDone: { actions: 'finish' },
+    tick: { actions: 'tick' },
+    reset: { actions: 'stopAll' },
+  },
+});
+
+export const TX_STATUS = shardbank.Status;

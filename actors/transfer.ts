@@ -1,0 +1,102 @@
+/**
+ * Applying one committed entry to the balances: pure functions from the
+ * replica state and the entry to the Executed event that records it.
+ *
+ * Intra-shard: debit and credit at once, or abort for insufficient balance.
+ * Cross-shard (2PC): the prepare entry (P) applies this cluster's half
+ * tentatively and keeps the before-image in the WAL; the decision at the same
+ * seq either keeps it (C) or restores the before-image (A).
+ */
+import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { clusterOfItem, type Topology } from '../protocol/topology.js';
+import { balanceOf, type LogSlot, type ReplicaState, type TxRole } from '../store/state.js';
+import { requestId } from './replies.js';
+
+const { Status, Phase } = shardbank;
+
+/** The role of a cluster in a cross-shard transfer, or null for an intra-shard one. */
+export function txRole(topology: Topology, cluster: number, command: Command): TxRole | null {
+  const t = command.transfer;
+  if (!t) return null;
+  const cs = clusterOfItem(topology, t.sender ?? 0);
+  const cr = clusterOfItem(topology, t.receiver ?? 0);
+  if (cs === cr) return null;
+  return cs === cluster ? 'coordinator' : 'participant';
+}
+
+export interface ExecContext {
+  topology: Topology;
+  cluster: number;
+  state: ReplicaState;
+}
+
+/** The Executed event for one committed slot (reads state, changes nothing). */
+export function executeSlot(ctx: ExecContext, slot: LogSlot): LogEventProps {
+  const base = { seq: slot.seq, phase: slot.phase };
+  const cmd = slot.command;
+  const t = cmd?.transfer;
+  if (!cmd || !t) return { executed: { ...base, command: cmd ?? undefined, status: Status.OK } };
+  const role = txRole(ctx.topology, ctx.cluster, cmd);
+  if (role) return executeTransaction(ctx, slot, cmd, role);
+  const stored = ctx.state.replies.get(cmd.client ?? '');
+  if (stored && stored.timestamp >= (cmd.timestamp ?? 0)) {
+    return { executed: { ...base, command: cmd, status: stored.reply.status, reason: stored.reply.reason } };
+  }
+  // An abort entry with no prepare before it: the leader skipped the transfer.
+  if (slot.phase === Phase.PHASE_ABORT) {
+    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'lock conflict' } };
+  }
+  const sender = t.sender ?? 0;
+  const receiver = t.receiver ?? 0;
+  const amount = t.amount ?? 0;
+  if (clusterOfItem(ctx.topology, sender) !== ctx.cluster) {
+    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'wrong shard' } };
+  }
+  const from = balanceOf(ctx.state, sender);
+  if (from < amount) {
+    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'insufficient balance' } };
+  }
+  const to = balanceOf(ctx.state, receiver);
+  return {
+    executed: {
+      ...base,
+      command: cmd,
+      status: Status.COMMITTED,
+      writes: [
+        { item: sender, balance: from - amount },
+        { item: receiver, balance: to + amount },
+      ],
+    },
+  };
+}
+
+function executeTransaction(ctx: ExecContext, slot: LogSlot, cmd: Command, role: TxRole): LogEventProps {
+  const { state } = ctx;
+  const txid = requestId(cmd);
+  const base = { seq: slot.seq, phase: slot.phase, command: cmd, txid, role };
+  const t = cmd.transfer!;
+  const amount = t.amount ?? 0;
+  // A transaction is prepared and decided once; a second entry for it (a
+  // retry ordered again, a decision resent) changes nothing.
+  const decided = state.decisions.has(txid);
+  if (slot.phase === Phase.PHASE_PREPARE) {
+    if (decided || state.wal.has(txid)) return { executed: { seq: slot.seq, phase: slot.phase } };
+    const item = role === 'coordinator' ? t.sender ?? 0 : t.receiver ?? 0;
+    const balance = balanceOf(state, item);
+    if (role === 'coordinator' && balance < amount) {
+      return { executed: { ...base, status: Status.ABORTED, reason: 'insufficient balance' } };
+    }
+    const after = role === 'coordinator' ? balance - amount : balance + amount;
+    return {
+      executed: { ...base, status: Status.COMMITTED, before: [{ item, balance }], writes: [{ item, balance: after }] },
+    };
+  }
+  if (decided) return { executed: { seq: slot.seq, phase: slot.phase } };
+  const wal = state.wal.get(txid);
+  if (slot.phase === Phase.PHASE_COMMIT) {
+    return { executed: { ...base, status: Status.COMMITTED } };
+  }
+  return {
+    executed: { ...base, status: Status.ABORTED, reason: slot.reason || 'aborted', writes: wal ? wal.before : [] },
+  };
+}
