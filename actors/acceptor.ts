@@ -19,6 +19,7 @@ import type {
   GrantPromiseEvent,
   HeartbeatEvent,
   NewViewEvent,
+  RecoveredEvent,
   TickEvent,
 } from './events.js';
 import { slotToEntry } from './newView.js';
@@ -37,7 +38,8 @@ export type AcceptorEvent =
   | CatchupRequestEvent
   | CatchupReplyEvent
   | GrantPromiseEvent
-  | TickEvent;
+  | TickEvent
+  | RecoveredEvent;
 
 function keysOf(entries: Entry[]): EntryKey[] {
   return entries.map((e) => ({ seq: e.seq, phase: e.phase }));
@@ -156,6 +158,11 @@ export const acceptorMachine = setup({
     onTick: ({ context }) => {
       if (context.catchupWait > 0) context.catchupWait--;
     },
+    /** Back from a disconnection: ask the leader we knew for what we missed, before any heartbeat. */
+    onRecovered: ({ context }) => {
+      context.catchupWait = 0;
+      requestCatchup(context, context.env.view.leader);
+    },
   },
 }).createMachine({
   id: 'acceptor',
@@ -169,5 +176,6 @@ export const acceptorMachine = setup({
     catchupReply: { actions: 'onCatchupReply' },
     grantPromise: { actions: 'onGrantPromise' },
     tick: { actions: 'onTick' },
+    recovered: { actions: 'onRecovered' },
   },
 });

@@ -8,6 +8,13 @@
  * client `aborted: lock conflict`). Otherwise both items are locked until the
  * transfer executes, and it goes to the proposer.
  *
+ * An item held by a prepared cross-shard transaction is different: its
+ * decision is already on its way, so the transfer waits for it (at most
+ * `lockWaitTicks`) before the conflict counts. Run one after the other, two
+ * transfers through the same item then both commit, as a sequential reading
+ * of the spec expects, though the coordinator answers its client before the
+ * participant has applied the commit.
+ *
  * A skipped transfer is still ordered, as an abort entry that changes no
  * balance: its answer then becomes the client's stored reply on every
  * replica, so a late copy of the request (a relayed broadcast, or one that
@@ -28,11 +35,20 @@ export interface LockManagerContext {
   env: NodeEnv;
   /** item -> id of the request holding it */
   locks: Map<number, string>;
+  /** Requests waiting for a prepared transaction's lock, with the tick they give up at. */
+  parked: Parked[];
+  ticks: number;
+}
+
+interface Parked {
+  id: string;
+  until: number;
+  event: AdmitEvent | PrepareTxEvent;
 }
 
 export type PrepareTxEvent = { type: 'prepare'; command: Command; from: NodeId; coordinatorCluster: number };
 
-export type LockManagerEvent = AdmitEvent | ReleaseEvent | PrepareTxEvent | { type: 'reset' };
+export type LockManagerEvent = AdmitEvent | ReleaseEvent | PrepareTxEvent | { type: 'reset' } | { type: 'tick' };
 
 function problemWith(env: NodeEnv, command: Command): string | null {
   const t = command.transfer;
@@ -56,7 +72,32 @@ function heldBy(ctx: LockManagerContext, item: number, id: string): boolean {
   return ctx.locks.get(item) === id || ctx.env.state.walLocks.get(item) === id;
 }
 
-function admit(ctx: LockManagerContext, command: Command): Notice[] {
+/**
+ * Parks a request whose items are held only by prepared cross-shard
+ * transactions; false when it must take the conflict now.
+ */
+function park(ctx: LockManagerContext, items: number[], id: string, event: Parked['event'], until: number | null): boolean {
+  if (until !== null && ctx.ticks >= until) return false;
+  const { state } = ctx.env;
+  const holders = items.filter((i) => isLocked(ctx, i)).map((i) => ctx.locks.get(i) ?? state.walLocks.get(i)!);
+  if (!holders.every((h) => state.wal.has(h))) return false;
+  if (ctx.parked.length >= ctx.env.tuning.maxQueue) return false;
+  if (!ctx.parked.some((p) => p.id === id)) ctx.parked.push({ id, event, until: until ?? ctx.ticks + ctx.env.tuning.lockWaitTicks });
+  return true;
+}
+
+/** Gives every parked request another go, in arrival order. */
+function retryParked(ctx: LockManagerContext): Notice[] {
+  const parked = ctx.parked;
+  ctx.parked = [];
+  const out: Notice[] = [];
+  for (const p of parked) {
+    out.push(...(p.event.type === 'admit' ? admit(ctx, p.event.command, p.until) : admitPrepare(ctx, p.event, p.until)));
+  }
+  return out;
+}
+
+function admit(ctx: LockManagerContext, command: Command, until: number | null = null): Notice[] {
   const { env } = ctx;
   const problem = problemWith(env, command);
   if (problem) {
@@ -76,6 +117,7 @@ function admit(ctx: LockManagerContext, command: Command): Notice[] {
     // The spec's coordinator checks: s unlocked and funded, else abort at once.
     if (heldBy(ctx, t.sender!, id) || env.state.wal.has(id) || env.state.decisions.has(id)) return [];
     if (isLocked(ctx, t.sender!)) {
+      if (park(ctx, [t.sender!], id, { type: 'admit', command }, until)) return [];
       replyTo(env, command, { status: Status.ABORTED, reason: 'lock conflict' });
       return [];
     }
@@ -88,13 +130,16 @@ function admit(ctx: LockManagerContext, command: Command): Notice[] {
   }
   const items = [t.sender!, t.receiver!];
   if (items.some((i) => ctx.locks.get(i) === id)) return [];
-  if (items.some((i) => isLocked(ctx, i))) return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
+  if (items.some((i) => isLocked(ctx, i))) {
+    if (park(ctx, items, id, { type: 'admit', command }, until)) return [];
+    return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
+  }
   for (const i of items) ctx.locks.set(i, id);
   return [{ to: ACTOR.proposer, event: { type: 'propose', command } }];
 }
 
 /** A coordinator's PREPARE at the participant's leader: lock the receiver, or refuse. */
-function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent): Notice[] {
+function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number | null = null): Notice[] {
   const { env } = ctx;
   const command = e.command;
   const id = requestId(command);
@@ -107,7 +152,10 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent): Notice[] {
   }
   const base = { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster };
   if (heldBy(ctx, receiver, id) || env.state.wal.has(id)) return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
-  if (isLocked(ctx, receiver)) return [{ to: ACTOR.transactions, event: { ...base, mode: 'locked' } }];
+  if (isLocked(ctx, receiver)) {
+    if (park(ctx, [receiver], id, e, until)) return [];
+    return [{ to: ACTOR.transactions, event: { ...base, mode: 'locked' } }];
+  }
   ctx.locks.set(receiver, id);
   return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
 }
@@ -132,18 +180,27 @@ export const lockManagerMachine = setup({
     admitPrepare: enqueueActions(({ context, event, enqueue }) => {
       deliverNotices(enqueue, admitPrepare(context, event as PrepareTxEvent));
     }),
-    release: ({ context, event }) => release(context, (event as ReleaseEvent).command),
+    release: enqueueActions(({ context, event, enqueue }) => {
+      release(context, (event as ReleaseEvent).command);
+      if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
+    }),
+    tick: enqueueActions(({ context, enqueue }) => {
+      context.ticks++;
+      if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
+    }),
     clear: ({ context }) => {
       context.locks = new Map();
+      context.parked = [];
     },
   },
 }).createMachine({
   id: 'lockManager',
-  context: ({ input }) => ({ env: input.env, locks: new Map() }),
+  context: ({ input }) => ({ env: input.env, locks: new Map(), parked: [], ticks: 0 }),
   on: {
     admit: { actions: 'admit' },
     prepare: { actions: 'admitPrepare' },
     release: { actions: 'release' },
     reset: { actions: 'clear' },
+    tick: { actions: 'tick' },
   },
 });

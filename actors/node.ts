@@ -124,6 +124,7 @@ export const nodeMachine = setup({
         { to: ACTOR.acceptor, event: { type: 'tick' } },
         { to: ACTOR.proposer, event: { type: 'tick' } },
         { to: ACTOR.transactions, event: { type: 'tick' } },
+        { to: ACTOR.lockManager, event: { type: 'tick' } },
       ]);
     }),
     endTurn: enqueueActions(({ enqueue }) => {
@@ -137,7 +138,10 @@ export const nodeMachine = setup({
     recordFailed: ({ context }) => context.env.record({ failed: {} }),
     recordRecovered: enqueueActions(({ context, enqueue }) => {
       context.env.record({ recovered: {} });
-      deliverNotices(enqueue, [{ to: ACTOR.election, event: { type: 'recovered' } }]);
+      deliverNotices(enqueue, [
+        { to: ACTOR.election, event: { type: 'recovered' } },
+        { to: ACTOR.acceptor, event: { type: 'recovered' } },
+      ]);
     }),
     startSet: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<NodeEvent, { type: 'flush' }>;

@@ -49,6 +49,8 @@ export interface Tuning {
   txTimeoutTicks: number;
   /** 2PC: ticks between resends of PREPARE, a decision, or a participant's query. */
   txRetryTicks: number;
+  /** Ticks a transfer may wait for an item held by a prepared cross-shard transaction. */
+  lockWaitTicks: number;
   /** Client: time before a request is broadcast to the whole cluster. */
   clientTimeoutMs: number;
   /** Client: time after which a request is given up as `failed`. */
@@ -79,6 +81,7 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   maxFrameBytes: 16 * 1024 * 1024,
   txTimeoutTicks: 40,
   txRetryTicks: 8,
+  lockWaitTicks: 8,
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
 });
