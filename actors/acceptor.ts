@@ -57,7 +57,7 @@ function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefin
 }
 
 function acceptEntries(env: NodeEnv, from: NodeId, ballot: Ballot, entries: Entry[]): void {
-  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason }));
+  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason, after: e.after }));
   env.record({ accepted: { entries: stamped } });
   sendToNode(env, from, { accepted: { ballot, keys: keysOf(entries) } });
 }
@@ -75,6 +75,10 @@ function requestCatchup(ctx: AcceptorContext, leader: NodeId): void {
 export function committedEntries(env: NodeEnv, fromSeq: number, max: number): Entry[] {
   const out: Entry[] = [];
   const { state } = env;
+  // Decisions that run after fromSeq - 1 or later may sit at an earlier seq.
+  for (const slot of state.log.values()) {
+    if (slot.committed && (slot.after ?? 0) >= fromSeq - 1 && slot.seq < fromSeq) out.push(slotToEntry(slot));
+  }
   for (let seq = Math.max(1, fromSeq); seq <= state.commitThrough && out.length < max; seq++) {
     for (let phase = 0; phase < 4; phase++) {
       const slot = state.log.get(entryKey(seq, phase));
@@ -123,6 +127,7 @@ export const acceptorMachine = setup({
     },
     onHeartbeat: ({ context, event }) => {
       const e = event as HeartbeatEvent;
+      for (const txid of e.msg.acked ?? []) if (context.env.state.unacked.has(txid)) context.env.record({ acked: { txid } });
       if ((e.msg.commitThrough ?? 0) > context.env.state.commitThrough) requestCatchup(context, e.from);
     },
     onCatchupRequest: ({ context, event }) => {

@@ -145,7 +145,10 @@ export const coordinatorMachine = setup({
     resendDecision: ({ context }) => {
       if (context.elapsed % context.env.tuning.txRetryTicks === 0) sendDecision(context, ++context.retries % 2 === 0);
     },
-    recordAck: ({ context }) => context.env.record({ acked: { txid: context.txid } }),
+    recordAck: ({ context }) => {
+      context.env.record({ acked: { txid: context.txid } });
+      context.env.ackedToShare.push(context.txid);
+    },
     reportDone: enqueueActions(({ context, enqueue }) => {
       deliverNotices(enqueue, [{ to: ACTOR.transactions, event: { type: 'txDone', txid: context.txid, role: 'coordinator' } }]);
     }),

@@ -175,7 +175,8 @@ export const electionMachine = setup({
       const { env } = context;
       if (++context.sinceHeartbeat < env.tuning.heartbeatTicks) return;
       context.sinceHeartbeat = 0;
-      sendToPeers(env, { heartbeat: { ballot: env.view.ballot, commitThrough: env.state.commitThrough } });
+      const acked = env.ackedToShare.splice(0, env.tuning.maxBatch);
+      sendToPeers(env, { heartbeat: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, acked } });
     },
     installInitialView: ({ context, event }) => {
       const { env } = context;

@@ -33,6 +33,8 @@ export interface NodeEnv {
   rng: Rng;
   /** Who this node believes leads each cluster (2PC talks leader to leader). */
   leaders: Map<number, NodeId>;
+  /** ACKed decisions the leader has not yet told its followers about (bounded by maxBatch per heartbeat). */
+  ackedToShare: string[];
   record(event: LogEventProps): void;
   send(env: EnvelopeProps): void;
 }

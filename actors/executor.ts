@@ -10,9 +10,9 @@
  * the cursor, since the decision reuses the prepare's seq.
  */
 import { enqueueActions, setup } from 'xstate';
-import { entryKey, keyOf, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
-import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
+import { anchoredAfter, balanceOf, committedAt, type LogSlot } from '../store/state.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
 import type { ExecuteEvent, ReadEvent } from './events.js';
 import { replyTo } from './replies.js';
@@ -49,24 +49,25 @@ function apply(env: NodeEnv, slot: LogSlot, notices: Notice[]): void {
   notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
 }
 
-/** Executes every committed entry that is next in line; returns notices for siblings. */
+/**
+ * Executes every committed entry that is next in line; returns notices for
+ * siblings. The order is the log's, the same on every replica: seq by seq,
+ * and a 2PC decision right after the seq it is anchored to. The cursor waits
+ * for an anchored decision that is not committed yet.
+ */
 function executeReady(env: NodeEnv): Notice[] {
   const notices: Notice[] = [];
   const { state } = env;
-  while (state.executedThrough < state.commitThrough) {
+  for (;;) {
+    for (const slot of anchoredAfter(state, state.executedThrough)) {
+      if (!slot.committed) return notices;
+      apply(env, slot, notices);
+    }
+    if (state.executedThrough >= state.commitThrough) return notices;
     const seq = state.executedThrough + 1;
     for (const slot of committedAt(state, seq)) apply(env, slot, notices);
-    // A seq whose only entries are decisions of earlier seqs still advances.
     if (state.executedThrough < seq) env.record({ executed: { seq } });
   }
-  for (const key of [...state.pendingDecisions]) {
-    const { seq, phase } = keyOf(key);
-    if (seq > state.executedThrough) continue;
-    const slot = state.log.get(entryKey(seq, phase));
-    if (slot) apply(env, slot, notices);
-    else state.pendingDecisions.delete(key);
-  }
-  return notices;
 }
 
 function answerRead(env: NodeEnv, command: Command): void {

@@ -14,6 +14,7 @@ export function slotToEntry(slot: LogSlot): Entry {
     command: slot.command ?? undefined,
     committed: slot.committed,
     reason: slot.reason,
+    after: slot.after,
   };
 }
 
@@ -51,5 +52,6 @@ export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: I
       command: e.command ?? undefined,
       committed: !!e.committed,
       reason: e.reason ?? '',
+      after: e.after ?? 0,
     }));
 }

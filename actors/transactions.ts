@@ -73,7 +73,10 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
   if (envelope.txAck) {
     const txid = envelope.txAck.txid ?? '';
     if (ctx.coordinators.has(txid)) enqueue.sendTo(coordId(txid), { type: 'ack' });
-    else if (env.state.unacked.has(txid)) env.record({ acked: { txid } });
+    else if (env.state.unacked.has(txid)) {
+      env.record({ acked: { txid } });
+      env.ackedToShare.push(txid);
+    }
     return;
   }
   if (envelope.txDecision) {

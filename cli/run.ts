@@ -17,7 +17,7 @@ import { TcpTransport } from '../protocol/tcp.js';
 import { LocalCluster, tcpAdmin } from './cluster.js';
 import { formatParseError, parseTestSets, validateSets, type TestSet } from './csv.js';
 import { formatPerformance, formatPrintBalance, formatPrintDb, formatPrintView } from './format.js';
-import { describeNodes, SetRunner, type CommandResult } from './runner.js';
+import { describeNodes, formatAudit, SetRunner, type CommandResult } from './runner.js';
 
 export interface RunOptions {
   file: string;
@@ -93,7 +93,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       const results = await runner.runCommands(set);
       spinner.stop();
       for (const r of results) say(`  ${formatResult(r)}`);
-      if (opts.json) process.stdout.write(`${JSON.stringify(await runner.report(set, results))}\n`);
+      if (opts.json) {
+        const report = await runner.report(set, results);
+        say(formatAudit(report.audit));
+        process.stdout.write(`${JSON.stringify(report)}\n`);
+      } else {
+        say(formatAudit(await runner.audit()));
+      }
       if (rl) {
         const quit = await menu(rl, runner, topo, say);
         if (quit) break;

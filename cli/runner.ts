@@ -27,6 +27,21 @@ export interface SetReport {
   db: Record<string, Record<string, number>>;
   views: ViewJson[];
   performance: Performance;
+  audit: Audit;
+}
+
+/** The bank's invariants after a set, read from the replicas. */
+export interface Audit {
+  /** Sum of all balances on the most advanced live replica of each cluster. */
+  total: number;
+  expectedTotal: number;
+  conserved: boolean;
+  /** Live replicas of each cluster hold the same balances. */
+  replicasAgree: boolean;
+  /** Cross-shard transactions still prepared or unacknowledged when the audit gave up waiting. */
+  inDoubt: number;
+  /** Clusters with no live node, which the audit could not read. */
+  unreadable: number[];
 }
 
 export interface RunnerOptions {
@@ -196,18 +211,71 @@ export class SetRunner {
     return this.meter.snapshot();
   }
 
+  /**
+   * Checks that money was neither created nor lost and that live replicas
+   * agree, once in-flight cross-shard work has settled (at most `waitMs`).
+   */
+  async audit(waitMs = 5000): Promise<Audit> {
+    const sleepFor = this.opts.sleep ?? sleep;
+    let audit: Audit | null = null;
+    for (let waited = 0; ; waited += 100) {
+      audit = await this.auditOnce();
+      if ((audit.inDoubt === 0 && audit.replicasAgree) || waited >= waitMs) return audit;
+      await sleepFor(100);
+    }
+  }
+
+  private async auditOnce(): Promise<Audit> {
+    const topo = this.topology;
+    const { admin } = this.opts;
+    const nodes = allNodes(topo);
+    const statuses = await Promise.all(nodes.map((n) => admin.request(n, { status: {} }).then((r) => r.status ?? {}, () => null)));
+    const db = await this.printDb();
+    let total = topo.items * topo.initialBalance;
+    let replicasAgree = true;
+    let inDoubt = 0;
+    const unreadable: number[] = [];
+    for (let c = 1; c <= topo.clusters; c++) {
+      const live = clusterNodes(topo, c).filter((n) => {
+        const s = statuses[nodes.indexOf(n)];
+        return s && !s.failed;
+      });
+      if (live.length === 0) {
+        unreadable.push(c);
+        continue;
+      }
+      const status = (n: NodeId) => statuses[nodes.indexOf(n)]!;
+      for (const n of live) inDoubt += (status(n).walEntries ?? 0) + (status(n).unacked ?? 0);
+      const best = live.reduce((a, b) => ((status(b).executedThrough ?? 0) > (status(a).executedThrough ?? 0) ? b : a));
+      const rows = live.map((n) => JSON.stringify([...(db.get(n) ?? new Map()).entries()].sort((x, y) => x[0] - y[0])));
+      if (rows.some((r) => r !== rows[0])) replicasAgree = false;
+      for (const balance of db.get(best)?.values() ?? []) total += balance - topo.initialBalance;
+    }
+    const expectedTotal = topo.items * topo.initialBalance;
+    return { total, expectedTotal, conserved: total === expectedTotal, replicasAgree, inDoubt, unreadable };
+  }
+
   /** Everything `--json` prints after a set. */
   async report(set: TestSet, results: CommandResult[]): Promise<SetReport> {
     const nodes = allNodes(this.topology);
-    const [db, views] = await Promise.all([this.printDb(), this.printView()]);
+    const [db, views, audit] = await Promise.all([this.printDb(), this.printView(), this.audit()]);
     return {
       set: set.set,
       results: results.map(({ latencyMs: _l, ...r }) => r),
       db: printDbJson(db, nodes),
       views: viewsJson(views),
       performance: this.performance(),
+      audit,
     };
   }
+}
+
+export function formatAudit(a: Audit): string {
+  const money = a.conserved ? `money conserved (total ${a.total})` : `MONEY NOT CONSERVED: total ${a.total}, expected ${a.expectedTotal}`;
+  const replicas = a.replicasAgree ? 'live replicas of each cluster agree' : 'LIVE REPLICAS DISAGREE';
+  const doubt = a.inDoubt > 0 ? `; ${a.inDoubt} cross-shard transactions still in doubt` : '';
+  const unread = a.unreadable.length > 0 ? `; no live node in ${a.unreadable.map((c) => `C${c}`).join(', ')}, not checked` : '';
+  return `audit: ${money}; ${replicas}${doubt}${unread}`;
 }
 
 export function describeNodes(nodes: NodeId[]): string {

@@ -96,6 +96,7 @@ export class NodeHost {
       view: { role: 'follower', leader: 0, ballot: { ...state.promised } },
       rng: createRng(mixSeed(this.opts.seed ?? 1, node)),
       leaders: new Map(),
+      ackedToShare: [],
       record: (ev) => {
         applyEvent(state, ev);
         this.events.push(ev);
@@ -237,6 +238,8 @@ export class NodeHost {
       role: view.role,
       commitThrough: state.commitThrough,
       executedThrough: state.executedThrough,
+      walEntries: state.wal.size,
+      unacked: state.unacked.size,
     };
   }
 

@@ -26,6 +26,8 @@ export interface LogSlot {
   committed: boolean;
   /** Why an abort entry aborts. */
   reason?: string;
+  /** For a 2PC decision at its prepare's seq: it executes right after this seq. */
+  after?: number;
 }
 
 /** A prepared cross-shard transaction: its before-images hold the lock and allow the undo. */
@@ -81,8 +83,10 @@ export interface ReplicaState {
   /** Decided cross-shard transactions: txid -> commit? */
   decisions: Map<string, boolean>;
   unacked: Map<string, Unacked>;
-  /** Committed decision entries (C/A) not executed yet, by entry key. */
-  pendingDecisions: Set<number>;
+  /** 2PC decisions not executed yet, by the seq they run after: after -> entry keys. */
+  anchored: Map<number, Set<number>>;
+  /** Anchored decisions already executed (a re-proposal must not queue them again). */
+  executedDecisions: Set<number>;
 }
 
 export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
@@ -105,7 +109,8 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
     walLocks: new Map(),
     decisions: new Map(),
     unacked: new Map(),
-    pendingDecisions: new Set(),
+    anchored: new Map(),
+    executedDecisions: new Set(),
   };
 }
 
@@ -113,23 +118,31 @@ export function balanceOf(state: ReplicaState, item: number): number {
   return state.balances.get(item) ?? state.initialBalance;
 }
 
-/** True when some entry at this seq (any phase) is committed. */
-export function isSeqCommitted(state: ReplicaState, seq: number): boolean {
-  for (let phase = 0; phase < 4; phase++) {
-    const slot = state.log.get(entryKey(seq, phase));
-    if (slot?.committed) return true;
-  }
-  return false;
+/** A 2PC decision that runs after another seq than its own. */
+export function isAnchored(slot: LogSlot): boolean {
+  return (slot.after ?? 0) > 0;
 }
 
-/** The committed entries at one seq, in phase order. */
+/** True when an entry that runs at this seq (any phase; not a decision anchored elsewhere) is committed. */
+export function isSeqCommitted(state: ReplicaState, seq: number): boolean {
+  return committedAt(state, seq).length > 0;
+}
+
+/** The committed entries that run at one seq, in phase order. */
 export function committedAt(state: ReplicaState, seq: number): LogSlot[] {
   const out: LogSlot[] = [];
   for (let phase = 0; phase < 4; phase++) {
     const slot = state.log.get(entryKey(seq, phase));
-    if (slot?.committed) out.push(slot);
+    if (slot?.committed && !isAnchored(slot)) out.push(slot);
   }
   return out;
+}
+
+/** The decisions that run after this seq and have not run yet, in (seq, phase) order. */
+export function anchoredAfter(state: ReplicaState, seq: number): LogSlot[] {
+  const keys = state.anchored.get(seq);
+  if (!keys) return [];
+  return [...keys].sort((a, b) => a - b).map((k) => state.log.get(k)!).filter(Boolean);
 }
 
 function advanceCommitThrough(state: ReplicaState): void {
@@ -159,8 +172,14 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
         command: e.command ?? null,
         committed: false,
         reason: e.reason ?? '',
+        after: e.after ?? 0,
       });
       if (seq > state.maxSeq) state.maxSeq = seq;
+      if ((e.after ?? 0) > 0 && !state.executedDecisions.has(key)) {
+        let keys = state.anchored.get(e.after!);
+        if (!keys) state.anchored.set(e.after!, (keys = new Set()));
+        keys.add(key);
+      }
     }
     return;
   }
@@ -168,9 +187,7 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     for (const k of ev.committed.keys ?? []) {
       const key = entryKey(k.seq ?? 0, k.phase);
       const slot = state.log.get(key);
-      if (!slot) continue;
-      slot.committed = true;
-      if (slot.phase >= shardbank.Phase.PHASE_COMMIT) state.pendingDecisions.add(key);
+      if (slot) slot.committed = true;
     }
     advanceCommitThrough(state);
     return;
@@ -179,7 +196,16 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     const x = ev.executed;
     const seq = x.seq ?? 0;
     if (seq > state.executedThrough) state.executedThrough = seq;
-    if ((x.phase ?? 0) >= shardbank.Phase.PHASE_COMMIT) state.pendingDecisions.delete(entryKey(seq, x.phase));
+    if ((x.phase ?? 0) >= shardbank.Phase.PHASE_COMMIT) {
+      const key = entryKey(seq, x.phase);
+      const after = state.log.get(key)?.after ?? 0;
+      if (after > 0) {
+        state.executedDecisions.add(key);
+        const keys = state.anchored.get(after);
+        keys?.delete(key);
+        if (keys?.size === 0) state.anchored.delete(after);
+      }
+    }
     for (const w of x.writes ?? []) {
       state.balances.set(w.item ?? 0, w.balance ?? 0);
       state.modified.add(w.item ?? 0);
