@@ -63,6 +63,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const client = new BankClient({ topology: topo, transport: clientTransport, name, slots: Math.max(64, opts.concurrency ?? 1) });
   const rl: Interface | null = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
   let code = 0;
+  // Interrupted: stop our node processes before going (each by its pid).
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: stopping the cluster\n`);
+    void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     if (cluster) {
       spinner.start(`starting ${topo.nodes.length} node processes (${topo.clusters} clusters x ${topo.nodesPerCluster}) in ${dataDir}`);
@@ -117,6 +124,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n`);
     code = 1;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     rl?.close();
     client.abandonAll();
     if (cluster) await cluster.stop();
