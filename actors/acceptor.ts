@@ -9,8 +9,10 @@
  */
 import { setup } from 'xstate';
 import { compareBallots, entryKey, type Ballot, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
-import { slotHasBallot } from '../store/state.js';
+import { committedAt, slotHasBallot } from '../store/state.js';
 import { sendToNode, type NodeEnv } from './env.js';
+import { requestId } from './replies.js';
+import { txRole } from './transfer.js';
 import type {
   AcceptEvent,
   CatchupReplyEvent,
@@ -57,7 +59,7 @@ function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefin
 }
 
 function acceptEntries(env: NodeEnv, from: NodeId, ballot: Ballot, entries: Entry[]): void {
-  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason, after: e.after }));
+  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason, runsAt: e.runsAt }));
   env.record({ accepted: { entries: stamped } });
   sendToNode(env, from, { accepted: { ballot, keys: keysOf(entries) } });
 }
@@ -75,15 +77,8 @@ function requestCatchup(ctx: AcceptorContext, leader: NodeId): void {
 export function committedEntries(env: NodeEnv, fromSeq: number, max: number): Entry[] {
   const out: Entry[] = [];
   const { state } = env;
-  // Decisions that run after fromSeq - 1 or later may sit at an earlier seq.
-  for (const slot of state.log.values()) {
-    if (slot.committed && (slot.after ?? 0) >= fromSeq - 1 && slot.seq < fromSeq) out.push(slotToEntry(slot));
-  }
   for (let seq = Math.max(1, fromSeq); seq <= state.commitThrough && out.length < max; seq++) {
-    for (let phase = 0; phase < 4; phase++) {
-      const slot = state.log.get(entryKey(seq, phase));
-      if (slot?.committed) out.push(slotToEntry(slot));
-    }
+    for (const slot of committedAt(state, seq)) out.push(slotToEntry(slot));
   }
   return out;
 }
@@ -127,7 +122,11 @@ export const acceptorMachine = setup({
     },
     onHeartbeat: ({ context, event }) => {
       const e = event as HeartbeatEvent;
-      for (const txid of e.msg.acked ?? []) if (context.env.state.unacked.has(txid)) context.env.record({ acked: { txid } });
+      const { state } = context.env;
+      for (const txid of e.msg.acked ?? []) {
+        // An ACK can reach a follower before the decision it acknowledges has run here.
+        if (state.unacked.has(txid) || !state.decisions.has(txid)) context.env.record({ acked: { txid } });
+      }
       if ((e.msg.commitThrough ?? 0) > context.env.state.commitThrough) requestCatchup(context, e.from);
     },
     onCatchupRequest: ({ context, event }) => {
@@ -135,8 +134,12 @@ export const acceptorMachine = setup({
       const e = event as CatchupRequestEvent;
       const max = Math.min(e.msg.maxEntries || env.tuning.maxCatchupEntries, env.tuning.maxCatchupEntries);
       const entries = committedEntries(env, e.msg.fromSeq ?? 1, max);
+      const acked = entries
+        .filter((x) => (x.runsAt ?? 0) > 0 && x.command && txRole(env.topology, env.cluster, x.command) === 'coordinator')
+        .filter((x) => !env.state.unacked.has(requestId(x.command!)))
+        .map((x) => requestId(x.command!));
       sendToNode(env, e.from, {
-        catchupReply: { ballot: env.view.ballot, entries, commitThrough: env.state.commitThrough },
+        catchupReply: { ballot: env.view.ballot, entries, commitThrough: env.state.commitThrough, acked },
       });
     },
     onCatchupReply: ({ context, event }) => {
@@ -147,6 +150,9 @@ export const acceptorMachine = setup({
       if (entries.length > 0) {
         env.record({ accepted: { entries } });
         env.record({ committed: { keys: keysOf(entries) } });
+      }
+      for (const txid of e.msg.acked ?? []) {
+        if (env.state.unacked.has(txid) || !env.state.decisions.has(txid)) env.record({ acked: { txid } });
       }
       // Still behind and the reply was full: ask for the next chunk now.
       if ((e.msg.commitThrough ?? 0) > env.state.commitThrough && entries.length > 0) requestCatchup(context, e.from);

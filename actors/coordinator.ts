@@ -18,7 +18,7 @@
  */
 import { and, enqueueActions, not, setup } from 'xstate';
 import { shardbank, type Command } from '../protocol/messages.js';
-import { ACTOR, deliverNotices, sendToCluster, type NodeEnv, type Notice } from './env.js';
+import { ACTOR, deliverNotices, sendToCluster, shareAck, type NodeEnv, type Notice } from './env.js';
 import type { TxExecutedEvent } from './events.js';
 import { replyTo } from './replies.js';
 
@@ -133,11 +133,14 @@ export const coordinatorMachine = setup({
       context.reason = 'unknown to the coordinator';
       deliverNotices(enqueue, [propose(context, Phase.PHASE_ABORT, undefined, context.reason)]);
     }),
-    /** Our own cluster never ordered the prepare: nothing to undo, no decision can be replicated. */
-    giveUp: enqueueActions(({ context, enqueue }) => {
+    /**
+     * Our own cluster has not ordered the prepare: answer now. The sender stays
+     * locked: the P may still commit, and then the abort that resolves it
+     * (from the log, see transactions.ts) releases the lock.
+     */
+    giveUp: ({ context }) => {
       if (context.env.view.role === 'leader') replyTo(context.env, context.command, { status: Status.ABORTED, reason: 'no majority' });
-      deliverNotices(enqueue, [{ to: ACTOR.lockManager, event: { type: 'release', command: context.command } }]);
-    }),
+    },
     startNotify: ({ context }) => {
       context.elapsed = 0;
       sendDecision(context, false);
@@ -147,7 +150,7 @@ export const coordinatorMachine = setup({
     },
     recordAck: ({ context }) => {
       context.env.record({ acked: { txid: context.txid } });
-      context.env.ackedToShare.push(context.txid);
+      shareAck(context.env, context.txid);
     },
     reportDone: enqueueActions(({ context, enqueue }) => {
       deliverNotices(enqueue, [{ to: ACTOR.transactions, event: { type: 'txDone', txid: context.txid, role: 'coordinator' } }]);

@@ -11,7 +11,7 @@
  */
 import { and, enqueueActions, setup } from 'xstate';
 import { compareBallots, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
-import { ACTOR, deliverNotices, sendToNode, sendToPeers, type NodeEnv, type Notice } from './env.js';
+import { ACTOR, acksForHeartbeat, deliverNotices, sendToNode, sendToPeers, type NodeEnv, type Notice } from './env.js';
 import type {
   ContactEvent,
   FlushedEvent,
@@ -175,7 +175,7 @@ export const electionMachine = setup({
       const { env } = context;
       if (++context.sinceHeartbeat < env.tuning.heartbeatTicks) return;
       context.sinceHeartbeat = 0;
-      const acked = env.ackedToShare.splice(0, env.tuning.maxBatch);
+      const acked = acksForHeartbeat(env);
       sendToPeers(env, { heartbeat: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, acked } });
     },
     installInitialView: ({ context, event }) => {

@@ -33,8 +33,8 @@ export interface NodeEnv {
   rng: Rng;
   /** Who this node believes leads each cluster (2PC talks leader to leader). */
   leaders: Map<number, NodeId>;
-  /** ACKed decisions the leader has not yet told its followers about (bounded by maxBatch per heartbeat). */
-  ackedToShare: string[];
+  /** ACKed decisions the leader tells its followers on its next few heartbeats: txid -> heartbeats left. */
+  ackedToShare: Map<string, number>;
   record(event: LogEventProps): void;
   send(env: EnvelopeProps): void;
 }
@@ -62,6 +62,25 @@ export function sendToPeers(env: NodeEnv, body: Omit<EnvelopeProps, 'from' | 'to
 
 export function sendToNode(env: NodeEnv, to: NodeId, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
   env.send({ ...body, from: env.self, to });
+}
+
+/** Heartbeats that repeat an ACK, so a follower that misses one still hears it. */
+const ACK_REPEATS = 3;
+
+export function shareAck(env: NodeEnv, txid: string): void {
+  if (env.ackedToShare.size < env.tuning.maxQueue) env.ackedToShare.set(txid, ACK_REPEATS);
+}
+
+/** The ACKs for the next heartbeat (at most maxBatch), counting each one down. */
+export function acksForHeartbeat(env: NodeEnv): string[] {
+  const out: string[] = [];
+  for (const [txid, left] of env.ackedToShare) {
+    if (out.length >= env.tuning.maxBatch) break;
+    out.push(txid);
+    if (left <= 1) env.ackedToShare.delete(txid);
+    else env.ackedToShare.set(txid, left - 1);
+  }
+  return out;
 }
 
 /** To another cluster's believed leader, or to all its nodes (a retry, when the leader may have changed). */

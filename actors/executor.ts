@@ -12,7 +12,7 @@
 import { enqueueActions, setup } from 'xstate';
 import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
-import { anchoredAfter, balanceOf, committedAt, type LogSlot } from '../store/state.js';
+import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
 import type { ExecuteEvent, ReadEvent } from './events.js';
 import { replyTo } from './replies.js';
@@ -50,24 +50,19 @@ function apply(env: NodeEnv, slot: LogSlot, notices: Notice[]): void {
 }
 
 /**
- * Executes every committed entry that is next in line; returns notices for
- * siblings. The order is the log's, the same on every replica: seq by seq,
- * and a 2PC decision right after the seq it is anchored to. The cursor waits
- * for an anchored decision that is not committed yet.
+ * Executes every committed entry that is next in line, seq by seq (a 2PC
+ * decision at the seq reserved for it), the same order on every replica;
+ * returns notices for siblings.
  */
 function executeReady(env: NodeEnv): Notice[] {
   const notices: Notice[] = [];
   const { state } = env;
-  for (;;) {
-    for (const slot of anchoredAfter(state, state.executedThrough)) {
-      if (!slot.committed) return notices;
-      apply(env, slot, notices);
-    }
-    if (state.executedThrough >= state.commitThrough) return notices;
+  while (state.executedThrough < state.commitThrough) {
     const seq = state.executedThrough + 1;
     for (const slot of committedAt(state, seq)) apply(env, slot, notices);
     if (state.executedThrough < seq) env.record({ executed: { seq } });
   }
+  return notices;
 }
 
 function answerRead(env: NodeEnv, command: Command): void {

@@ -14,7 +14,7 @@ export function slotToEntry(slot: LogSlot): Entry {
     command: slot.command ?? undefined,
     committed: slot.committed,
     reason: slot.reason,
-    after: slot.after,
+    runsAt: slot.runsAt,
   };
 }
 
@@ -36,9 +36,11 @@ export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: I
   let maxSeq = 0;
   const filled = new Set<number>();
   for (const e of merged.values()) {
-    const seq = e.seq ?? 0;
-    filled.add(seq);
-    if (seq > maxSeq) maxSeq = seq;
+    // A 2PC decision fills the seq it runs at as well as its own.
+    for (const seq of [e.seq ?? 0, e.runsAt ?? 0]) {
+      filled.add(seq);
+      if (seq > maxSeq) maxSeq = seq;
+    }
   }
   for (let seq = 1; seq <= maxSeq; seq++) {
     if (!filled.has(seq)) merged.set(entryKey(seq, 0), { seq, phase: 0, committed: false });
@@ -52,6 +54,6 @@ export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: I
       command: e.command ?? undefined,
       committed: !!e.committed,
       reason: e.reason ?? '',
-      after: e.after ?? 0,
+      runsAt: e.runsAt ?? 0,
     }));
 }

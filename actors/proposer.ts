@@ -50,14 +50,14 @@ function proposeQueued(ctx: ProposerContext): void {
   const { env } = ctx;
   while (ctx.queue.length > 0 && ctx.pending.size < inflightLimit(env)) {
     const batch = ctx.queue.splice(0, env.tuning.maxBatch);
-    // A decision at its prepare's seq runs after the last seq assigned before it.
+    // A decision keeps its prepare's seq and runs at a seq reserved for it.
     const entries: Entry[] = batch.map(({ command, phase, seq, reason }) => ({
       seq: seq ?? ctx.nextSeq++,
       phase,
       ballot: ctx.ballot,
       command,
       reason,
-      after: seq === undefined ? 0 : ctx.nextSeq - 1,
+      runsAt: seq === undefined ? 0 : ctx.nextSeq++,
     }));
     env.record({ accepted: { entries } });
     for (const entry of entries) {

@@ -13,7 +13,7 @@ import { enqueueActions, setup } from 'xstate';
 import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { coordinatorMachine, type CoordinatorInput, type CoordinatorMode } from './coordinator.js';
-import { sendToNode, type NodeEnv } from './env.js';
+import { sendToNode, shareAck, type NodeEnv } from './env.js';
 import type { TxExecutedEvent } from './events.js';
 import { participantMachine, type ParticipantMode } from './participant.js';
 
@@ -75,7 +75,7 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
     if (ctx.coordinators.has(txid)) enqueue.sendTo(coordId(txid), { type: 'ack' });
     else if (env.state.unacked.has(txid)) {
       env.record({ acked: { txid } });
-      env.ackedToShare.push(txid);
+      shareAck(env, txid);
     }
     return;
   }

@@ -96,7 +96,7 @@ export class NodeHost {
       view: { role: 'follower', leader: 0, ballot: { ...state.promised } },
       rng: createRng(mixSeed(this.opts.seed ?? 1, node)),
       leaders: new Map(),
-      ackedToShare: [],
+      ackedToShare: new Map(),
       record: (ev) => {
         applyEvent(state, ev);
         this.events.push(ev);

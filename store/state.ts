@@ -26,8 +26,8 @@ export interface LogSlot {
   committed: boolean;
   /** Why an abort entry aborts. */
   reason?: string;
-  /** For a 2PC decision at its prepare's seq: it executes right after this seq. */
-  after?: number;
+  /** For a 2PC decision at its prepare's seq: the seq it executes at. */
+  runsAt?: number;
 }
 
 /** A prepared cross-shard transaction: its before-images hold the lock and allow the undo. */
@@ -83,10 +83,10 @@ export interface ReplicaState {
   /** Decided cross-shard transactions: txid -> commit? */
   decisions: Map<string, boolean>;
   unacked: Map<string, Unacked>;
-  /** 2PC decisions not executed yet, by the seq they run after: after -> entry keys. */
-  anchored: Map<number, Set<number>>;
-  /** Anchored decisions already executed (a re-proposal must not queue them again). */
-  executedDecisions: Set<number>;
+  /** ACKs heard before their decision ran here (the decision then needs none). */
+  earlyAcks: Set<string>;
+  /** 2PC decisions by the seq they run at: runsAt -> entry key. */
+  anchored: Map<number, number>;
 }
 
 export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
@@ -109,8 +109,8 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
     walLocks: new Map(),
     decisions: new Map(),
     unacked: new Map(),
+    earlyAcks: new Set(),
     anchored: new Map(),
-    executedDecisions: new Set(),
   };
 }
 
@@ -118,31 +118,27 @@ export function balanceOf(state: ReplicaState, item: number): number {
   return state.balances.get(item) ?? state.initialBalance;
 }
 
-/** A 2PC decision that runs after another seq than its own. */
+/** A 2PC decision, which runs at a seq other than its own. */
 export function isAnchored(slot: LogSlot): boolean {
-  return (slot.after ?? 0) > 0;
+  return (slot.runsAt ?? 0) > 0;
 }
 
-/** True when an entry that runs at this seq (any phase; not a decision anchored elsewhere) is committed. */
+/** True when an entry that runs at this seq is committed. */
 export function isSeqCommitted(state: ReplicaState, seq: number): boolean {
   return committedAt(state, seq).length > 0;
 }
 
-/** The committed entries that run at one seq, in phase order. */
+/** The committed entries that run at one seq: its own in phase order, or the decision anchored there. */
 export function committedAt(state: ReplicaState, seq: number): LogSlot[] {
   const out: LogSlot[] = [];
   for (let phase = 0; phase < 4; phase++) {
     const slot = state.log.get(entryKey(seq, phase));
     if (slot?.committed && !isAnchored(slot)) out.push(slot);
   }
+  const key = state.anchored.get(seq);
+  const decision = key === undefined ? undefined : state.log.get(key);
+  if (decision?.committed) out.push(decision);
   return out;
-}
-
-/** The decisions that run after this seq and have not run yet, in (seq, phase) order. */
-export function anchoredAfter(state: ReplicaState, seq: number): LogSlot[] {
-  const keys = state.anchored.get(seq);
-  if (!keys) return [];
-  return [...keys].sort((a, b) => a - b).map((k) => state.log.get(k)!).filter(Boolean);
 }
 
 function advanceCommitThrough(state: ReplicaState): void {
@@ -172,13 +168,13 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
         command: e.command ?? null,
         committed: false,
         reason: e.reason ?? '',
-        after: e.after ?? 0,
+        runsAt: e.runsAt ?? 0,
       });
       if (seq > state.maxSeq) state.maxSeq = seq;
-      if ((e.after ?? 0) > 0 && !state.executedDecisions.has(key)) {
-        let keys = state.anchored.get(e.after!);
-        if (!keys) state.anchored.set(e.after!, (keys = new Set()));
-        keys.add(key);
+      const runsAt = e.runsAt ?? 0;
+      if (runsAt > 0) {
+        state.anchored.set(runsAt, key);
+        if (runsAt > state.maxSeq) state.maxSeq = runsAt;
       }
     }
     return;
@@ -196,16 +192,6 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     const x = ev.executed;
     const seq = x.seq ?? 0;
     if (seq > state.executedThrough) state.executedThrough = seq;
-    if ((x.phase ?? 0) >= shardbank.Phase.PHASE_COMMIT) {
-      const key = entryKey(seq, x.phase);
-      const after = state.log.get(key)?.after ?? 0;
-      if (after > 0) {
-        state.executedDecisions.add(key);
-        const keys = state.anchored.get(after);
-        keys?.delete(key);
-        if (keys?.size === 0) state.anchored.delete(after);
-      }
-    }
     for (const w of x.writes ?? []) {
       state.balances.set(w.item ?? 0, w.balance ?? 0);
       state.modified.add(w.item ?? 0);
@@ -243,7 +229,8 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     return;
   }
   if (ev.acked) {
-    state.unacked.delete(ev.acked.txid ?? '');
+    const txid = ev.acked.txid ?? '';
+    if (!state.unacked.delete(txid) && !state.decisions.has(txid)) state.earlyAcks.add(txid);
     return;
   }
   if (ev.failed) {
@@ -280,7 +267,7 @@ function applyTransaction(state: ReplicaState, x: shardbank.Executed.$Properties
     state.wal.delete(txid);
   }
   if (role !== 'coordinator') return false;
-  state.unacked.set(txid, { txid, commit, command: x.command ?? {}, reason: x.reason ?? '' });
+  if (!state.earlyAcks.delete(txid)) state.unacked.set(txid, { txid, commit, command: x.command ?? {}, reason: x.reason ?? '' });
   return true;
 }
 

@@ -1,0 +1,378 @@
+/**
+ * Two-Phase Commit under faults (SPEC 6.3 steps 6-8, 6.5): a participant
+ * cluster without a majority, a coordinator or participant leader failing
+ * while the transaction is in doubt, and random message loss. Whatever
+ * happens, the transaction ends decided the same way in both clusters, every
+ * WAL entry is resolved (kept on commit, undone on abort), no money is made
+ * or lost, and the replicas of each cluster agree.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { TxResult } from '../client/client.js';
+import { shardbank, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { createRng } from '../protocol/rng.js';
+import { clusterNodes, clusterOfItem, clusterOfNode } from '../protocol/topology.js';
+import { SimCluster } from '../runtime/sim.js';
+
+const { Phase } = shardbank;
+const C1: NodeId[] = [1, 2, 3];
+const C2: NodeId[] = [4, 5, 6];
+const ALL: NodeId[] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+function phasesOf(sim: SimCluster, node: NodeId, sender: number, receiver: number): { seq: number; phase: number; committed: boolean }[] {
+  return [...sim.host(node).state.log.values()]
+    .filter((s) => s.command?.transfer?.sender === sender && s.command?.transfer?.receiver === receiver)
+    .map((s) => ({ seq: s.seq, phase: s.phase, committed: s.committed }))
+    .sort((a, b) => a.seq - b.seq || a.phase - b.phase);
+}
+
+function outcome(r: TxResult): string {
+  return r.reason ? `${r.status}: ${r.reason}` : r.status;
+}
+
+/** The money in the bank, counted at one replica per cluster (the first of `nodes` in it). */
+function totalMoney(sim: SimCluster, nodes: NodeId[] = ALL): number {
+  const { topology } = sim;
+  let total = 0;
+  for (let c = 1; c <= topology.clusters; c++) {
+    const node = clusterNodes(topology, c).find((n) => nodes.includes(n))!;
+    const s = sim.host(node).state;
+    for (let item = 1; item <= topology.items; item++) {
+      if (clusterOfItem(topology, item) === c) total += s.balances.get(item) ?? s.initialBalance;
+    }
+  }
+  return total;
+}
+
+function assertReplicasEqual(sim: SimCluster, nodes: NodeId[]): void {
+  const [first, ...rest] = nodes.map((n) => sim.host(n).state);
+  const shape = (s: typeof first) => ({ balances: [...s!.balances].sort((a, b) => a[0] - b[0]), executedThrough: s!.executedThrough });
+  for (const [i, s] of rest.entries()) assert.equal(shape(s), shape(first), `n${nodes[i + 1]} equals n${nodes[0]}`);
+}
+
+function assertNothingInDoubt(sim: SimCluster, nodes: NodeId[] = ALL): void {
+  for (const n of nodes) {
+    const s = sim.host(n).state;
+    assert.equal([...s.wal.keys()], [], `n${n} WAL`);
+    assert.equal([...s.walLocks.keys()], [], `n${n} WAL locks`);
+    assert.equal([...s.unacked.keys()], [], `n${n} unacked decisions`);
+    assert.is(s.executedThrough, s.commitThrough, `n${n} executed all it committed`);
+  }
+}
+
+async function settle(sim: SimCluster, nodes: NodeId[] = ALL, maxMs = 3000): Promise<void> {
+  await sim.runUntil(
+    () =>
+      nodes.every((n) => {
+        const s = sim.host(n).state;
+        return s.wal.size === 0 && s.unacked.size === 0 && s.executedThrough === s.commitThrough;
+      }),
+    maxMs,
+  );
+  await sim.runFor(200);
+}
+
+/** Drops what nodes send while `drop` says so; returns the way back to a plain network. */
+function dropWhere(sim: SimCluster, drop: (env: EnvelopeProps) => boolean): () => void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const net = sim.network as any;
+  const original = net.transmit;
+  net.transmit = (from: unknown, env: EnvelopeProps) => {
+    if (!drop(env)) original.call(net, from, env);
+  };
+  return () => {
+    net.transmit = original;
+  };
+}
+
+test('no majority in the participant cluster: the coordinator times out, orders A at the seq of its P, and undoes the debit', async () => {
+  const sim = await SimCluster.start({ seed: 104 });
+  await sim.startSet();
+  await sim.fail(5);
+  await sim.fail(6);
+
+  const r = await sim.transfer(1001, 3001, 1);
+
+  assert.is(outcome(r), 'aborted: timeout');
+  const { txTimeoutTicks, tickMs } = sim.topology.tuning;
+  assert.ok(r.latencyMs >= txTimeoutTicks * tickMs, `after the 2PC timeout (${r.latencyMs} ms)`);
+  await sim.runFor(100);
+  for (const n of C1) {
+    const entries = phasesOf(sim, n, 1001, 3001);
+    assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_ABORT], `n${n}: P, then A`);
+    assert.is(entries[1]!.seq, entries[0]!.seq, `n${n}: A at the seq of P`);
+    assert.equal([...sim.host(n).state.wal.keys()], [], `n${n} undid its WAL entry`);
+  }
+  assert.equal(sim.balances(1001, C1), [10, 10, 10]);
+  assert.ok(
+    phasesOf(sim, 4, 1001, 3001).every((e) => !e.committed),
+    'the participant never reached a majority for its P',
+  );
+  assert.equal(sim.balances(3001, [4]), [10]);
+
+  // Back to a majority: the participant's P commits late, and the abort it already holds undoes it.
+  await sim.recover(5);
+  await sim.recover(6);
+  await settle(sim);
+  assert.equal(sim.balances(3001, C2), [10, 10, 10]);
+  assertNothingInDoubt(sim);
+  assertReplicasEqual(sim, C1);
+  assertReplicasEqual(sim, C2);
+  assert.is(totalMoney(sim), 90_000);
+  await sim.stop();
+});
+
+test('no majority in the coordinator cluster: the client is told so, the sender stays locked while its P may still commit, and the late P is undone', async () => {
+  const sim = await SimCluster.start({ seed: 115 });
+  await sim.startSet();
+  await sim.fail(2);
+  await sim.fail(3);
+
+  const cross = await sim.transfer(1001, 3001, 1);
+  assert.is(outcome(cross), 'aborted: no majority');
+  // n1 still leads alone and its P for the abandoned transfer waits in the pipeline: a transfer
+  // on the same sender must not slip in ahead of the abort that will undo that P.
+  const intra = sim.client.transfer(1001, 1002, 1);
+  await sim.runFor(100);
+  await sim.recover(2);
+  await sim.recover(3);
+  const r = await sim.until(intra);
+  await settle(sim);
+
+  assert.is(outcome(r), 'aborted: lock conflict');
+  for (const n of C1) {
+    const entries = phasesOf(sim, n, 1001, 3001);
+    assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_ABORT], `n${n}: the late P is aborted`);
+  }
+  assert.equal(sim.balances(1002, C1), [10, 10, 10]);
+  assert.equal(sim.balances(1001, C1), [10, 10, 10], 'the late P is undone');
+  // Resolved: the sender is free again.
+  assert.is(outcome(await sim.transfer(1001, 1002, 1)), 'committed');
+  await settle(sim);
+  assert.equal(sim.balances(3001, C2), [10, 10, 10]);
+  assert.equal(sim.balances(1001, C1), [9, 9, 9]);
+  assert.is(totalMoney(sim), 90_000);
+  assertNothingInDoubt(sim);
+  await sim.stop();
+});
+
+/** Leaves (1001 -> 3001, 1) prepared in both clusters, then fails the coordinator's leader n1 before it can decide. */
+async function coordinatorFailsInDoubt(sim: SimCluster): Promise<{ pending: Promise<TxResult> }> {
+  // n1 never hears the participant's PREPARED, so it cannot decide before it fails.
+  const restore = dropWhere(sim, (env) => !!env.txVote && env.to === 1);
+  const pending = sim.client.transfer(1001, 3001, 1);
+  await sim.runUntil(() => [...C1, ...C2].every((n) => sim.host(n).state.wal.size === 1), 1000);
+  assert.equal(sim.balances(1001, C1), [9, 9, 9], 'C1 prepared: tentatively debited');
+  assert.equal(sim.balances(3001, C2), [11, 11, 11], 'C2 prepared: tentatively credited');
+  await sim.fail(1);
+  restore();
+  return { pending };
+}
+
+test('the coordinator leader fails between PREPARE and the decision: the next C1 leader aborts what it inherits, both clusters undo', async () => {
+  const sim = await SimCluster.start({ seed: 105 });
+  await sim.startSet();
+  const { pending } = await coordinatorFailsInDoubt(sim);
+
+  const r = await sim.until(pending);
+  const live = ALL.filter((n) => n !== 1);
+  await settle(sim, live);
+
+  assert.is(r.status, 'aborted', outcome(r));
+  const leader = sim.leaderOf(1);
+  assert.ok(leader === 2 || leader === 3, `C1 has a new leader (${leader})`);
+  for (const n of [2, 3, ...C2]) {
+    const entries = phasesOf(sim, n, 1001, 3001);
+    assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_ABORT], `n${n}: P, then A`);
+    assert.is(entries[1]!.seq, entries[0]!.seq, `n${n}: A at the seq of P`);
+  }
+  assert.equal(sim.balances(1001, [2, 3]), [10, 10]);
+  assert.equal(sim.balances(3001, C2), [10, 10, 10]);
+  assertNothingInDoubt(sim, live);
+  assertReplicasEqual(sim, [2, 3]);
+  assertReplicasEqual(sim, C2);
+  assert.is(totalMoney(sim, live), 90_000);
+  await sim.stop();
+});
+
+test('the failed coordinator leader, recovered, learns the abort its successor ordered at the seq of its P, and undoes its WAL', async () => {
+  const sim = await SimCluster.start({ seed: 105 });
+  await sim.startSet();
+  await sim.until((await coordinatorFailsInDoubt(sim)).pending);
+  await settle(sim, ALL.filter((n) => n !== 1));
+
+  await sim.recover(1);
+  await settle(sim);
+
+  const { seq } = phasesOf(sim, 2, 1001, 3001)[0]!;
+  assert.ok(sim.host(1).state.commitThrough >= seq, 'n1 is caught up past the P');
+  assert.equal(phasesOf(sim, 1, 1001, 3001).map((e) => [e.phase, e.committed]), [
+    [Phase.PHASE_PREPARE, true],
+    [Phase.PHASE_ABORT, true],
+  ], 'n1 holds the committed A');
+  assert.equal(sim.balances(1001, C1), [10, 10, 10]);
+  assertNothingInDoubt(sim);
+  assertReplicasEqual(sim, C1);
+  await sim.stop();
+});
+
+/** (1001 -> 3001, 1) commits in C1 while C2's leader n4 is prepared and never gets the COMMIT; then n4 fails. */
+async function participantFailsPrepared(sim: SimCluster): Promise<TxResult> {
+  const restore = dropWhere(sim, (env) => !!env.txDecision && env.to === 4);
+  const r = await sim.transfer(1001, 3001, 1);
+  assert.is(outcome(r), 'committed', 'the coordinator answers once C is replicated in C1');
+  await sim.runUntil(() => C2.every((n) => sim.host(n).state.wal.size === 1), 500);
+  assert.equal([...sim.host(1).state.unacked.keys()].length, 1, 'the decision waits for its ACK');
+  await sim.fail(4);
+  restore();
+  return r;
+}
+
+test('the participant leader fails after PREPARED: the decision, resent to its cluster, reaches the new leader, which orders it and ACKs', async () => {
+  const sim = await SimCluster.start({ seed: 106 });
+  await sim.startSet();
+  await participantFailsPrepared(sim);
+
+  const live = ALL.filter((n) => n !== 4);
+  await settle(sim, live);
+
+  const leader = sim.leaderOf(2);
+  assert.ok(leader === 5 || leader === 6, `C2 has a new leader (${leader})`);
+  for (const n of [5, 6]) {
+    const entries = phasesOf(sim, n, 1001, 3001);
+    assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_COMMIT], `n${n}: P, then C`);
+    assert.is(entries[1]!.seq, entries[0]!.seq, `n${n}: C at the seq of P`);
+  }
+  assert.equal(sim.balances(1001, C1), [9, 9, 9]);
+  assert.equal(sim.balances(3001, [5, 6]), [11, 11]);
+  assertNothingInDoubt(sim, live);
+  assertReplicasEqual(sim, C1);
+  assertReplicasEqual(sim, [5, 6]);
+  assert.is(totalMoney(sim, live), 90_000);
+  await sim.stop();
+});
+
+test('the failed participant leader, recovered, learns the C its successor ordered at the seq of its P, and drops its WAL', async () => {
+  const sim = await SimCluster.start({ seed: 106 });
+  await sim.startSet();
+  await participantFailsPrepared(sim);
+  await settle(sim, ALL.filter((n) => n !== 4));
+
+  await sim.recover(4);
+  await settle(sim);
+
+  assert.equal(phasesOf(sim, 4, 1001, 3001).map((e) => [e.phase, e.committed]), [
+    [Phase.PHASE_PREPARE, true],
+    [Phase.PHASE_COMMIT, true],
+  ], 'n4 holds the committed C');
+  assert.equal(sim.balances(3001, C2), [11, 11, 11]);
+  assertNothingInDoubt(sim);
+  assertReplicasEqual(sim, C2);
+  await sim.stop();
+});
+
+/** Drops the first `times` COMMIT messages from n1 to n2 that carry an entry of this phase. */
+function loseCommitsOf(sim: SimCluster, phase: number, times = 1): { lost: () => number; restore: () => void } {
+  let lost = 0;
+  const restore = dropWhere(sim, (env) => {
+    if (!env.commit || env.from !== 1 || env.to !== 2 || lost === times) return false;
+    if (!(env.commit.keys ?? []).some((k) => (k.phase ?? 0) === phase)) return false;
+    lost++;
+    return true;
+  });
+  return { lost: () => lost, restore };
+}
+
+test('a follower that misses the COMMIT of a decision entry still learns it: its WAL is resolved like its peers\'', async () => {
+  const sim = await SimCluster.start({ seed: 112 });
+  await sim.startSet();
+  const net = loseCommitsOf(sim, Phase.PHASE_COMMIT);
+
+  assert.is(outcome(await sim.transfer(1001, 3001, 1)), 'committed');
+  await settle(sim);
+  net.restore();
+  assert.is(net.lost(), 1, 'the COMMIT of the C entry was lost on its way to n2');
+  await sim.transfer(1002, 1003, 1); // later traffic, as a follower would normally see
+
+  await settle(sim);
+  assert.equal(sim.balances(1001, C1), [9, 9, 9]);
+  assertNothingInDoubt(sim);
+  assertReplicasEqual(sim, C1);
+  await sim.stop();
+});
+
+test('a follower that misses the COMMIT of a P but gets its decision\'s executes both, in order: the debit is not skipped', async () => {
+  const sim = await SimCluster.start({ seed: 113 });
+  await sim.startSet();
+  const net = loseCommitsOf(sim, Phase.PHASE_PREPARE);
+
+  assert.is(outcome(await sim.transfer(1001, 3001, 1)), 'committed');
+  await settle(sim);
+  net.restore();
+  assert.is(net.lost(), 1, 'the COMMIT of the P entry was lost on its way to n2');
+  await sim.transfer(1002, 1003, 1);
+
+  await settle(sim);
+  assert.equal(sim.balances(1001, C1), [9, 9, 9], 'every C1 replica debited 1001');
+  assert.is(totalMoney(sim, [2, 4, 7]), 90_000, 'no money made at n2');
+  assertNothingInDoubt(sim);
+  assertReplicasEqual(sim, C1);
+  await sim.stop();
+});
+
+test('a follower that misses the heartbeat telling it a decision was ACKed still forgets the decision', async () => {
+  const sim = await SimCluster.start({ seed: 114 });
+  await sim.startSet();
+  let lost = 0;
+  const restore = dropWhere(sim, (env) => {
+    const acked = env.heartbeat?.acked ?? [];
+    if (env.from !== 1 || env.to !== 2 || acked.length === 0 || lost > 0) return false;
+    lost++;
+    return true;
+  });
+
+  assert.is(outcome(await sim.transfer(1001, 3001, 1)), 'committed');
+  await settle(sim);
+  restore();
+  assert.is(lost, 1, 'the heartbeat carrying the ACK was lost on its way to n2');
+  await sim.transfer(1001, 3002, 1);
+
+  await settle(sim);
+  assert.equal(sim.balances(1001, C1), [8, 8, 8]);
+  assertNothingInDoubt(sim);
+  await sim.stop();
+});
+
+for (const seed of [1, 2, 3, 4]) {
+  test(`random faults (seed ${seed}): intra and cross transfers under 5% loss and duplicates, then healed: money conserved, replicas agree, nothing in doubt`, async () => {
+    const sim = await SimCluster.start({ seed });
+    await sim.startSet();
+    const rng = createRng(seed * 7919);
+    const items = [1001, 1002, 1003, 1004, 3001, 3002, 3003, 3004, 6001, 6002, 6003, 6004];
+    sim.network.setDropRate(0.05);
+    sim.network.setDuplicateRate(0.05);
+
+    const running: Promise<TxResult>[] = [];
+    for (let i = 0; i < 30; i++) {
+      const s = items[rng.int(0, items.length - 1)]!;
+      const r = items[rng.int(0, items.length - 1)]!;
+      if (s !== r) running.push(sim.client.transfer(s, r, rng.int(1, 3)));
+      if (i % 3 === 2) await sim.runFor(rng.int(0, 40));
+    }
+    const results = await sim.until(Promise.all(running));
+    sim.network.heal();
+    sim.network.setDuplicateRate(0);
+    await sim.runFor(5000);
+
+    for (const r of results) assert.match(outcome(r), /^(committed|aborted: .+|failed: no reply)$/);
+    assert.is(totalMoney(sim), 90_000);
+    for (let c = 1; c <= 3; c++) assertReplicasEqual(sim, clusterNodes(sim.topology, c));
+    assertNothingInDoubt(sim);
+    for (const n of ALL) for (const item of items) {
+      if (clusterOfItem(sim.topology, item) === clusterOfNode(sim.topology, n)) assert.ok(sim.balances(item, [n])[0]! >= 0);
+    }
+    await sim.stop();
+  });
+}
+
+test.run();
