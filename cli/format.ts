@@ -111,7 +111,8 @@ export function formatPrintView(views: ViewInfo[]): string {
         return `seq ${e.seq ?? 0}${f ? ` ${f}` : ''}`;
       });
       const w = Math.max(0, ...keys.map((k) => k.length));
-      const lines = log.map((e, i) => `  ${keys[i]!.padEnd(w)}  ${formatBallot(e.ballot)}  ${formatCommand(e.command)}`);
+      const runs = (e: Entry) => ((e.runsAt ?? 0) > 0 ? `  (runs at seq ${e.runsAt})` : '');
+      const lines = log.map((e, i) => `  ${keys[i]!.padEnd(w)}  ${formatBallot(e.ballot)}  ${formatCommand(e.command)}${runs(e)}`);
       return [head, ...lines].join('\n');
     })
     .join('\n');
@@ -121,7 +122,7 @@ export interface ViewJson {
   cluster: number;
   leader: string;
   ballot: { round: number; node: number };
-  log: { seq: number; phase: PhaseFlag; ballot: { round: number; node: number }; command: string }[];
+  log: { seq: number; phase: PhaseFlag; ballot: { round: number; node: number }; command: string; runsAt?: number }[];
 }
 
 function ballotJson(b: Ballot | null | undefined): { round: number; node: number } {
@@ -138,6 +139,7 @@ export function viewsJson(views: ViewInfo[]): ViewJson[] {
       phase: phaseFlag(e.phase),
       ballot: ballotJson(e.ballot),
       command: formatCommand(e.command),
+      ...((e.runsAt ?? 0) > 0 ? { runsAt: e.runsAt! } : {}),
     })),
   }));
 }
