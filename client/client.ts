@@ -25,6 +25,8 @@ export interface TxResult {
   latencyMs: number;
   /** The node that answered. */
   node?: NodeId;
+  /** `client:timestamp`, the request's identity on the nodes. */
+  requestId?: string;
 }
 
 interface InFlight {
@@ -147,7 +149,7 @@ export class BankClient {
     if (!req) return;
     this.inflight.delete(id);
     this.timers.clearTimeout(req.timer);
-    req.resolve({ ...r, latencyMs: this.timers.now() - req.startedAt });
+    req.resolve({ ...r, latencyMs: this.timers.now() - req.startedAt, requestId: id });
     this.releaseSlot(req.slot);
   }
 

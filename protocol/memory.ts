@@ -80,8 +80,8 @@ class MemoryEndpoint implements Transport {
 export class MemoryNetwork {
   private readonly rng: Rng;
   private readonly scheduler: Scheduler;
-  private readonly minDelayMs: number;
-  private readonly maxDelayMs: number;
+  private minDelayMs: number;
+  private maxDelayMs: number;
   private readonly trace: ((event: NetworkEvent) => void) | undefined;
   private readonly endpoints = new Map<string, MemoryEndpoint>();
   private readonly isolated = new Set<string>();
@@ -144,6 +144,15 @@ export class MemoryNetwork {
     this.isolated.clear();
     this.cut.clear();
     this.dropRate = 0;
+  }
+
+  /** Delivery delays from now on; a wide range reorders messages. */
+  setDelay(minDelayMs: number, maxDelayMs: number): void {
+    if (!(minDelayMs >= 0 && maxDelayMs >= minDelayMs)) {
+      throw new RangeError(`delays must satisfy 0 <= minDelayMs <= maxDelayMs, got ${minDelayMs}..${maxDelayMs}`);
+    }
+    this.minDelayMs = minDelayMs;
+    this.maxDelayMs = maxDelayMs;
   }
 
   setDropRate(p: number): void {

@@ -23,7 +23,7 @@ import {
 import { createRng, mixSeed } from '../protocol/rng.js';
 import { clusterNodes, clusterOfNode, type Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
-import type { EventLog } from '../store/eventlog.js';
+import type { NodeLog } from '../store/eventlog.js';
 import { applyEvent, balanceOf, replay, type ReplicaState } from '../store/state.js';
 
 /** The clock XState schedules delayed events on (real timers or simulated). */
@@ -36,7 +36,7 @@ export interface HostOptions {
   topology: Topology;
   node: NodeId;
   transport: Transport;
-  log: EventLog;
+  log: NodeLog;
   seed?: number;
   clock?: Clock;
   /** Runs fn soon, after the current work (setImmediate, or the simulator's queue). */
@@ -245,6 +245,12 @@ export class NodeHost {
 
   private log(line: string): void {
     (this.opts.logger ?? ((l: string) => process.stderr.write(`${l}\n`)))(`n${this.node}: ${line}`);
+  }
+
+  /** Dies on the spot, as a killed process: nothing pending is written or sent. */
+  kill(): void {
+    this.stopped = true;
+    this.actor.stop();
   }
 
   /** Stops the actors and waits for pending writes; the transport and log are the caller's. */

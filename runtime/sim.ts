@@ -8,10 +8,11 @@ import { BankClient, type TxResult } from '../client/client.js';
 import type { Timers } from '../client/timers.js';
 import { MemoryNetwork, type Scheduler } from '../protocol/memory.js';
 import type { AdminReply, AdminRequest, NodeId } from '../protocol/messages.js';
-import { mixSeed } from '../protocol/rng.js';
+import { createRng, mixSeed } from '../protocol/rng.js';
 import { allNodes, clusterNodes, clusterOfNode, makeTopology, type Topology } from '../protocol/topology.js';
-import { EventLog } from '../store/eventlog.js';
+import { EventLog, type NodeLog } from '../store/eventlog.js';
 import { NodeHost, type Clock } from './host.js';
+import { SimDisk } from './simdisk.js';
 
 interface Timer {
   at: number;
@@ -74,6 +75,12 @@ export class SimScheduler implements Scheduler {
 
 export interface SimOptions {
   seed?: number;
+  /**
+   * Writes become durable this long after they are issued (simulated ms,
+   * drawn per write), and a `kill` loses those not yet durable. Without it
+   * every write is durable at once.
+   */
+  syncDelayMs?: [number, number];
   topology?: Topology;
   clusters?: number;
   nodesPerCluster?: number;
@@ -87,6 +94,10 @@ export class SimCluster {
   readonly network: MemoryNetwork;
   readonly hosts = new Map<NodeId, NodeHost>();
   readonly logs = new Map<NodeId, EventLog>();
+  private readonly disks = new Map<NodeId, SimDisk>();
+  private readonly skews = new Map<NodeId, number>();
+  private readonly syncDelayMs?: [number, number];
+  private readonly diskRng;
   readonly client: BankClient;
   private readonly admin: AdminClient;
   readonly seed: number;
@@ -94,6 +105,8 @@ export class SimCluster {
 
   private constructor(opts: SimOptions) {
     this.seed = opts.seed ?? 1;
+    this.syncDelayMs = opts.syncDelayMs;
+    this.diskRng = createRng(mixSeed(this.seed, 0xd15c));
     this.topology =
       opts.topology ??
       makeTopology({
@@ -121,24 +134,46 @@ export class SimCluster {
     };
   }
 
-  private clock(): Clock {
+  /** A node's timers, through its skew (a clock running fast fires them early). */
+  private clock(node: NodeId): Clock {
     return {
-      setTimeout: (fn, ms) => this.scheduler.schedule(ms, () => fn()),
+      setTimeout: (fn, ms) => this.scheduler.schedule(ms * (this.skews.get(node) ?? 1), () => fn()),
       clearTimeout: (id) => this.scheduler.cancel(id),
     };
   }
 
+  /** Makes a node's clock run `factor` times as slow (below 1: its timers fire early). */
+  setSkew(node: NodeId, factor: number): void {
+    if (factor === 1) this.skews.delete(node);
+    else this.skews.set(node, factor);
+  }
+
+  private openLog(node: NodeId): NodeLog {
+    if (!this.syncDelayMs) {
+      let log = this.logs.get(node);
+      if (!log) this.logs.set(node, (log = EventLog.inMemory()));
+      return log;
+    }
+    let disk = this.disks.get(node);
+    if (!disk) {
+      const [min, max] = this.syncDelayMs;
+      disk = new SimDisk(this.scheduler, () => this.diskRng.int(min, max));
+      this.disks.set(node, disk);
+      this.logs.set(node, disk.durable);
+    }
+    return disk.open();
+  }
+
   /** Starts (or restarts) a node from its log. */
   async startNode(node: NodeId): Promise<NodeHost> {
-    let log = this.logs.get(node);
-    if (!log) this.logs.set(node, (log = EventLog.inMemory()));
+    const log = this.openLog(node);
     const host = new NodeHost({
       topology: this.topology,
       node,
       transport: this.network.endpoint(node),
       log,
       seed: this.seed,
-      clock: this.clock(),
+      clock: this.clock(node),
       defer: (fn) => this.scheduler.schedule(0, fn),
       logger: () => undefined,
     });
@@ -154,6 +189,18 @@ export class SimCluster {
     await host.stop();
     this.hosts.delete(node);
     this.network.isolate(node);
+  }
+
+  /** Kills a node process on the spot: writes not yet durable are lost (with `syncDelayMs`). */
+  kill(node: NodeId): void {
+    this.host(node).kill();
+    this.hosts.delete(node);
+    this.disks.get(node)?.crash();
+    this.network.isolate(node);
+  }
+
+  isRunning(node: NodeId): boolean {
+    return this.hosts.has(node);
   }
 
   async restart(node: NodeId): Promise<NodeHost> {
@@ -252,8 +299,9 @@ export class SimCluster {
     return leaders[0];
   }
 
+  /** Ends the simulation: every node dies where it stands (no simulated time is left to finish writes). */
   async stop(): Promise<void> {
-    for (const h of this.hosts.values()) await h.stop();
+    for (const h of this.hosts.values()) h.kill();
     this.hosts.clear();
   }
 }

@@ -23,7 +23,17 @@ function keyFor(index: number): string {
   return index.toString(16).padStart(KEY_WIDTH, '0');
 }
 
-export class EventLog {
+/** What a node needs of its log; the simulator's disk provides it too. */
+export interface NodeLog {
+  open(): Promise<void>;
+  append(events: LogEventProps[]): Promise<void>;
+  readAll(): Promise<shardbank.LogEvent[]>;
+  clear(): Promise<void>;
+  close(): Promise<void>;
+  readonly size: number;
+}
+
+export class EventLog implements NodeLog {
   private nextIndex = 0;
   private opened = false;
 

@@ -1,0 +1,376 @@
+/**
+ * One simulated run, from one seed: the topology, the workload, the fault
+ * rates and the fault schedule all come from it, so `shardbank sim --seed S`
+ * reruns a run exactly.
+ *
+ * A run has a safety phase (transfers and reads while faults are injected:
+ * dropped, delayed, duplicated and reordered messages, partitions, crashes
+ * that lose unsynced writes, leader kills, clock jumps) and a liveness phase
+ * (faults healed, every node back) after which every cluster must converge.
+ * Then the checkers read the history and the replicas.
+ */
+import { createHash } from 'node:crypto';
+import type { TxResult } from '../client/client.js';
+import { formatCommand, shardbank, type NodeId } from '../protocol/messages.js';
+import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
+import { allNodes, clusterNodes, makeTopology, type Topology } from '../protocol/topology.js';
+import { requestId } from '../actors/replies.js';
+import { SimCluster } from './sim.js';
+
+export const FAULT_KINDS = ['drop', 'delay', 'duplicate', 'partition', 'crash', 'leaderKill', 'clockJump'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface SimConfig {
+  seed: number;
+  /** Transfers and reads issued during the safety phase. */
+  ops?: number;
+  /** Requests in flight at once. */
+  concurrency?: number;
+  safetyMs?: number;
+  livenessMs?: number;
+  /** Fault kinds switched on; by default the seed picks a random subset and rates. */
+  faults?: FaultKind[];
+  /** Keep every history operation in the report. */
+  keepHistory?: boolean;
+}
+
+/** One operation as a client saw it (Jepsen's invoke / ok / fail / info). */
+export interface HistoryOp {
+  id: number;
+  op: string;
+  requestId: string;
+  invokedAt: number;
+  completedAt: number;
+  /** ok: committed (or a read's value); fail: definitely not applied; info: outcome unknown. */
+  type: 'ok' | 'fail' | 'info';
+  status: string;
+  reason?: string;
+  value?: number;
+}
+
+export interface SimReport {
+  seed: number;
+  topology: { clusters: number; nodesPerCluster: number; items: number };
+  faultsOn: FaultKind[];
+  faults: Record<FaultKind, number>;
+  ops: number;
+  outcomes: Record<string, number>;
+  violations: string[];
+  /** sha256 over every node's event log, for determinism checks. */
+  digest: string;
+  history: HistoryOp[];
+  simulatedMs: number;
+}
+
+const HOT_ITEMS_PER_CLUSTER = 6;
+
+/** Runs one seed. */
+export async function simulate(config: SimConfig): Promise<SimReport> {
+  const rng = createRng(mixSeed(config.seed, 0x51a));
+  const clusters = rng.int(2, 3);
+  const nodesPerCluster = rng.next() < 0.75 ? 3 : 5;
+  const topology = makeTopology({ clusters, nodesPerCluster, items: clusters * 300, initialBalance: 20 });
+  const faultsOn = config.faults ?? FAULT_KINDS.filter(() => rng.next() < 0.6);
+  const sim = await SimCluster.start({ seed: config.seed, topology, syncDelayMs: [1, 4] });
+  const run = new Run(sim, topology, rng, faultsOn, config);
+  try {
+    return await run.execute();
+  } finally {
+    await sim.stop();
+  }
+}
+
+class Run {
+  readonly faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  readonly history: HistoryOp[] = [];
+  private readonly hot: number[][];
+  private readonly down = new Map<NodeId, number>();
+  private healAt = 0;
+
+  constructor(
+    private readonly sim: SimCluster,
+    private readonly topology: Topology,
+    private readonly rng: Rng,
+    private readonly faultsOn: FaultKind[],
+    private readonly config: SimConfig,
+  ) {
+    this.hot = topology.shards.ranges.map((r) => Array.from({ length: HOT_ITEMS_PER_CLUSTER }, (_, i) => r.from + i));
+  }
+
+  async execute(): Promise<SimReport> {
+    const { sim, config } = this;
+    const ops = config.ops ?? 150;
+    const safetyMs = config.safetyMs ?? 8000;
+    const livenessMs = config.livenessMs ?? 8000;
+    await sim.startSet();
+    const started = sim.scheduler.now();
+
+    // The workload: `ops` requests spread over the safety phase, `concurrency` at a time.
+    const pending: Promise<void>[] = [];
+    const concurrency = config.concurrency ?? 6;
+    let issued = 0;
+    const issue = () => {
+      if (issued >= ops) return;
+      const id = issued++;
+      pending.push(this.invoke(id).then(() => issue()));
+    };
+    for (let i = 0; i < concurrency; i++) {
+      sim.scheduler.schedule(this.rng.int(0, 200), issue);
+    }
+
+    // Safety phase: a fault decision every 100 ms.
+    for (let t = 0; t < safetyMs; t += 100) {
+      this.injectFaults(started + t);
+      await sim.runFor(100);
+    }
+    // Liveness phase: heal everything, bring every node back, let the last requests finish.
+    await this.healAll();
+    await sim.until(Promise.all(pending), livenessMs + 60_000);
+    await sim.runFor(livenessMs);
+    const violations = await this.check();
+    return {
+      seed: config.seed,
+      topology: { clusters: this.topology.clusters, nodesPerCluster: this.topology.nodesPerCluster, items: this.topology.items },
+      faultsOn: this.faultsOn,
+      faults: this.faults,
+      ops,
+      outcomes: this.outcomes(),
+      violations,
+      digest: await this.digest(),
+      history: config.keepHistory === false ? [] : this.history,
+      simulatedMs: sim.scheduler.now(),
+    };
+  }
+
+  // ------------------------------------------------------------ workload
+
+  private pickItem(cluster: number): number {
+    const items = this.hot[cluster - 1]!;
+    return items[this.rng.int(0, items.length - 1)]!;
+  }
+
+  private async invoke(id: number): Promise<void> {
+    const { sim, rng } = this;
+    const c = rng.int(1, this.topology.clusters);
+    const invokedAt = sim.scheduler.now();
+    let op: string;
+    let result: Promise<TxResult>;
+    if (rng.next() < 0.15) {
+      const item = this.pickItem(c);
+      op = `(${item})`;
+      result = sim.client.read(item);
+    } else {
+      const s = this.pickItem(c);
+      const cross = this.topology.clusters > 1 && rng.next() < 0.35;
+      const rc = cross ? ((c + rng.int(0, this.topology.clusters - 2)) % this.topology.clusters) + 1 : c;
+      let r = this.pickItem(rc);
+      if (r === s) r = this.hot[rc - 1]!.find((x) => x !== s)!;
+      const amount = rng.int(1, 8);
+      op = `(${s}, ${r}, ${amount})`;
+      result = sim.client.transfer(s, r, amount);
+    }
+    const r = await result;
+    this.history.push({
+      id,
+      op,
+      requestId: r.requestId ?? '',
+      invokedAt,
+      completedAt: sim.scheduler.now(),
+      type: r.status === 'committed' || r.status === 'ok' ? 'ok' : r.status === 'aborted' ? 'fail' : 'info',
+      status: r.status,
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(r.balance !== undefined ? { value: r.balance } : {}),
+    });
+  }
+
+  private outcomes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const h of this.history) {
+      const key = h.reason ? `${h.status}: ${h.reason}` : h.status;
+      out[key] = (out[key] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ faults
+
+  private on(kind: FaultKind, perSecond: number): boolean {
+    return this.faultsOn.includes(kind) && this.rng.next() < perSecond / 10;
+  }
+
+  private injectFaults(now: number): void {
+    const { sim, rng } = this;
+    const net = sim.network;
+    if (now >= this.healAt && this.healAt > 0) {
+      net.heal();
+      this.healAt = 0;
+    }
+    for (const [node, at] of [...this.down]) {
+      if (now >= at) {
+        this.down.delete(node);
+        void sim.restart(node);
+      }
+    }
+    if (this.on('drop', 1)) {
+      net.setDropRate(rng.next() * 0.15);
+      this.faults.drop++;
+    }
+    if (this.on('duplicate', 1)) {
+      net.setDuplicateRate(rng.next() * 0.15);
+      this.faults.duplicate++;
+    }
+    if (this.on('delay', 1)) {
+      net.setDelay(1, rng.int(2, 60));
+      this.faults.delay++;
+    }
+    if (this.on('partition', 0.5) && this.healAt === 0) {
+      const nodes = allNodes(this.topology);
+      const kind = rng.int(0, 2);
+      if (kind === 0) {
+        net.isolate(nodes[rng.int(0, nodes.length - 1)]!);
+      } else if (kind === 1) {
+        // Split one cluster in two.
+        const members = clusterNodes(this.topology, rng.int(1, this.topology.clusters));
+        const cut = rng.int(1, members.length - 1);
+        net.partition(members.slice(0, cut), members.slice(cut));
+      } else {
+        // Cut the link between two clusters' leaders.
+        const leaders = Array.from({ length: this.topology.clusters }, (_, i) => sim.leaderOf(i + 1)).filter((n): n is NodeId => !!n);
+        if (leaders.length >= 2) net.partition([leaders[0]!], [leaders[1]!]);
+      }
+      this.healAt = now + rng.int(300, 1500);
+      this.faults.partition++;
+    }
+    if (this.on('crash', 0.4)) {
+      const candidates = allNodes(this.topology).filter((n) => sim.isRunning(n));
+      if (candidates.length > 0) this.kill(candidates[rng.int(0, candidates.length - 1)]!, now, 'crash');
+    }
+    if (this.on('leaderKill', 0.3)) {
+      // A leader in the middle of 2PC if there is one, any leader otherwise.
+      const leaders = Array.from({ length: this.topology.clusters }, (_, i) => sim.leaderOf(i + 1)).filter((n): n is NodeId => !!n);
+      const busy = leaders.filter((n) => sim.host(n).state.wal.size > 0);
+      const pick = busy.length > 0 ? busy : leaders;
+      if (pick.length > 0) this.kill(pick[rng.int(0, pick.length - 1)]!, now, 'leaderKill');
+    }
+    if (this.on('clockJump', 0.5)) {
+      const nodes = allNodes(this.topology);
+      const node = nodes[rng.int(0, nodes.length - 1)]!;
+      sim.setSkew(node, 0.1 + rng.next() * 0.4);
+      sim.scheduler.schedule(rng.int(100, 600), () => sim.setSkew(node, 1));
+      this.faults.clockJump++;
+    }
+  }
+
+  private kill(node: NodeId, now: number, kind: FaultKind): void {
+    this.sim.kill(node);
+    this.down.set(node, now + this.rng.int(200, 2000));
+    this.faults[kind]++;
+  }
+
+  private async healAll(): Promise<void> {
+    const { sim } = this;
+    sim.network.heal();
+    sim.network.setDuplicateRate(0);
+    sim.network.setDelay(1, 3);
+    for (const n of allNodes(this.topology)) sim.setSkew(n, 1);
+    for (const node of [...this.down.keys()]) {
+      this.down.delete(node);
+      await sim.restart(node);
+    }
+  }
+
+  // ------------------------------------------------------------ checkers
+
+  private async check(): Promise<string[]> {
+    const violations: string[] = [];
+    const { sim, topology } = this;
+    const v = (msg: string) => violations.push(msg);
+    let total = 0;
+    for (let c = 1; c <= topology.clusters; c++) {
+      const nodes = clusterNodes(topology, c);
+      const states = nodes.map((n) => sim.host(n).state);
+      const first = states[0]!;
+      // Replicas end identical.
+      for (const [i, s] of states.entries()) {
+        if (s.executedThrough !== first.executedThrough) v(`C${c}: n${nodes[i]} executed through ${s.executedThrough}, n${nodes[0]} through ${first.executedThrough}`);
+        const a = JSON.stringify([...s.balances].sort((x, y) => x[0] - y[0]));
+        const b = JSON.stringify([...first.balances].sort((x, y) => x[0] - y[0]));
+        if (a !== b) v(`C${c}: n${nodes[i]} balances differ from n${nodes[0]}`);
+        if (s.wal.size > 0) v(`C${c}: n${nodes[i]} still holds ${s.wal.size} WAL entries (${[...s.wal.keys()].join(', ')})`);
+        // A follower may keep a decision it never heard acknowledged; only a leader resends them.
+        if (s.unacked.size > 0 && sim.host(nodes[i]!).view.role === 'leader') {
+          v(`C${c}: leader n${nodes[i]} still has ${s.unacked.size} unacknowledged decisions`);
+        }
+        for (const [item, balance] of s.balances) if (balance < 0) v(`C${c}: n${nodes[i]} item ${item} is negative (${balance})`);
+      }
+      // At most one command chosen per (cluster, seq, phase).
+      const chosen = new Map<number, string>();
+      for (const [i, s] of states.entries()) {
+        for (const [key, slot] of s.log) {
+          if (!slot.committed) continue;
+          const value = `${formatCommand(slot.command)} ${slot.command?.client ?? ''}:${slot.command?.timestamp ?? ''}`;
+          const have = chosen.get(key);
+          if (have === undefined) chosen.set(key, value);
+          else if (have !== value) v(`C${c}: seq ${slot.seq} phase ${slot.phase} chose "${have}" and "${value}" (n${nodes[i]})`);
+        }
+      }
+      for (const balance of first.balances.values()) total += balance - topology.initialBalance;
+    }
+    // Money is conserved.
+    if (total !== 0) v(`total balance changed by ${total}`);
+    await this.checkOutcomes(v);
+    await this.checkReads(v);
+    return violations;
+  }
+
+  /** Every transfer acknowledged committed took effect; none acknowledged aborted did. */
+  private async checkOutcomes(v: (msg: string) => void): Promise<void> {
+    const applied = new Set<string>();
+    for (const node of allNodes(this.topology)) {
+      for (const ev of await this.sim.logs.get(node)!.readAll()) {
+        const x = ev.executed;
+        if (!x?.command?.transfer) continue;
+        const committed =
+          x.status === shardbank.Status.COMMITTED && (x.phase === shardbank.Phase.PHASE_COMMIT || (!x.txid && (x.phase ?? 0) === 0));
+        if (committed) applied.add(requestId(x.command));
+      }
+    }
+    for (const h of this.history) {
+      if (!h.op.includes(',')) continue;
+      if (h.type === 'ok' && !applied.has(h.requestId)) v(`${h.op} (${h.requestId}) was acknowledged committed but never applied`);
+      if (h.type === 'fail' && applied.has(h.requestId)) v(`${h.op} (${h.requestId}) was acknowledged aborted (${h.reason}) but applied`);
+    }
+  }
+
+  /**
+   * A read returns a value its item held at some point of the serial order:
+   * the initial balance or one that an executed entry wrote.
+   */
+  private async checkReads(v: (msg: string) => void): Promise<void> {
+    const held = new Map<number, Set<number>>();
+    const add = (item: number, balance: number) => {
+      let set = held.get(item);
+      if (!set) held.set(item, (set = new Set([this.topology.initialBalance])));
+      set.add(balance);
+    };
+    for (const node of allNodes(this.topology)) {
+      for (const ev of await this.sim.logs.get(node)!.readAll()) {
+        for (const w of ev.executed?.writes ?? []) add(w.item ?? 0, w.balance ?? 0);
+      }
+    }
+    for (const h of this.history) {
+      if (h.type !== 'ok' || h.value === undefined) continue;
+      const item = Number(h.op.slice(1, -1));
+      const values = held.get(item) ?? new Set([this.topology.initialBalance]);
+      if (!values.has(h.value)) v(`read ${h.op} returned ${h.value}, a value item ${item} never held`);
+    }
+  }
+
+  private async digest(): Promise<string> {
+    const hash = createHash('sha256');
+    for (const node of allNodes(this.topology)) {
+      for (const ev of await this.sim.logs.get(node)!.readAll()) hash.update(shardbank.LogEvent.encode(ev).finish());
+    }
+    return hash.digest('hex');
+  }
+}
