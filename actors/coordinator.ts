@@ -141,6 +141,12 @@ export const coordinatorMachine = setup({
     giveUp: ({ context }) => {
       if (context.env.view.role === 'leader') replyTo(context.env, context.command, { status: Status.ABORTED, reason: 'no majority' });
     },
+    /** What the participant must hear is what ran here (a decision inherited from the log may win). */
+    noteDecisionRan: ({ context, event }) => {
+      const e = event as TxExecutedEvent;
+      context.commit = e.phase === Phase.PHASE_COMMIT;
+      context.reason = context.commit ? '' : e.reason || context.reason;
+    },
     startNotify: ({ context }) => {
       context.elapsed = 0;
       sendDecision(context, false);
@@ -189,7 +195,7 @@ export const coordinatorMachine = setup({
     deciding: {
       entry: 'orderDecision',
       on: {
-        txExecuted: { guard: 'decisionRan', target: 'notifying' },
+        txExecuted: { guard: 'decisionRan', target: 'notifying', actions: 'noteDecisionRan' },
         vote: {},
         tick: { actions: 'countTick' },
       },
@@ -197,7 +203,7 @@ export const coordinatorMachine = setup({
     fencing: {
       entry: 'orderFence',
       on: {
-        txExecuted: { guard: 'decisionRan', target: 'notifying' },
+        txExecuted: { guard: 'decisionRan', target: 'notifying', actions: 'noteDecisionRan' },
       },
     },
     notifying: {

@@ -116,15 +116,12 @@ function admit(ctx: LockManagerContext, command: Command, until: number | null =
   if (txRole(env.topology, env.cluster, command) === 'coordinator') {
     // The spec's coordinator checks: s unlocked and funded, else abort at once.
     if (heldBy(ctx, t.sender!, id) || env.state.wal.has(id) || env.state.decisions.has(id)) return [];
+    // Aborted at once, without 2PC; ordered all the same, so the answer is final.
     if (isLocked(ctx, t.sender!)) {
       if (park(ctx, [t.sender!], id, { type: 'admit', command }, until)) return [];
-      replyTo(env, command, { status: Status.ABORTED, reason: 'lock conflict' });
-      return [];
+      return [abortAtOnce(command, 'lock conflict')];
     }
-    if (balanceOf(env.state, t.sender!) < (t.amount ?? 0)) {
-      replyTo(env, command, { status: Status.ABORTED, reason: 'insufficient balance' });
-      return [];
-    }
+    if (balanceOf(env.state, t.sender!) < (t.amount ?? 0)) return [abortAtOnce(command, 'insufficient balance')];
     ctx.locks.set(t.sender!, id);
     return [{ to: ACTOR.transactions, event: { type: 'coordinate', command, txid: id } }];
   }
@@ -158,6 +155,10 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number 
   }
   ctx.locks.set(receiver, id);
   return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
+}
+
+function abortAtOnce(command: Command, reason: string): Notice {
+  return { to: ACTOR.proposer, event: { type: 'propose', command, phase: shardbank.Phase.PHASE_ABORT, reason } };
 }
 
 function release(ctx: LockManagerContext, command: Command): void {

@@ -267,7 +267,8 @@ function applyTransaction(state: ReplicaState, x: shardbank.Executed.$Properties
     state.wal.delete(txid);
   }
   if (role !== 'coordinator') return false;
-  if (!state.earlyAcks.delete(txid)) state.unacked.set(txid, { txid, commit, command: x.command ?? {}, reason: x.reason ?? '' });
+  // Only a transaction that was prepared here can have a participant waiting for its decision.
+  if (w && !state.earlyAcks.delete(txid)) state.unacked.set(txid, { txid, commit, command: x.command ?? {}, reason: x.reason ?? '' });
   return true;
 }
 
