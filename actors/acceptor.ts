@@ -163,7 +163,10 @@ export const acceptorMachine = setup({
       if (compareBallots(e.ballot, env.state.promised) <= 0) return;
       env.record({ promised: { ballot: e.ballot } });
       const accepted: Entry[] = [];
-      for (const slot of env.state.log.values()) if (slot.seq > e.commitThrough) accepted.push(slotToEntry(slot));
+      // A 2PC decision counts at the seq it runs at, which may be above the candidate's commit point when its own is not.
+      for (const slot of env.state.log.values()) {
+        if (Math.max(slot.seq, slot.runsAt ?? 0) > e.commitThrough) accepted.push(slotToEntry(slot));
+      }
       sendToNode(env, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: env.state.commitThrough } });
     },
     onTick: ({ context }) => {

@@ -153,6 +153,7 @@ export const electionMachine = setup({
         deliverNotices(enqueue, [{ to: ACTOR.proposer, event: { type: 'lead', ballot: { ...env.view.ballot }, pending: [] } }]);
         return;
       }
+      // (The NEW-VIEW below is recorded first, so the lock manager sees every entry it inherits.)
       const ballot = { ...env.view.ballot };
       const log = buildNewView(ballot, env.state.log.values(), [...context.promises.values()].flat());
       context.promises = new Map();
@@ -162,7 +163,10 @@ export const electionMachine = setup({
       env.record({ view: { view: { ballot, log }, leader: env.self } });
       sendToPeers(env, { newView: { ballot, log } });
       const pending = log.filter((e) => !e.committed);
-      deliverNotices(enqueue, [{ to: ACTOR.proposer, event: { type: 'lead', ballot, pending } }]);
+      deliverNotices(enqueue, [
+        { to: ACTOR.proposer, event: { type: 'lead', ballot, pending } },
+        { to: ACTOR.lockManager, event: { type: 'adopt' } },
+      ]);
     }),
     stepDown: enqueueActions(({ enqueue }) => {
       deliverNotices(enqueue, [

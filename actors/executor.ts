@@ -37,6 +37,10 @@ function apply(env: NodeEnv, slot: LogSlot, notices: Notice[]): void {
       to: ACTOR.transactions,
       event: { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, status: x.status ?? 0, reason: x.reason ?? '' },
     });
+    // A prepare that failed here (no funds) holds nothing: its decision is an abort with nothing to undo.
+    if (slot.phase === shardbank.Phase.PHASE_PREPARE && x.status !== shardbank.Status.COMMITTED) {
+      notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
+    }
     if (slot.phase >= shardbank.Phase.PHASE_COMMIT) {
       // The coordinator's decision is the client's answer.
       if (x.role === 'coordinator' && env.view.role === 'leader') replyTo(env, cmd, { status: x.status ?? 0, reason: x.reason ?? '' });

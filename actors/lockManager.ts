@@ -21,7 +21,7 @@
  * reaches a new leader) gets that answer instead of being executed.
  */
 import { enqueueActions, setup } from 'xstate';
-import { shardbank, type Command, type NodeId } from '../protocol/messages.js';
+import { entryKey, shardbank, type Command, type NodeId } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf } from '../store/state.js';
 import { ACTOR, deliverNotices, sendToNode, type NodeEnv, type Notice } from './env.js';
@@ -48,7 +48,7 @@ interface Parked {
 
 export type PrepareTxEvent = { type: 'prepare'; command: Command; from: NodeId; coordinatorCluster: number };
 
-export type LockManagerEvent = AdmitEvent | ReleaseEvent | PrepareTxEvent | { type: 'reset' } | { type: 'tick' };
+export type LockManagerEvent = AdmitEvent | ReleaseEvent | PrepareTxEvent | { type: 'reset' } | { type: 'tick' } | { type: 'adopt' };
 
 function problemWith(env: NodeEnv, command: Command): string | null {
   const t = command.transfer;
@@ -157,6 +157,26 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number 
   return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
 }
 
+/**
+ * A new leader inherits entries its predecessor ordered that have not run
+ * yet; their items stay locked until they do, or a transfer admitted now
+ * could slip between a prepare and its undo.
+ */
+function adoptPending(ctx: LockManagerContext): void {
+  const { state, topology, cluster } = ctx.env;
+  for (let seq = state.executedThrough + 1; seq <= state.maxSeq; seq++) {
+    for (let phase = 0; phase <= shardbank.Phase.PHASE_PREPARE; phase++) {
+      const command = state.log.get(entryKey(seq, phase))?.command;
+      const t = command?.transfer;
+      if (!t) continue;
+      const id = requestId(command);
+      const role = txRole(topology, cluster, command);
+      const items = role === 'coordinator' ? [t.sender!] : role === 'participant' ? [t.receiver!] : [t.sender!, t.receiver!];
+      for (const item of items) if (!ctx.locks.has(item)) ctx.locks.set(item, id);
+    }
+  }
+}
+
 function abortAtOnce(command: Command, reason: string): Notice {
   return { to: ACTOR.proposer, event: { type: 'propose', command, phase: shardbank.Phase.PHASE_ABORT, reason } };
 }
@@ -193,6 +213,7 @@ export const lockManagerMachine = setup({
       context.locks = new Map();
       context.parked = [];
     },
+    adopt: ({ context }) => adoptPending(context),
   },
 }).createMachine({
   id: 'lockManager',
@@ -202,6 +223,7 @@ export const lockManagerMachine = setup({
     prepare: { actions: 'admitPrepare' },
     release: { actions: 'release' },
     reset: { actions: 'clear' },
+    adopt: { actions: ['clear', 'adopt'] },
     tick: { actions: 'tick' },
   },
 });
