@@ -2,11 +2,14 @@
 /**
  * The `shardbank` command.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseNodeName } from '../protocol/messages.js';
 import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type TopologyOptions } from './config.js';
 import { runNodeProcess } from './node.js';
+import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { runCommand } from './run.js';
+import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
+import { FAULT_KINDS } from '../runtime/simulator.js';
 
 const program = new Command();
 program
@@ -57,6 +60,47 @@ addTopologyOptions(
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
 });
+
+program
+  .command('replay')
+  .description("print a node's event log as a timeline, rebuild its state at any point, or diff two replicas' logs")
+  .argument('<dir>', "a node's LevelDB log directory (<data-dir>/n4), or a file of replay --json lines")
+  .option('--tx <txid>', 'only events about this transaction (client:timestamp, e.g. client/3:17)', txArg)
+  .option('--item <n>', 'only events whose command touches this item or whose writes include it', intArg(1))
+  .option('--type <kind,...>', 'only these event kinds (flushed, promised, accepted, committed, executed, view, failed, recovered, acked)', typeArg)
+  .option('--seq <n|a..b>', 'only events about these seqs (a 2PC decision also by the seq it runs at)', seqArg)
+  .addOption(new Option('--until <index>', 'print the state rebuilt from the events up to and including this index').argParser(intArg(0)).conflicts(['state', 'diff', 'tx', 'item', 'type', 'seq']))
+  .addOption(new Option('--state', 'print the state rebuilt from the whole log').conflicts(['diff', 'tx', 'item', 'type', 'seq']))
+  .addOption(new Option('--diff <dir2>', "compare with another replica's log: where do they diverge?").conflicts(['tx', 'item', 'type', 'seq']))
+  .option('--json', 'JSON: one line per event, or one object for --state / --until / --diff')
+  .action(async (dir: string, opts: ReplayCliOptions) => {
+    process.exitCode = await replayMain(dir, opts);
+  });
+
+program
+  .command('sim')
+  .description('deterministic simulation: a whole cluster in one process under seeded faults, checked for lost or created money')
+  .option('--seed <n>', 'run this one seed and print it in full', intArg(0))
+  .option('--seeds <a..b>', 'a swarm: run every seed in the range, each with its own fault rates', (v: string) => wrap(() => parseSeedRange(v)))
+  .option('--ops <n>', 'transfers and reads per run (default 150; 1000 with --soak)', intArg(1, 1_000_000))
+  .option('--faults <kinds>', `fault kinds on in every run: all, none, or some of ${FAULT_KINDS.join(',')} (default: each seed picks)`, (v: string) => wrap(() => parseFaults(v)))
+  .option('--history <file>', 'with --seed: write the history of operations (invoke, ok, fail, info) as JSON')
+  .option('--jobs <n>', 'worker processes for a swarm (default 1)', intArg(1, 64))
+  .option('--soak', 'longer runs: 60 s of faults and 1000 operations each')
+  .option('--json', 'one JSON object per run')
+  .addOption(new Option('--worker').hideHelp())
+  .action(async (opts: SimCommandOptions) => {
+    process.exitCode = await simCommand(opts);
+  });
+
+/** Turns a parser's error into commander's "invalid argument" message. */
+function wrap<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`config error: ${err.message}\n`);
