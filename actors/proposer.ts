@@ -41,6 +41,11 @@ export interface ProposerContext {
 
 export type ProposerEvent = LeadEvent | StepDownEvent | ProposeEvent | AcceptedEvent | EndOfTurnEvent | TickEvent | { type: 'reset' };
 
+function hasDecision(env: NodeEnv, seq: number): boolean {
+  const { log } = env.state;
+  return log.has(entryKey(seq, shardbank.Phase.PHASE_COMMIT)) || log.has(entryKey(seq, shardbank.Phase.PHASE_ABORT));
+}
+
 function inflightLimit(env: NodeEnv): number {
   return env.tuning.maxInflightRounds * env.tuning.maxBatch;
 }
@@ -130,6 +135,9 @@ export const proposerMachine = setup({
     enqueue: ({ context, event }) => {
       const e = event as ProposeEvent;
       const phase = e.phase ?? (e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE);
+      // A decision already in the log (inherited in a NEW-VIEW) is that slot's value: proposing
+      // it again, with a new seq to run at, could give one Paxos instance two values.
+      if (e.seq !== undefined && hasDecision(context.env, e.seq)) return;
       context.queue.push({ command: e.command, phase, seq: e.seq, reason: e.reason });
       if (context.queue.length >= context.env.tuning.maxBatch) proposeQueued(context);
     },

@@ -161,6 +161,7 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
         slot.ballot = copyBallot(e.ballot);
         continue;
       }
+      if (slot?.runsAt && state.anchored.get(slot.runsAt) === key) state.anchored.delete(slot.runsAt);
       state.log.set(key, {
         seq,
         phase: e.phase ?? 0,
