@@ -8,7 +8,7 @@
  * the leader for the committed entries it missed.
  */
 import { setup } from 'xstate';
-import { compareBallots, entryKey, type Ballot, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
+import { compareBallots, entryKey, slotKeyOf, wireKeyOf, type Ballot, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
 import { committedAt, slotHasBallot } from '../store/state.js';
 import { sendToNode, type NodeEnv } from './env.js';
 import { requestId } from './replies.js';
@@ -44,7 +44,7 @@ export type AcceptorEvent =
   | RecoveredEvent;
 
 function keysOf(entries: Entry[]): EntryKey[] {
-  return entries.map((e) => ({ seq: e.seq, phase: e.phase }));
+  return entries.map(wireKeyOf);
 }
 
 /** Raises the promise if needed; false when the ballot is below it. */
@@ -145,7 +145,7 @@ export const acceptorMachine = setup({
     onCatchupReply: ({ context, event }) => {
       const { env } = context;
       const e = event as CatchupReplyEvent;
-      const entries = (e.msg.entries ?? []).filter((x) => !env.state.log.get(entryKey(x.seq ?? 0, x.phase))?.committed);
+      const entries = (e.msg.entries ?? []).filter((x) => !env.state.log.get(slotKeyOf(x))?.committed);
       context.catchupWait = 0;
       if (entries.length > 0) {
         env.record({ accepted: { entries } });

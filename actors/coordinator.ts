@@ -88,6 +88,8 @@ export const coordinatorMachine = setup({
     mustAbort: ({ context }) => context.localPrepared && context.abortReason !== '',
     timedOut: ({ context }) => context.elapsed >= context.env.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,
+    /** The decision may have run before this actor ordered it (it was already in the log). */
+    alreadyDecided: ({ context }) => context.env.state.decisions.has(context.txid),
   },
   actions: {
     startPrepare: enqueueActions(({ context, enqueue }) => {
@@ -134,18 +136,24 @@ export const coordinatorMachine = setup({
       deliverNotices(enqueue, [propose(context, Phase.PHASE_ABORT, undefined, context.reason)]);
     }),
     /**
-     * Our own cluster has not ordered the prepare: answer now. The sender stays
-     * locked: the P may still commit, and then the abort that resolves it
-     * (from the log, see transactions.ts) releases the lock.
+     * Our own cluster has not ordered the prepare: answer now, as `failed`
+     * (outcome unknown), not aborted. Without a majority no abort can be made
+     * durable, and the request may still commit: its P later (then resolved
+     * from the log), or a copy of it at another leader. The sender stays
+     * locked until the P is resolved.
      */
     giveUp: ({ context }) => {
-      if (context.env.view.role === 'leader') replyTo(context.env, context.command, { status: Status.ABORTED, reason: 'no majority' });
+      if (context.env.view.role === 'leader') replyTo(context.env, context.command, { status: Status.FAILED, reason: 'no majority' });
     },
     /** What the participant must hear is what ran here (a decision inherited from the log may win). */
     noteDecisionRan: ({ context, event }) => {
       const e = event as TxExecutedEvent;
       context.commit = e.phase === Phase.PHASE_COMMIT;
       context.reason = context.commit ? '' : e.reason || context.reason;
+    },
+    takeDecisionFromLog: ({ context }) => {
+      context.commit = context.env.state.decisions.get(context.txid) === true;
+      if (!context.commit) context.reason ||= 'aborted';
     },
     startNotify: ({ context }) => {
       context.elapsed = 0;
@@ -194,6 +202,7 @@ export const coordinatorMachine = setup({
     },
     deciding: {
       entry: 'orderDecision',
+      always: { guard: 'alreadyDecided', target: 'notifying', actions: 'takeDecisionFromLog' },
       on: {
         txExecuted: { guard: 'decisionRan', target: 'notifying', actions: 'noteDecisionRan' },
         vote: {},
@@ -202,6 +211,7 @@ export const coordinatorMachine = setup({
     },
     fencing: {
       entry: 'orderFence',
+      always: { guard: 'alreadyDecided', target: 'notifying', actions: 'takeDecisionFromLog' },
       on: {
         txExecuted: { guard: 'decisionRan', target: 'notifying', actions: 'noteDecisionRan' },
       },

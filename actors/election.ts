@@ -10,7 +10,7 @@
  * heartbeats and steps down on seeing a higher ballot.
  */
 import { and, enqueueActions, setup } from 'xstate';
-import { compareBallots, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
+import { compareBallots, wireKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
 import { ACTOR, acksForHeartbeat, deliverNotices, sendToNode, sendToPeers, type NodeEnv, type Notice } from './env.js';
 import type {
   ContactEvent,
@@ -158,7 +158,7 @@ export const electionMachine = setup({
       const log = buildNewView(ballot, env.state.log.values(), [...context.promises.values()].flat());
       context.promises = new Map();
       env.record({ accepted: { entries: log } });
-      const chosen = log.filter((e) => e.committed).map((e) => ({ seq: e.seq, phase: e.phase }));
+      const chosen = log.filter((e) => e.committed).map(wireKeyOf);
       if (chosen.length > 0) env.record({ committed: { keys: chosen } });
       env.record({ view: { view: { ballot, log }, leader: env.self } });
       sendToPeers(env, { newView: { ballot, log } });

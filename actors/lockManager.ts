@@ -33,8 +33,11 @@ const { Status } = shardbank;
 
 export interface LockManagerContext {
   env: NodeEnv;
-  /** item -> id of the request holding it */
-  locks: Map<number, string>;
+  /**
+   * item -> ids of the requests holding it. One holder, except right after a
+   * leader change: several inherited entries on one item may wait to run.
+   */
+  locks: Map<number, Set<string>>;
   /** Requests waiting for a prepared transaction's lock, with the tick they give up at. */
   parked: Parked[];
   ticks: number;
@@ -65,11 +68,17 @@ function problemWith(env: NodeEnv, command: Command): string | null {
 
 /** Held by a transfer in flight here, or by a prepared cross-shard transaction (its WAL). */
 function isLocked(ctx: LockManagerContext, item: number): boolean {
-  return ctx.locks.has(item) || ctx.env.state.walLocks.has(item);
+  return (ctx.locks.get(item)?.size ?? 0) > 0 || ctx.env.state.walLocks.has(item);
+}
+
+function lock(ctx: LockManagerContext, item: number, id: string): void {
+  const holders = ctx.locks.get(item);
+  if (holders) holders.add(id);
+  else ctx.locks.set(item, new Set([id]));
 }
 
 function heldBy(ctx: LockManagerContext, item: number, id: string): boolean {
-  return ctx.locks.get(item) === id || ctx.env.state.walLocks.get(item) === id;
+  return !!ctx.locks.get(item)?.has(id) || ctx.env.state.walLocks.get(item) === id;
 }
 
 /**
@@ -79,7 +88,7 @@ function heldBy(ctx: LockManagerContext, item: number, id: string): boolean {
 function park(ctx: LockManagerContext, items: number[], id: string, event: Parked['event'], until: number | null): boolean {
   if (until !== null && ctx.ticks >= until) return false;
   const { state } = ctx.env;
-  const holders = items.filter((i) => isLocked(ctx, i)).map((i) => ctx.locks.get(i) ?? state.walLocks.get(i)!);
+  const holders = items.filter((i) => isLocked(ctx, i)).flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
   if (!holders.every((h) => state.wal.has(h))) return false;
   if (ctx.parked.length >= ctx.env.tuning.maxQueue) return false;
   if (!ctx.parked.some((p) => p.id === id)) ctx.parked.push({ id, event, until: until ?? ctx.ticks + ctx.env.tuning.lockWaitTicks });
@@ -122,16 +131,16 @@ function admit(ctx: LockManagerContext, command: Command, until: number | null =
       return [abortAtOnce(command, 'lock conflict')];
     }
     if (balanceOf(env.state, t.sender!) < (t.amount ?? 0)) return [abortAtOnce(command, 'insufficient balance')];
-    ctx.locks.set(t.sender!, id);
+    lock(ctx, t.sender!, id);
     return [{ to: ACTOR.transactions, event: { type: 'coordinate', command, txid: id } }];
   }
   const items = [t.sender!, t.receiver!];
-  if (items.some((i) => ctx.locks.get(i) === id)) return [];
+  if (items.some((i) => ctx.locks.get(i)?.has(id))) return [];
   if (items.some((i) => isLocked(ctx, i))) {
     if (park(ctx, items, id, { type: 'admit', command }, until)) return [];
     return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
   }
-  for (const i of items) ctx.locks.set(i, id);
+  for (const i of items) lock(ctx, i, id);
   return [{ to: ACTOR.proposer, event: { type: 'propose', command } }];
 }
 
@@ -153,7 +162,7 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number 
     if (park(ctx, [receiver], id, e, until)) return [];
     return [{ to: ACTOR.transactions, event: { ...base, mode: 'locked' } }];
   }
-  ctx.locks.set(receiver, id);
+  lock(ctx, receiver, id);
   return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
 }
 
@@ -165,15 +174,16 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number 
 function adoptPending(ctx: LockManagerContext): void {
   const { state, topology, cluster } = ctx.env;
   for (let seq = state.executedThrough + 1; seq <= state.maxSeq; seq++) {
-    for (let phase = 0; phase <= shardbank.Phase.PHASE_PREPARE; phase++) {
-      const command = state.log.get(entryKey(seq, phase))?.command;
-      const t = command?.transfer;
-      if (!t) continue;
-      const id = requestId(command);
-      const role = txRole(topology, cluster, command);
-      const items = role === 'coordinator' ? [t.sender!] : role === 'participant' ? [t.receiver!] : [t.sender!, t.receiver!];
-      for (const item of items) if (!ctx.locks.has(item)) ctx.locks.set(item, id);
-    }
+    const slot = state.log.get(entryKey(seq));
+    // Decisions and skipped transfers hold no lock of their own.
+    if (!slot || (slot.runsAt ?? 0) > 0 || slot.phase >= shardbank.Phase.PHASE_COMMIT) continue;
+    const command = slot.command;
+    const t = command?.transfer;
+    if (!t) continue;
+    const id = requestId(command);
+    const role = txRole(topology, cluster, command);
+    const items = role === 'coordinator' ? [t.sender!] : role === 'participant' ? [t.receiver!] : [t.sender!, t.receiver!];
+    for (const item of items) lock(ctx, item, id);
   }
 }
 
@@ -185,7 +195,10 @@ function release(ctx: LockManagerContext, command: Command): void {
   const id = requestId(command);
   const t = command.transfer;
   if (!t) return;
-  for (const i of [t.sender ?? 0, t.receiver ?? 0]) if (ctx.locks.get(i) === id) ctx.locks.delete(i);
+  for (const i of [t.sender ?? 0, t.receiver ?? 0]) {
+    const holders = ctx.locks.get(i);
+    if (holders?.delete(id) && holders.size === 0) ctx.locks.delete(i);
+  }
 }
 
 export const lockManagerMachine = setup({

@@ -3,7 +3,7 @@
  * value accepted with the highest ballot, gaps up to the highest seq filled
  * with no-ops, everything re-stamped with the new ballot.
  */
-import { compareBallots, entryKey, type Ballot, type Entry } from '../protocol/messages.js';
+import { compareBallots, entryKey, slotKeyOf, type Ballot, type Entry } from '../protocol/messages.js';
 import type { LogSlot } from '../store/state.js';
 
 export function slotToEntry(slot: LogSlot): Entry {
@@ -26,7 +26,7 @@ export function slotToEntry(slot: LogSlot): Entry {
 export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: Iterable<Entry>): Entry[] {
   const merged = new Map<number, Entry>();
   const offer = (e: Entry) => {
-    const key = entryKey(e.seq ?? 0, e.phase);
+    const key = slotKeyOf(e);
     const have = merged.get(key);
     if (!have || (!have.committed && (e.committed || compareBallots(e.ballot, have.ballot) > 0))) merged.set(key, e);
   };
@@ -36,11 +36,9 @@ export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: I
   let maxSeq = 0;
   const filled = new Set<number>();
   for (const e of merged.values()) {
-    // A 2PC decision fills the seq it runs at as well as its own.
-    for (const seq of [e.seq ?? 0, e.runsAt ?? 0]) {
-      filled.add(seq);
-      if (seq > maxSeq) maxSeq = seq;
-    }
+    const seq = slotKeyOf(e);
+    filled.add(seq);
+    if (seq > maxSeq) maxSeq = seq;
   }
   for (let seq = 1; seq <= maxSeq; seq++) {
     if (!filled.has(seq)) merged.set(entryKey(seq, 0), { seq, phase: 0, committed: false });

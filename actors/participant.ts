@@ -67,6 +67,8 @@ export const participantMachine = setup({
     prepareFailed: ({ event }) => (event as TxExecutedEvent).status !== Status.COMMITTED,
     decisionRan: ({ event }) => (event as TxExecutedEvent).phase >= Phase.PHASE_COMMIT,
     hasDecision: ({ context }) => context.decision !== null,
+    /** The decision may have run before this actor asked for it (it was already in the log). */
+    alreadyDecided: ({ context }) => context.env.state.decisions.has(context.txid),
   },
   actions: {
     orderPrepare: enqueueActions(({ context, enqueue }) => {
@@ -150,6 +152,7 @@ export const participantMachine = setup({
     },
     deciding: {
       entry: 'orderDecision',
+      always: { guard: 'alreadyDecided', target: 'done', actions: 'ack' },
       on: {
         txExecuted: { guard: 'decisionRan', target: 'done', actions: 'ack' },
       },
@@ -162,6 +165,7 @@ export const participantMachine = setup({
     },
     fencing: {
       entry: 'orderAbortOnly',
+      always: { guard: 'alreadyDecided', target: 'done', actions: 'ack' },
       on: {
         txExecuted: { guard: 'decisionRan', target: 'done', actions: 'ack' },
       },

@@ -9,10 +9,11 @@
  * the followers that have not answered (lost messages, recovered nodes).
  */
 import { enqueueActions, setup } from 'xstate';
-import { ballotEquals, entryKey, shardbank, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
+import { ballotEquals, entryKey, shardbank, slotKeyOf, wireKeyOf, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
 import { ACTOR, deliverNotices, sendToNode, sendToPeers, type NodeEnv } from './env.js';
 import type { AcceptedEvent, EndOfTurnEvent, LeadEvent, ProposeEvent, StepDownEvent, TickEvent } from './events.js';
-import { failReply } from './replies.js';
+import { hasDecisionEntry } from '../store/state.js';
+import { failReply, requestId } from './replies.js';
 
 interface Queued {
   command: Command;
@@ -41,11 +42,6 @@ export interface ProposerContext {
 
 export type ProposerEvent = LeadEvent | StepDownEvent | ProposeEvent | AcceptedEvent | EndOfTurnEvent | TickEvent | { type: 'reset' };
 
-function hasDecision(env: NodeEnv, seq: number): boolean {
-  const { log } = env.state;
-  return log.has(entryKey(seq, shardbank.Phase.PHASE_COMMIT)) || log.has(entryKey(seq, shardbank.Phase.PHASE_ABORT));
-}
-
 function inflightLimit(env: NodeEnv): number {
   return env.tuning.maxInflightRounds * env.tuning.maxBatch;
 }
@@ -66,7 +62,7 @@ function proposeQueued(ctx: ProposerContext): void {
     }));
     env.record({ accepted: { entries } });
     for (const entry of entries) {
-      ctx.pending.set(entryKey(entry.seq!, entry.phase), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
+      ctx.pending.set(slotKeyOf(entry), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
     }
     sendToPeers(env, { accept: { ballot: ctx.ballot, entries } });
   }
@@ -81,7 +77,7 @@ function commitReady(ctx: ProposerContext, keys: number[]): void {
     const p = ctx.pending.get(key);
     if (!p || p.votes.size < env.majority) continue;
     ctx.pending.delete(key);
-    chosen.push({ seq: p.entry.seq, phase: p.entry.phase });
+    chosen.push(wireKeyOf(p.entry));
   }
   if (chosen.length === 0) return;
   env.record({ committed: { keys: chosen } });
@@ -127,7 +123,7 @@ export const proposerMachine = setup({
       context.queue = [];
       context.pending = new Map();
       for (const entry of e.pending) {
-        context.pending.set(entryKey(entry.seq ?? 0, entry.phase), { entry, votes: new Set([env.self]), sentAtTick: context.ticks });
+        context.pending.set(slotKeyOf(entry), { entry, votes: new Set([env.self]), sentAtTick: context.ticks });
       }
       context.nextSeq = env.state.maxSeq + 1;
       commitReady(context, [...context.pending.keys()]);
@@ -137,7 +133,7 @@ export const proposerMachine = setup({
       const phase = e.phase ?? (e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE);
       // A decision already in the log (inherited in a NEW-VIEW) is that slot's value: proposing
       // it again, with a new seq to run at, could give one Paxos instance two values.
-      if (e.seq !== undefined && hasDecision(context.env, e.seq)) return;
+      if (e.seq !== undefined && hasDecisionEntry(context.env.state, requestId(e.command))) return;
       context.queue.push({ command: e.command, phase, seq: e.seq, reason: e.reason });
       if (context.queue.length >= context.env.tuning.maxBatch) proposeQueued(context);
     },

@@ -10,7 +10,8 @@
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
 import { enqueueActions, setup } from 'xstate';
-import { entryKey, shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { hasDecisionEntry } from '../store/state.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { coordinatorMachine, type CoordinatorInput, type CoordinatorMode } from './coordinator.js';
 import { sendToNode, shareAck, type NodeEnv } from './env.js';
@@ -113,14 +114,10 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
     const wal = env.state.wal.get(txid);
     const base = { txid, command: q.command ?? {}, participantCluster };
     if (decided !== undefined) spawnCoordinator(ctx, enqueue, { ...base, mode: 'notify', commit: decided, reason: decided ? '' : 'aborted' });
-    else if (wal && !hasDecisionEntry(env, wal.seq)) {
+    else if (wal && !hasDecisionEntry(env.state, txid)) {
       spawnCoordinator(ctx, enqueue, { ...base, command: wal.command, mode: 'resolve', seq: wal.seq, reason: 'coordinator changed' });
     } else if (!wal) spawnCoordinator(ctx, enqueue, { ...base, mode: 'fence' });
   }
-}
-
-function hasDecisionEntry(env: NodeEnv, seq: number): boolean {
-  return env.state.log.has(entryKey(seq, shardbank.Phase.PHASE_COMMIT)) || env.state.log.has(entryKey(seq, shardbank.Phase.PHASE_ABORT));
 }
 
 /** What a new leader inherits from the log and nobody is handling yet. */
@@ -131,7 +128,7 @@ function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
     if (w.role === 'coordinator') {
       if (ctx.coordinators.has(w.txid)) continue;
       // A decision already in the log (inherited in the NEW-VIEW) runs in its turn; never decide twice.
-      if (hasDecisionEntry(env, w.seq)) continue;
+      if (hasDecisionEntry(env.state, w.txid)) continue;
       spawnCoordinator(ctx, enqueue, {
         txid: w.txid,
         command: w.command,

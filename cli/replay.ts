@@ -227,9 +227,15 @@ function advance(ctx: Context, ev: shardbank.LogEvent): void {
   if (ev.flushed) ctx.txs.clear();
 }
 
-/** Where a 2PC decision at (seq, phase) runs, as the log recorded it. */
+/** Where the 2PC decision named (seq, phase) runs, as the log recorded it (its own instance). */
 function runsAtOf(ctx: Context, seq: number, phase: number): number {
-  return ctx.state.log.get(entryKey(seq, phase))?.runsAt ?? 0;
+  for (const keys of ctx.state.decisionSlots.values()) {
+    for (const key of keys) {
+      const slot = ctx.state.log.get(key);
+      if (slot && slot.seq === seq && slot.phase === phase) return slot.runsAt ?? 0;
+    }
+  }
+  return 0;
 }
 
 const STATUS_WORDS: Record<number, string> = {
@@ -270,12 +276,15 @@ function committedText(keys: shardbank.IEntryKey[], ctx: Context, mask: boolean[
   // Runs of consecutive plain seqs read as one range: `seq 7..12`.
   const groups: { from: number; to: number; phase: number; runsAt: number; keep: boolean }[] = [];
   keys.forEach((k, i) => {
-    const seq = k.seq ?? 0;
-    const phase = k.phase ?? 0;
+    // A decision's key is the seq it runs at; it is named after its prepare's seq.
+    const slot = ctx.state.log.get(entryKey(k.seq ?? 0));
+    const decision = (slot?.runsAt ?? 0) > 0 ? slot! : null;
+    const seq = decision ? decision.seq : k.seq ?? 0;
+    const phase = decision ? decision.phase : k.phase ?? 0;
     const keep = !mask || mask[i]!;
     const last = groups[groups.length - 1];
     if (last && phase === 0 && last.phase === 0 && last.keep === keep && last.to + 1 === seq) last.to = seq;
-    else groups.push({ from: seq, to: seq, phase, runsAt: phase > 0 ? runsAtOf(ctx, seq, phase) : 0, keep });
+    else groups.push({ from: seq, to: seq, phase, runsAt: decision?.runsAt ?? 0, keep });
   });
   const text = (g: (typeof groups)[number]) => {
     const span = g.from === g.to ? `${g.from}` : `${g.from}..${g.to}`;
@@ -371,8 +380,8 @@ function unitsOf(ev: shardbank.LogEvent, ctx: Context): Unit[] {
       return (ev.view!.view?.log ?? []).map(fromEntry);
     case 'committed':
       return (ev.committed!.keys ?? []).map((k) => {
-        const slot = ctx.state.log.get(entryKey(k.seq ?? 0, k.phase));
-        return { seq: k.seq ?? 0, runsAt: slot?.runsAt ?? 0, command: slot?.command ?? null };
+        const slot = ctx.state.log.get(entryKey(k.seq ?? 0));
+        return { seq: slot?.seq ?? k.seq ?? 0, runsAt: slot?.runsAt ?? 0, command: slot?.command ?? null };
       });
     case 'executed': {
       const x = ev.executed!;

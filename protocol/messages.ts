@@ -42,13 +42,29 @@ export function formatBallot(b: Ballot | null | undefined): string {
   return `<${b?.round ?? 0}, n${b?.node ?? 0}>`;
 }
 
-/** One number per log slot: entries are keyed by (seq, phase). */
-export function entryKey(seq: number, phase: number | null | undefined): number {
-  return seq * 4 + (phase ?? 0);
+/**
+ * The Paxos instance of a log slot: its seq. Every entry has a seq of its
+ * own (the phase is part of its value); a 2PC decision is named after its
+ * prepare's seq (PrintView shows `seq 2 C`) but is the value of the instance
+ * at the seq it runs at. One instance per seq: two leaders can never get two
+ * different entries chosen for one seq.
+ */
+export function entryKey(seq: number, _phase?: number | null): number {
+  return seq;
 }
 
-export function keyOf(key: number): { seq: number; phase: number } {
-  return { seq: Math.floor(key / 4), phase: key % 4 };
+/** The instance an entry is the value of. */
+export function slotKeyOf(e: { seq?: number | null; runsAt?: number | null }): number {
+  return (e.runsAt ?? 0) > 0 ? e.runsAt! : e.seq ?? 0;
+}
+
+/** An entry's instance as it travels in ACCEPTED and COMMIT messages. */
+export function wireKeyOf(e: { seq?: number | null; phase?: number | null; runsAt?: number | null }): { seq: number; phase: number } {
+  return { seq: slotKeyOf(e), phase: e.phase ?? 0 };
+}
+
+export function keyOf(key: number): { seq: number } {
+  return { seq: key };
 }
 
 export function nodeName(id: NodeId): string {

@@ -8,6 +8,7 @@ import {
   ballotEquals,
   compareBallots,
   entryKey,
+  slotKeyOf,
   shardbank,
   type Ballot,
   type ClientReply,
@@ -62,7 +63,7 @@ export interface ReplicaState {
   initialLeader: NodeId;
   /** The highest ballot this acceptor promised. */
   promised: Ballot;
-  /** The accept log, keyed by entryKey(seq, phase). */
+  /** The accept log: one Paxos instance per seq (entryKey). */
   log: Map<number, LogSlot>;
   maxSeq: number;
   /** Every seq up to here has a committed entry. */
@@ -85,8 +86,8 @@ export interface ReplicaState {
   unacked: Map<string, Unacked>;
   /** ACKs heard before their decision ran here (the decision then needs none). */
   earlyAcks: Set<string>;
-  /** 2PC decisions by the seq they run at: runsAt -> entry key. */
-  anchored: Map<number, number>;
+  /** 2PC decision entries in the log: txid -> their instance keys. */
+  decisionSlots: Map<string, number[]>;
 }
 
 export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
@@ -110,7 +111,7 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
     decisions: new Map(),
     unacked: new Map(),
     earlyAcks: new Set(),
-    anchored: new Map(),
+    decisionSlots: new Map(),
   };
 }
 
@@ -118,27 +119,20 @@ export function balanceOf(state: ReplicaState, item: number): number {
   return state.balances.get(item) ?? state.initialBalance;
 }
 
-/** A 2PC decision, which runs at a seq other than its own. */
-export function isAnchored(slot: LogSlot): boolean {
-  return (slot.runsAt ?? 0) > 0;
-}
-
 /** True when an entry that runs at this seq is committed. */
 export function isSeqCommitted(state: ReplicaState, seq: number): boolean {
   return committedAt(state, seq).length > 0;
 }
 
-/** The committed entries that run at one seq: its own in phase order, or the decision anchored there. */
+/** The committed entry that runs at one seq (a 2PC decision runs at a seq of its own), if any. */
 export function committedAt(state: ReplicaState, seq: number): LogSlot[] {
-  const out: LogSlot[] = [];
-  for (let phase = 0; phase < 4; phase++) {
-    const slot = state.log.get(entryKey(seq, phase));
-    if (slot?.committed && !isAnchored(slot)) out.push(slot);
-  }
-  const key = state.anchored.get(seq);
-  const decision = key === undefined ? undefined : state.log.get(key);
-  if (decision?.committed) out.push(decision);
-  return out;
+  const slot = state.log.get(entryKey(seq));
+  return slot?.committed ? [slot] : [];
+}
+
+/** True when the log holds a decision entry (committed or not) for this transaction. */
+export function hasDecisionEntry(state: ReplicaState, txid: string): boolean {
+  return state.decisionSlots.has(txid);
 }
 
 function advanceCommitThrough(state: ReplicaState): void {
@@ -154,14 +148,13 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   if (ev.accepted) {
     for (const e of ev.accepted.entries ?? []) {
       const seq = e.seq ?? 0;
-      const key = entryKey(seq, e.phase);
+      const key = slotKeyOf(e);
       const slot = state.log.get(key);
       // A committed value is chosen: no later ballot can carry another one.
       if (slot?.committed) {
         slot.ballot = copyBallot(e.ballot);
         continue;
       }
-      if (slot?.runsAt && state.anchored.get(slot.runsAt) === key) state.anchored.delete(slot.runsAt);
       state.log.set(key, {
         seq,
         phase: e.phase ?? 0,
@@ -174,8 +167,10 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
       if (seq > state.maxSeq) state.maxSeq = seq;
       const runsAt = e.runsAt ?? 0;
       if (runsAt > 0) {
-        state.anchored.set(runsAt, key);
         if (runsAt > state.maxSeq) state.maxSeq = runsAt;
+        const txid = e.command ? `${e.command.client ?? ''}:${e.command.timestamp ?? 0}` : '';
+        const slots = state.decisionSlots.get(txid) ?? [];
+        if (!slots.includes(key)) state.decisionSlots.set(txid, [...slots, key]);
       }
     }
     return;
