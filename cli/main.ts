@@ -8,6 +8,7 @@ import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type Topo
 import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { runCommand } from './run.js';
+import { scenarioCommand } from './scenario.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 
@@ -91,6 +92,15 @@ program
   .addOption(new Option('--worker').hideHelp())
   .action(async (opts: SimCommandOptions) => {
     process.exitCode = await simCommand(opts);
+  });
+
+program
+  .command('scenario')
+  .description('run scripted failure scenarios (testcases/scenarios/*.txt) against their golden stories')
+  .argument('[files...]', 'scenario scripts (default: every script in testcases/scenarios)')
+  .option('--rewrite', 'write each script\'s golden story anew from this run')
+  .action(async (files: string[], opts: { rewrite?: boolean }) => {
+    process.exitCode = await scenarioCommand({ files, rewrite: opts.rewrite });
   });
 
 /** Turns a parser's error into commander's "invalid argument" message. */

@@ -7,7 +7,7 @@ import { AdminClient } from '../client/admin.js';
 import { BankClient, type TxResult } from '../client/client.js';
 import type { Timers } from '../client/timers.js';
 import { MemoryNetwork, type Scheduler } from '../protocol/memory.js';
-import type { AdminReply, AdminRequest, NodeId } from '../protocol/messages.js';
+import { compareBallots, type AdminReply, type AdminRequest, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed } from '../protocol/rng.js';
 import { allNodes, clusterNodes, clusterOfNode, makeTopology, type Topology } from '../protocol/topology.js';
 import { EventLog, type NodeLog } from '../store/eventlog.js';
@@ -291,12 +291,13 @@ export class SimCluster {
     });
   }
 
+  /** The cluster's leader: of the nodes that believe they lead (a cut-off one may still), the one with the highest ballot. */
   leaderOf(cluster: number): NodeId | undefined {
     const leaders = clusterNodes(this.topology, cluster).filter((n) => {
       const h = this.hosts.get(n);
       return h && !h.state.failed && h.view.role === 'leader';
     });
-    return leaders[0];
+    return leaders.sort((a, b) => compareBallots(this.host(b).view.ballot, this.host(a).view.ballot))[0];
   }
 
   /** Ends the simulation: every node dies where it stands (no simulated time is left to finish writes). */
