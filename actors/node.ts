@@ -8,8 +8,8 @@
  * and its clock stops until it recovers.
  */
 import { cancel, enqueueActions, raise, setup, spawnChild } from 'xstate';
-import { bodyOf, compareBallots, type Ballot, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
-import { clusterOfNode } from '../protocol/topology.js';
+import { bodyOf, compareBallots, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { clusterOfItem, clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
 import { electionMachine } from './election.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
@@ -17,6 +17,7 @@ import type { NodeInput } from './events.js';
 import { executorMachine } from './executor.js';
 import { lockManagerMachine } from './lockManager.js';
 import { proposerMachine } from './proposer.js';
+import { requestId } from './replies.js';
 import { transactionsMachine } from './transactions.js';
 
 export interface NodeContext {
@@ -29,10 +30,62 @@ function wire(type: string, from: NodeId, msg: unknown) {
   return { type, from, msg } as Notice['event'];
 }
 
+const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'catchupRequest', 'catchupReply']);
+const TX_BODIES = new Set(['txPrepare', 'txVote', 'txDecision', 'txAck', 'txQuery']);
+
+/**
+ * Paxos runs among the nodes of one cluster and 2PC between nodes of
+ * different clusters. A message from anyone else (an unknown id, 0, itself)
+ * is noise however well formed: taken, it could commit a log entry no leader
+ * proposed.
+ */
+function fromWhereItBelongs(env: NodeEnv, body: string, from: NodeId): boolean {
+  if (PAXOS_BODIES.has(body)) return env.peers.includes(from);
+  if (TX_BODIES.has(body)) {
+    return env.topology.nodes.some((n) => n.id === from) && clusterOfNode(env.topology, from) !== env.cluster;
+  }
+  return true;
+}
+
+/**
+ * A 2PC message names its transaction the way every real sender does: the
+ * txid is the command's request id, the command is a cross-shard transfer in
+ * which this cluster plays `role`, and the other cluster is the sender's.
+ * Otherwise the actor it starts would wait for an entry that never runs here
+ * under that txid, and stay forever.
+ */
+function txConsistent(
+  env: NodeEnv,
+  from: NodeId,
+  role: 'coordinator' | 'participant',
+  txid: string | null | undefined,
+  command: Command | null | undefined,
+  otherCluster: number | null | undefined,
+): boolean {
+  const t = command?.transfer;
+  if (!t || txid !== requestId(command!)) return false;
+  const cs = clusterOfItem(env.topology, t.sender ?? 0);
+  const cr = clusterOfItem(env.topology, t.receiver ?? 0);
+  const [mine, theirs] = role === 'coordinator' ? [cs, cr] : [cr, cs];
+  return (
+    mine === env.cluster && theirs !== null && theirs !== env.cluster && theirs === otherCluster && theirs === clusterOfNode(env.topology, from)
+  );
+}
+
+function txMakesSense(env: NodeEnv, envelope: EnvelopeProps, from: NodeId): boolean {
+  const { txPrepare: p, txDecision: d, txQuery: q } = envelope;
+  if (p) return txConsistent(env, from, 'participant', p.txid, p.command, p.coordinatorCluster);
+  if (d) return txConsistent(env, from, 'participant', d.txid, d.command, d.coordinatorCluster);
+  if (q) return txConsistent(env, from, 'coordinator', q.txid, q.command, q.participantCluster);
+  return true;
+}
+
 /** Who hears a message; `contact` tells the election a leader is alive. */
 export function routeMessage(env: NodeEnv, envelope: EnvelopeProps): Notice[] {
   const from = envelope.from ?? 0;
   const body = bodyOf(envelope);
+  if (body && !fromWhereItBelongs(env, body, from)) return [];
+  if (body && TX_BODIES.has(body) && !txMakesSense(env, envelope, from)) return [];
   const contact = (ballot: Ballot | null | undefined): Notice[] =>
     compareBallots(ballot, env.state.promised) >= 0
       ? [{ to: ACTOR.election, event: { type: 'contact', from, ballot: ballot ?? { round: 0, node: 0 } } }]

@@ -239,6 +239,11 @@ export function parseTestSets(text: string): ParseResult {
         rejected = { line, label: 'the set' };
         return fail(`bad set number "${setField}": expected a positive whole number`);
       }
+      // The set number travels as a uint32 (the flush's epoch): a larger one would wrap into another set's.
+      if (Number(setField) > MAX_ID) {
+        rejected = { line, label: 'the set' };
+        return fail(`set number ${setField} is too large (at most ${MAX_ID})`);
+      }
       const set = Number(setField);
       const dup = seen.get(set);
       if (dup !== undefined) {
