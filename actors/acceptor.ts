@@ -9,7 +9,7 @@
  */
 import { setup } from 'xstate';
 import { compareBallots, entryKey, slotKeyOf, wireKeyOf, type Ballot, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
-import { committedAt, slotHasBallot } from '../store/state.js';
+import { committedAt, slotHasBallot, snapshotOf } from '../store/state.js';
 import { sendToNode, type NodeEnv } from './env.js';
 import { requestId } from './replies.js';
 import { txRole } from './transfer.js';
@@ -123,6 +123,8 @@ export const acceptorMachine = setup({
     onHeartbeat: ({ context, event }) => {
       const e = event as HeartbeatEvent;
       const { state } = context.env;
+      // Only the current leader's ACKs count: a stale heartbeat is not the word of anyone in charge.
+      if (compareBallots(e.msg.ballot, state.promised) < 0) return;
       for (const txid of e.msg.acked ?? []) {
         // An ACK can reach a follower before the decision it acknowledges has run here.
         if (state.unacked.has(txid) || !state.decisions.has(txid)) context.env.record({ acked: { txid } });
@@ -132,6 +134,11 @@ export const acceptorMachine = setup({
     onCatchupRequest: ({ context, event }) => {
       const { env } = context;
       const e = event as CatchupRequestEvent;
+      // Behind what this node still keeps: the entries are gone, send the state instead.
+      if ((e.msg.fromSeq ?? 1) <= env.state.lowWater) {
+        sendToNode(env, e.from, { catchupReply: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, snapshot: snapshotOf(env.state) } });
+        return;
+      }
       const max = Math.min(e.msg.maxEntries || env.tuning.maxCatchupEntries, env.tuning.maxCatchupEntries);
       const entries = committedEntries(env, e.msg.fromSeq ?? 1, max);
       const acked = entries
@@ -145,8 +152,14 @@ export const acceptorMachine = setup({
     onCatchupReply: ({ context, event }) => {
       const { env } = context;
       const e = event as CatchupReplyEvent;
-      const entries = (e.msg.entries ?? []).filter((x) => !env.state.log.get(slotKeyOf(x))?.committed);
       context.catchupWait = 0;
+      const snap = e.msg.snapshot;
+      if (snap) {
+        // Installed only if it is ahead; this node's own connection state stays its own.
+        if ((snap.executedThrough ?? 0) > env.state.executedThrough) env.record({ snapshot: { ...snap, failed: env.state.failed } });
+        return;
+      }
+      const entries = (e.msg.entries ?? []).filter((x) => !env.state.log.get(slotKeyOf(x))?.committed);
       if (entries.length > 0) {
         env.record({ accepted: { entries } });
         env.record({ committed: { keys: keysOf(entries) } });

@@ -155,7 +155,7 @@ export const electionMachine = setup({
       }
       // (The NEW-VIEW below is recorded first, so the lock manager sees every entry it inherits.)
       const ballot = { ...env.view.ballot };
-      const log = buildNewView(ballot, env.state.log.values(), [...context.promises.values()].flat());
+      const log = buildNewView(ballot, env.state.log.values(), [...context.promises.values()].flat(), env.state.lowWater);
       context.promises = new Map();
       env.record({ accepted: { entries: log } });
       const chosen = log.filter((e) => e.committed).map(wireKeyOf);

@@ -23,15 +23,16 @@ export function slotToEntry(slot: LogSlot): Entry {
  * A committed entry wins outright (its value is chosen); otherwise the
  * highest ballot wins.
  */
-export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: Iterable<Entry>): Entry[] {
+export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: Iterable<Entry>, lowWater = 0): Entry[] {
   const merged = new Map<number, Entry>();
   const offer = (e: Entry) => {
     const key = slotKeyOf(e);
     const have = merged.get(key);
     if (!have || (!have.committed && (e.committed || compareBallots(e.ballot, have.ballot) > 0))) merged.set(key, e);
   };
-  for (const slot of own) offer(slotToEntry(slot));
-  for (const e of promised) offer(e);
+  // At or below the candidate's low-water mark everything executed: nothing to decide there.
+  for (const slot of own) if (slotKeyOf(slot) > lowWater) offer(slotToEntry(slot));
+  for (const e of promised) if (slotKeyOf(e) > lowWater) offer(e);
 
   let maxSeq = 0;
   const filled = new Set<number>();
@@ -40,7 +41,7 @@ export function buildNewView(ballot: Ballot, own: Iterable<LogSlot>, promised: I
     filled.add(seq);
     if (seq > maxSeq) maxSeq = seq;
   }
-  for (let seq = 1; seq <= maxSeq; seq++) {
+  for (let seq = lowWater + 1; seq <= maxSeq; seq++) {
     if (!filled.has(seq)) merged.set(entryKey(seq, 0), { seq, phase: 0, committed: false });
   }
   return [...merged.entries()]

@@ -51,6 +51,10 @@ export interface Tuning {
   txRetryTicks: number;
   /** Ticks a transfer may wait for an item held by a prepared cross-shard transaction. */
   lockWaitTicks: number;
+  /** Events between two snapshots; each snapshot deletes the events before it. */
+  snapshotEvery: number;
+  /** Executed log entries kept in memory (and in snapshots) for catch-up and NEW-VIEW. */
+  retainEntries: number;
   /** Client: time before a request is broadcast to the whole cluster. */
   clientTimeoutMs: number;
   /** Client: time after which a request is given up as `failed`. */
@@ -82,6 +86,8 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   txTimeoutTicks: 40,
   txRetryTicks: 8,
   lockWaitTicks: 8,
+  snapshotEvery: 20000,
+  retainEntries: 2000,
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
 });

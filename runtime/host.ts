@@ -24,7 +24,7 @@ import { createRng, mixSeed } from '../protocol/rng.js';
 import { clusterNodes, clusterOfNode, type Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import type { NodeLog } from '../store/eventlog.js';
-import { applyEvent, balanceOf, replay, type ReplicaState } from '../store/state.js';
+import { applyEvent, balanceOf, replay, takeSnapshot, type ReplicaState } from '../store/state.js';
 
 /** The clock XState schedules delayed events on (real timers or simulated). */
 export interface Clock {
@@ -61,7 +61,8 @@ export class NodeHost {
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
   /** Synced batches written, and events in them (for tests and stats). */
-  readonly stats = { batches: 0, events: 0, turns: 0 };
+  readonly stats = { batches: 0, events: 0, turns: 0, snapshots: 0 };
+  private sinceSnapshot = 0;
 
   constructor(opts: HostOptions) {
     this.opts = opts;
@@ -163,11 +164,22 @@ export class NodeHost {
     this.sends = [];
     if (events.length === 0 && sends.length === 0) return this.chain;
     const { log, transport } = this.opts;
+    // Now the state is exactly the fold of every event recorded, this turn's included.
+    this.sinceSnapshot += events.length;
+    let snapshot: LogEventProps | null = null;
+    if (this.sinceSnapshot >= this.opts.topology.tuning.snapshotEvery) {
+      snapshot = { snapshot: takeSnapshot(this.env.state, this.opts.topology.tuning.retainEntries) };
+      this.sinceSnapshot = 0;
+    }
     this.chain = this.chain.then(async () => {
       if (events.length > 0) {
         await log.append(events);
         this.stats.batches++;
         this.stats.events += events.length;
+      }
+      if (snapshot) {
+        await log.compact(snapshot);
+        this.stats.snapshots++;
       }
       if (this.stopped) return;
       for (const s of sends) transport.send(s);

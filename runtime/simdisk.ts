@@ -36,6 +36,14 @@ export class SimDisk {
         });
         return done;
       },
+      compact(snapshot: LogEventProps) {
+        return new Promise<void>((resolve) => {
+          disk.scheduler.schedule(disk.syncDelayMs(), () => {
+            if (generation !== disk.generation) return;
+            queue = queue.then(() => disk.durable.compact(snapshot)).then(resolve);
+          });
+        });
+      },
       readAll: (): Promise<shardbank.LogEvent[]> => disk.durable.readAll(),
       clear: () => disk.durable.clear(),
       close: () => Promise.resolve(),

@@ -11,7 +11,7 @@ import { shardbank, type LogEventProps } from '../protocol/messages.js';
 interface Db {
   open(): Promise<void>;
   close(): Promise<void>;
-  clear(): Promise<void>;
+  clear(opts?: { lt?: string }): Promise<void>;
   batch(ops: { type: 'put'; key: string; value: Uint8Array }[], opts: { sync?: boolean }): Promise<void>;
   keys(opts: { reverse?: boolean; limit?: number }): AsyncIterable<string>;
   iterator(): AsyncIterable<[string, Uint8Array]>;
@@ -31,6 +31,8 @@ export interface NodeLog {
   clear(): Promise<void>;
   close(): Promise<void>;
   readonly size: number;
+  /** Appends a snapshot, then deletes every event before it. */
+  compact(snapshot: LogEventProps): Promise<void>;
 }
 
 export class EventLog implements NodeLog {
@@ -81,6 +83,20 @@ export class EventLog implements NodeLog {
     const out: shardbank.LogEvent[] = [];
     for await (const { event } of this.entries()) out.push(event);
     return out;
+  }
+
+  async compact(snapshot: LogEventProps): Promise<void> {
+    const index = this.nextIndex;
+    await this.append([snapshot]);
+    // A crash between the two leaves old events before the snapshot; replay starts over at it anyway.
+    await this.db.clear({ lt: keyFor(index) });
+  }
+
+  /** Events actually stored (after compaction, fewer than `size`). */
+  async count(): Promise<number> {
+    let n = 0;
+    for await (const _ of this.db.keys({})) n++;
+    return n;
   }
 
   /** Drops every event (a flush starts the log anew). */

@@ -65,6 +65,8 @@ export interface ReplicaState {
   promised: Ballot;
   /** The accept log: one Paxos instance per seq (entryKey). */
   log: Map<number, LogSlot>;
+  /** Slots at or below this seq were dropped by a snapshot: all of them had executed. */
+  lowWater: number;
   maxSeq: number;
   /** Every seq up to here has a committed entry. */
   commitThrough: number;
@@ -98,6 +100,7 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
     initialLeader: 0,
     promised: { round: 0, node: 0 },
     log: new Map(),
+    lowWater: 0,
     maxSeq: 0,
     commitThrough: 0,
     executedThrough: 0,
@@ -149,6 +152,8 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     for (const e of ev.accepted.entries ?? []) {
       const seq = e.seq ?? 0;
       const key = slotKeyOf(e);
+      // Below the low-water mark every slot has executed and been dropped; a late copy changes nothing.
+      if (key <= state.lowWater) continue;
       const slot = state.log.get(key);
       // A committed value is chosen: no later ballot can carry another one.
       if (slot?.committed) {
@@ -224,6 +229,10 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
     });
     return;
   }
+  if (ev.snapshot) {
+    installSnapshot(state, ev.snapshot);
+    return;
+  }
   if (ev.acked) {
     const txid = ev.acked.txid ?? '';
     if (!state.unacked.delete(txid) && !state.decisions.has(txid)) state.earlyAcks.add(txid);
@@ -266,6 +275,93 @@ function applyTransaction(state: ReplicaState, x: shardbank.Executed.$Properties
   // Only a transaction that was prepared here can have a participant waiting for its decision.
   if (w && !state.earlyAcks.delete(txid)) state.unacked.set(txid, { txid, commit, command: x.command ?? {}, reason: x.reason ?? '' });
   return true;
+}
+
+/**
+ * The state as one Snapshot record, after dropping the log slots that
+ * executed more than `retain` seqs ago (they live on in the balances).
+ */
+export function takeSnapshot(state: ReplicaState, retain: number): shardbank.Snapshot.$Properties {
+  const lowWater = Math.max(state.lowWater, state.executedThrough - retain);
+  for (const key of state.log.keys()) if (key <= lowWater) state.log.delete(key);
+  for (const [txid, keys] of state.decisionSlots) {
+    const kept = keys.filter((k) => k > lowWater);
+    if (kept.length === 0) state.decisionSlots.delete(txid);
+    else state.decisionSlots.set(txid, kept);
+  }
+  state.lowWater = lowWater;
+  return snapshotOf(state);
+}
+
+/** The state as a Snapshot record, as it is (nothing dropped). */
+export function snapshotOf(state: ReplicaState): shardbank.Snapshot.$Properties {
+  return {
+    set: state.set,
+    initialBalance: state.initialBalance,
+    initialLeader: state.initialLeader,
+    promised: state.promised,
+    log: [...state.log.values()].sort((a, b) => slotKeyOf(a) - slotKeyOf(b)).map((s) => ({
+      seq: s.seq,
+      phase: s.phase,
+      ballot: s.ballot,
+      command: s.command ?? undefined,
+      committed: s.committed,
+      reason: s.reason ?? '',
+      runsAt: s.runsAt ?? 0,
+    })),
+    lowWater: state.lowWater,
+    maxSeq: state.maxSeq,
+    commitThrough: state.commitThrough,
+    executedThrough: state.executedThrough,
+    balances: [...state.balances].sort((a, b) => a[0] - b[0]).map(([item, balance]) => ({ item, balance })),
+    modified: [...state.modified].sort((a, b) => a - b),
+    replies: [...state.replies].map(([client, r]) => ({ client, timestamp: r.timestamp, status: r.reply.status ?? 0, reason: r.reply.reason ?? '' })),
+    wal: [...state.wal.values()].map((w) => ({ txid: w.txid, seq: w.seq, role: w.role, command: w.command, before: w.before })),
+    decisions: [...state.decisions].map(([txid, commit]) => ({ txid, commit })),
+    unacked: [...state.unacked.values()].map((u) => ({ txid: u.txid, commit: u.commit, command: u.command, reason: u.reason })),
+    earlyAcks: [...state.earlyAcks],
+    views: state.views,
+    failed: state.failed,
+  };
+}
+
+/** Replaces the state with a snapshot's (replay from a snapshot, or a leader's sent to a lagging follower). */
+function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties): void {
+  const fresh = emptyState(state.node, s.initialBalance ?? 10);
+  Object.assign(state, fresh, {
+    set: s.set ?? 0,
+    initialLeader: s.initialLeader ?? 0,
+    lowWater: s.lowWater ?? 0,
+    maxSeq: s.maxSeq ?? 0,
+    commitThrough: s.commitThrough ?? 0,
+    executedThrough: s.executedThrough ?? 0,
+    failed: !!s.failed,
+    views: s.views ?? [],
+  });
+  // A promise is never taken back, even by a leader's older snapshot.
+  const promised = copyBallot(s.promised);
+  if (compareBallots(promised, fresh.promised) > 0) state.promised = promised;
+  for (const e of s.log ?? []) {
+    const key = slotKeyOf(e);
+    state.log.set(key, { seq: e.seq ?? 0, phase: e.phase ?? 0, ballot: copyBallot(e.ballot), command: e.command ?? null, committed: !!e.committed, reason: e.reason ?? '', runsAt: e.runsAt ?? 0 });
+    if ((e.runsAt ?? 0) > 0 && e.command) {
+      const txid = `${e.command.client ?? ''}:${e.command.timestamp ?? 0}`;
+      state.decisionSlots.set(txid, [...(state.decisionSlots.get(txid) ?? []), key]);
+    }
+  }
+  for (const b of s.balances ?? []) state.balances.set(b.item ?? 0, b.balance ?? 0);
+  for (const item of s.modified ?? []) state.modified.add(item);
+  for (const r of s.replies ?? []) {
+    state.replies.set(r.client ?? '', { timestamp: r.timestamp ?? 0, reply: { client: r.client ?? '', timestamp: r.timestamp ?? 0, status: r.status ?? 0, reason: r.reason ?? '' } });
+  }
+  for (const w of s.wal ?? []) {
+    const before = (w.before ?? []).map((b) => ({ item: b.item ?? 0, balance: b.balance ?? 0 }));
+    state.wal.set(w.txid ?? '', { txid: w.txid ?? '', seq: w.seq ?? 0, role: w.role === 'participant' ? 'participant' : 'coordinator', command: w.command ?? {}, before });
+    for (const b of before) state.walLocks.set(b.item, w.txid ?? '');
+  }
+  for (const d of s.decisions ?? []) state.decisions.set(d.txid ?? '', !!d.commit);
+  for (const u of s.unacked ?? []) state.unacked.set(u.txid ?? '', { txid: u.txid ?? '', commit: !!u.commit, command: u.command ?? {}, reason: u.reason ?? '' });
+  for (const t of s.earlyAcks ?? []) state.earlyAcks.add(t);
 }
 
 /** Folds a whole log into a fresh state. */
