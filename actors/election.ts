@@ -35,6 +35,8 @@ export interface ElectionContext {
   deferred: { from: NodeId; ballot: Ballot; commitThrough: number } | null;
   /** Set by a flush: the next leader state is the set's initial view, no NEW-VIEW. */
   installing: boolean;
+  /** The highest round seen in a PREPARE or NACK, so a new campaign goes above it. */
+  seenRound: number;
 }
 
 export type ElectionEvent = TickEvent | ContactEvent | PrepareEvent | PromiseEvent | NackEvent | FlushedEvent | RecoveredEvent;
@@ -56,14 +58,16 @@ function grant(ctx: ElectionContext, from: NodeId, ballot: Ballot, commitThrough
 
 function defer(ctx: ElectionContext, e: PrepareEvent): void {
   const ballot = e.msg.ballot ?? { round: 0, node: 0 };
+  ctx.seenRound = Math.max(ctx.seenRound, ballot.round ?? 0);
   if (!ctx.deferred || compareBallots(ballot, ctx.deferred.ballot) > 0) {
     ctx.deferred = { from: e.from, ballot, commitThrough: e.msg.commitThrough ?? 0 };
   }
 }
 
 /** The candidate's ballot: one round above anything seen, with its own id. */
-function nextBallot(env: NodeEnv): Ballot {
-  const round = Math.max(env.state.promised.round ?? 0, env.view.ballot.round ?? 0) + 1;
+function nextBallot(ctx: ElectionContext): Ballot {
+  const { env } = ctx;
+  const round = Math.max(env.state.promised.round ?? 0, env.view.ballot.round ?? 0, ctx.seenRound) + 1;
   return { round, node: env.self };
 }
 
@@ -79,8 +83,11 @@ export const electionMachine = setup({
       context.deferred !== null && compareBallots(context.deferred.ballot, context.env.state.promised) > 0,
     prepareIsStale: ({ context, event }) =>
       compareBallots((event as PrepareEvent).msg.ballot, context.env.state.promised) <= 0,
-    /** The P1 rule: grant only once our own leader has gone quiet (or is unknown). */
-    mayGrantNow: ({ context }) => context.env.view.leader === 0 || context.elapsed >= context.env.tuning.electionTicksMin,
+    /** The P1 rule: grant only once our own leader has gone quiet (or is unknown, or is the one asking). */
+    mayGrantNow: ({ context, event }) =>
+      context.env.view.leader === 0 ||
+      (event as PrepareEvent).from === context.env.view.leader ||
+      context.elapsed >= context.env.tuning.electionTicksMin,
     promiseCompletesQuorum: ({ context, event }) => {
       const e = event as PromiseEvent;
       if (compareBallots(e.msg.ballot, context.env.view.ballot) !== 0) return false;
@@ -120,6 +127,9 @@ export const electionMachine = setup({
       const e = event as PrepareEvent | NackEvent;
       nack(context.env, e.from, e.msg.ballot);
     },
+    noteNack: ({ context, event }) => {
+      context.seenRound = Math.max(context.seenRound, (event as NackEvent).msg.promised?.round ?? 0);
+    },
     grantPrepare: enqueueActions(({ context, event, enqueue }) => {
       const e = event as PrepareEvent;
       deliverNotices(enqueue, grant(context, e.from, e.msg.ballot ?? { round: 0, node: 0 }, e.msg.commitThrough ?? 0));
@@ -130,7 +140,7 @@ export const electionMachine = setup({
     }),
     startCampaign: ({ context }) => {
       const { env } = context;
-      const ballot = nextBallot(env);
+      const ballot = nextBallot(context);
       env.view = { role: 'candidate', leader: 0, ballot };
       env.record({ promised: { ballot } });
       // The candidate promises itself; its own log joins the merge directly.
@@ -189,6 +199,7 @@ export const electionMachine = setup({
       context.deferred = null;
       context.promises = new Map();
       context.installing = leader === env.self;
+      context.seenRound = 0;
     },
     forgetLeader: ({ context }) => {
       context.env.view.leader = 0;
@@ -204,6 +215,7 @@ export const electionMachine = setup({
     promises: new Map(),
     deferred: null,
     installing: false,
+    seenRound: 0,
   }),
   initial: 'follower',
   on: {
@@ -241,7 +253,7 @@ export const electionMachine = setup({
           { guard: 'prepareIsStale', actions: 'nack' },
           { target: 'follower', actions: 'grantPrepare' },
         ],
-        nack: { guard: 'nackAboveMine', target: 'follower', actions: 'forgetLeader' },
+        nack: { guard: 'nackAboveMine', target: 'follower', actions: ['noteNack', 'forgetLeader'] },
       },
     },
     leader: {
@@ -250,8 +262,10 @@ export const electionMachine = setup({
       on: {
         tick: { actions: 'heartbeatIfDue' },
         contact: { guard: 'contactAboveMine', target: 'follower', actions: 'followLeader' },
-        prepare: [{ guard: 'prepareIsStale', actions: 'nack' }, { actions: 'deferPrepare' }],
-        nack: { guard: 'nackAboveMine', target: 'follower', actions: 'forgetLeader' },
+        // A node asks with a higher ballot (it lost touch, its round grew): lead again above it,
+        // or it stays a candidate forever while the others keep deferring it.
+        prepare: [{ guard: 'prepareIsStale', actions: 'nack' }, { target: 'candidate', actions: 'deferPrepare' }],
+        nack: { guard: 'nackAboveMine', target: 'follower', actions: ['noteNack', 'forgetLeader'] },
       },
     },
   },

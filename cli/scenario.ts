@@ -274,7 +274,7 @@ export async function runScenario(steps: Step[]): Promise<string[]> {
           break;
         case 'sim': {
           const r = await simulate({ seed: Number(a[0]), keepHistory: false });
-          say(`seed ${r.seed}: ${r.ops} operations, ${r.outcomes['committed'] ?? 0} committed`);
+          say(`seed ${r.seed}: ${r.ops} operations under ${r.faultsOn.join(', ') || 'no faults'}`);
           check(r.violations.length === 0, r.violations.length === 0 ? 'no violations' : r.violations.join('; '));
           break;
         }

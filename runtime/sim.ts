@@ -7,7 +7,7 @@ import { AdminClient } from '../client/admin.js';
 import { BankClient, type TxResult } from '../client/client.js';
 import type { Timers } from '../client/timers.js';
 import { MemoryNetwork, type Scheduler } from '../protocol/memory.js';
-import { compareBallots, type AdminReply, type AdminRequest, type NodeId } from '../protocol/messages.js';
+import { compareBallots, type AdminReply, type AdminRequest, type LogEventProps, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed } from '../protocol/rng.js';
 import { allNodes, clusterNodes, clusterOfNode, makeTopology, type Topology } from '../protocol/topology.js';
 import { EventLog, type NodeLog } from '../store/eventlog.js';
@@ -197,6 +197,11 @@ export class SimCluster {
     this.hosts.delete(node);
     this.disks.get(node)?.crash();
     this.network.isolate(node);
+  }
+
+  /** Every event a node ever synced (with `syncDelayMs`), whatever compaction later deleted. */
+  journal(node: NodeId): LogEventProps[] {
+    return this.disks.get(node)?.journal ?? [];
   }
 
   isRunning(node: NodeId): boolean {

@@ -12,6 +12,8 @@ import { EventLog, type NodeLog } from '../store/eventlog.js';
 export class SimDisk {
   /** What survived: synced events only. */
   readonly durable = EventLog.inMemory();
+  /** Every event ever synced, compaction or not: the simulator's checkers read the whole history. */
+  readonly journal: LogEventProps[] = [];
   private generation = 0;
 
   constructor(
@@ -31,7 +33,12 @@ export class SimDisk {
         const done = new Promise<void>((resolve) => {
           disk.scheduler.schedule(disk.syncDelayMs(), () => {
             if (generation !== disk.generation) return;
-            queue = queue.then(() => disk.durable.append(events)).then(resolve);
+            queue = queue
+              .then(() => disk.durable.append(events))
+              .then(() => {
+                disk.journal.push(...events);
+                resolve();
+              });
           });
         });
         return done;
@@ -40,7 +47,12 @@ export class SimDisk {
         return new Promise<void>((resolve) => {
           disk.scheduler.schedule(disk.syncDelayMs(), () => {
             if (generation !== disk.generation) return;
-            queue = queue.then(() => disk.durable.compact(snapshot)).then(resolve);
+            queue = queue
+              .then(() => disk.durable.compact(snapshot))
+              .then(() => {
+                disk.journal.push(snapshot);
+                resolve();
+              });
           });
         });
       },
