@@ -9,8 +9,9 @@
  * SHARDBANK_FUZZ_ITERATIONS=<multiplier> (and SHARDBANK_FUZZ_SEED to move
  * off the default inputs) for a long soak; see specs/support/fuzz.ts.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
+import { parseScenario } from '../cli/scenario.js';
 import * as assert from 'uvu/assert';
 import { parseTestSets, validateSets, type ParseError, type ParseResult } from '../cli/csv.js';
 import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from '../protocol/codec.js';
@@ -958,6 +959,18 @@ test('found by fuzzing: a heartbeat under a stale ballot has no ACKs recorded', 
   sim.host(3).receive(onTheWire({ from: 2, to: 3, epoch: sim.host(3).state.set, heartbeat: { acked } }));
   await sim.runFor(100);
   assert.is(sim.host(3).state.earlyAcks.size, 0, 'made-up ACKs written to the log');
+});
+
+test('parseScenario: any text gets line-numbered errors or steps, never an exception, and never runs a step it rejected', async () => {
+  const dir = new URL('../../testcases/scenarios/', import.meta.url);
+  const samples = readdirSync(dir).filter((f) => f.endsWith('.txt')).map((f) => readFileSync(new URL(f, dir), 'utf8'));
+  await fuzzText('scenario script', samples, scaled(1500), (text) => {
+    const lines = text.split(/\r?\n/).length;
+    const { steps, errors } = parseScenario(text);
+    for (const e of errors) assert.match(e, /^line \d+: /);
+    for (const e of errors) assert.ok(Number(/^line (\d+)/.exec(e)![1]) <= lines, `error line within the script: ${e}`);
+    for (const s of steps) assert.ok(s.line >= 1 && s.line <= lines && s.words.length > 0);
+  }, { maxMutations: 6 });
 });
 
 test.run();
