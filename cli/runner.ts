@@ -245,7 +245,8 @@ export class SetRunner {
         continue;
       }
       const status = (n: NodeId) => statuses[nodes.indexOf(n)]!;
-      for (const n of live) inDoubt += (status(n).walEntries ?? 0) + (status(n).unacked ?? 0);
+      // A follower may keep a decision whose ACK it never heard (it was down); only a leader resends them.
+      for (const n of live) inDoubt += (status(n).walEntries ?? 0) + (status(n).role === 'leader' ? status(n).unacked ?? 0 : 0);
       const best = live.reduce((a, b) => ((status(b).executedThrough ?? 0) > (status(a).executedThrough ?? 0) ? b : a));
       const rows = live.map((n) => JSON.stringify([...(db.get(n) ?? new Map()).entries()].sort((x, y) => x[0] - y[0])));
       if (rows.some((r) => r !== rows[0])) replicasAgree = false;
