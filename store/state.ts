@@ -325,8 +325,16 @@ export function snapshotOf(state: ReplicaState): shardbank.Snapshot.$Properties 
   };
 }
 
-/** Replaces the state with a snapshot's (replay from a snapshot, or a leader's sent to a lagging follower). */
+/**
+ * Replaces the state with a snapshot's (replay from a snapshot, or a leader's
+ * sent to a lagging follower). An acceptor never forgets what it accepted:
+ * its own entries above the snapshot's executed point stay, unless the
+ * snapshot holds a committed or newer value there; a value chosen with this
+ * node's vote must survive it.
+ */
 function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties): void {
+  const above = [...state.log.entries()].filter(([key]) => key > (s.executedThrough ?? 0));
+  const ownPromise = state.promised;
   const fresh = emptyState(state.node, s.initialBalance ?? 10);
   Object.assign(state, fresh, {
     set: s.set ?? 0,
@@ -340,7 +348,7 @@ function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties)
   });
   // A promise is never taken back, even by a leader's older snapshot.
   const promised = copyBallot(s.promised);
-  if (compareBallots(promised, fresh.promised) > 0) state.promised = promised;
+  state.promised = compareBallots(promised, ownPromise) > 0 ? promised : copyBallot(ownPromise);
   for (const e of s.log ?? []) {
     const key = slotKeyOf(e);
     state.log.set(key, { seq: e.seq ?? 0, phase: e.phase ?? 0, ballot: copyBallot(e.ballot), command: e.command ?? null, committed: !!e.committed, reason: e.reason ?? '', runsAt: e.runsAt ?? 0 });
@@ -349,6 +357,17 @@ function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties)
       state.decisionSlots.set(txid, [...(state.decisionSlots.get(txid) ?? []), key]);
     }
   }
+  for (const [key, own] of above) {
+    const theirs = state.log.get(key);
+    if (theirs && (theirs.committed || compareBallots(theirs.ballot, own.ballot) >= 0)) continue;
+    state.log.set(key, own);
+    if ((own.runsAt ?? 0) > 0 && own.command) {
+      const txid = `${own.command.client ?? ''}:${own.command.timestamp ?? 0}`;
+      state.decisionSlots.set(txid, [...(state.decisionSlots.get(txid) ?? []).filter((k) => k !== key), key]);
+    }
+    if (key > state.maxSeq) state.maxSeq = key;
+  }
+  advanceCommitThrough(state);
   for (const b of s.balances ?? []) state.balances.set(b.item ?? 0, b.balance ?? 0);
   for (const item of s.modified ?? []) state.modified.add(item);
   for (const r of s.replies ?? []) {
