@@ -180,7 +180,9 @@ export const acceptorMachine = setup({
       for (const slot of env.state.log.values()) {
         if (Math.max(slot.seq, slot.runsAt ?? 0) > e.commitThrough) accepted.push(slotToEntry(slot));
       }
-      sendToNode(env, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: env.state.commitThrough } });
+      // Entries at or below our low-water mark are gone: if the candidate still needs them, it gets our state.
+      const snapshot = e.commitThrough < env.state.lowWater ? snapshotOf(env.state) : undefined;
+      sendToNode(env, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: env.state.commitThrough, snapshot } });
     },
     onTick: ({ context }) => {
       if (context.catchupWait > 0) context.catchupWait--;

@@ -150,7 +150,11 @@ export const electionMachine = setup({
     },
     addPromise: ({ context, event }) => {
       const e = event as PromiseEvent;
-      if (compareBallots(e.msg.ballot, context.env.view.ballot) !== 0) return;
+      const { env } = context;
+      if (compareBallots(e.msg.ballot, env.view.ballot) !== 0) return;
+      // A promiser that compacted past our commit point sent its state: take it before building the NEW-VIEW.
+      const snap = e.msg.snapshot;
+      if (snap && (snap.executedThrough ?? 0) > env.state.executedThrough) env.record({ snapshot: { ...snap, failed: env.state.failed } });
       context.promises.set(e.from, e.msg.accepted ?? []);
     },
     becomeLeader: enqueueActions(({ context, enqueue }) => {
