@@ -13,64 +13,11 @@ import { shardbank, type EnvelopeProps, type NodeId } from '../protocol/messages
 import { createRng } from '../protocol/rng.js';
 import { clusterNodes, clusterOfItem, clusterOfNode } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
+import { ALL, assertNothingInDoubt, assertReplicasEqual, entriesOf, outcome, settle, totalMoney } from './support/bank.js';
 
 const { Phase } = shardbank;
 const C1: NodeId[] = [1, 2, 3];
 const C2: NodeId[] = [4, 5, 6];
-const ALL: NodeId[] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
-
-function phasesOf(sim: SimCluster, node: NodeId, sender: number, receiver: number): { seq: number; phase: number; committed: boolean }[] {
-  return [...sim.host(node).state.log.values()]
-    .filter((s) => s.command?.transfer?.sender === sender && s.command?.transfer?.receiver === receiver)
-    .map((s) => ({ seq: s.seq, phase: s.phase, committed: s.committed }))
-    .sort((a, b) => a.seq - b.seq || a.phase - b.phase);
-}
-
-function outcome(r: TxResult): string {
-  return r.reason ? `${r.status}: ${r.reason}` : r.status;
-}
-
-/** The money in the bank, counted at one replica per cluster (the first of `nodes` in it). */
-function totalMoney(sim: SimCluster, nodes: NodeId[] = ALL): number {
-  const { topology } = sim;
-  let total = 0;
-  for (let c = 1; c <= topology.clusters; c++) {
-    const node = clusterNodes(topology, c).find((n) => nodes.includes(n))!;
-    const s = sim.host(node).state;
-    for (let item = 1; item <= topology.items; item++) {
-      if (clusterOfItem(topology, item) === c) total += s.balances.get(item) ?? s.initialBalance;
-    }
-  }
-  return total;
-}
-
-function assertReplicasEqual(sim: SimCluster, nodes: NodeId[]): void {
-  const [first, ...rest] = nodes.map((n) => sim.host(n).state);
-  const shape = (s: typeof first) => ({ balances: [...s!.balances].sort((a, b) => a[0] - b[0]), executedThrough: s!.executedThrough });
-  for (const [i, s] of rest.entries()) assert.equal(shape(s), shape(first), `n${nodes[i + 1]} equals n${nodes[0]}`);
-}
-
-function assertNothingInDoubt(sim: SimCluster, nodes: NodeId[] = ALL): void {
-  for (const n of nodes) {
-    const s = sim.host(n).state;
-    assert.equal([...s.wal.keys()], [], `n${n} WAL`);
-    assert.equal([...s.walLocks.keys()], [], `n${n} WAL locks`);
-    assert.equal([...s.unacked.keys()], [], `n${n} unacked decisions`);
-    assert.is(s.executedThrough, s.commitThrough, `n${n} executed all it committed`);
-  }
-}
-
-async function settle(sim: SimCluster, nodes: NodeId[] = ALL, maxMs = 3000): Promise<void> {
-  await sim.runUntil(
-    () =>
-      nodes.every((n) => {
-        const s = sim.host(n).state;
-        return s.wal.size === 0 && s.unacked.size === 0 && s.executedThrough === s.commitThrough;
-      }),
-    maxMs,
-  );
-  await sim.runFor(200);
-}
 
 /** Drops what nodes send while `drop` says so; returns the way back to a plain network. */
 function dropWhere(sim: SimCluster, drop: (env: EnvelopeProps) => boolean): () => void {
@@ -98,14 +45,14 @@ test('no majority in the participant cluster: the coordinator times out, orders 
   assert.ok(r.latencyMs >= txTimeoutTicks * tickMs, `after the 2PC timeout (${r.latencyMs} ms)`);
   await sim.runFor(100);
   for (const n of C1) {
-    const entries = phasesOf(sim, n, 1001, 3001);
+    const entries = entriesOf(sim, n, 1001, 3001);
     assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_ABORT], `n${n}: P, then A`);
     assert.is(entries[1]!.seq, entries[0]!.seq, `n${n}: A at the seq of P`);
     assert.equal([...sim.host(n).state.wal.keys()], [], `n${n} undid its WAL entry`);
   }
   assert.equal(sim.balances(1001, C1), [10, 10, 10]);
   assert.ok(
-    phasesOf(sim, 4, 1001, 3001).every((e) => !e.committed),
+    entriesOf(sim, 4, 1001, 3001).every((e) => !e.committed),
     'the participant never reached a majority for its P',
   );
   assert.equal(sim.balances(3001, [4]), [10]);
@@ -142,7 +89,7 @@ test('no majority in the coordinator cluster: the client is told so, the sender 
 
   assert.is(outcome(r), 'aborted: lock conflict');
   for (const n of C1) {
-    const entries = phasesOf(sim, n, 1001, 3001);
+    const entries = entriesOf(sim, n, 1001, 3001);
     assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_ABORT], `n${n}: the late P is aborted`);
   }
   assert.equal(sim.balances(1002, C1), [10, 10, 10]);
@@ -183,7 +130,7 @@ test('the coordinator leader fails between PREPARE and the decision: the next C1
   const leader = sim.leaderOf(1);
   assert.ok(leader === 2 || leader === 3, `C1 has a new leader (${leader})`);
   for (const n of [2, 3, ...C2]) {
-    const entries = phasesOf(sim, n, 1001, 3001);
+    const entries = entriesOf(sim, n, 1001, 3001);
     assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_ABORT], `n${n}: P, then A`);
     assert.is(entries[1]!.seq, entries[0]!.seq, `n${n}: A at the seq of P`);
   }
@@ -205,9 +152,9 @@ test('the failed coordinator leader, recovered, learns the abort its successor o
   await sim.recover(1);
   await settle(sim);
 
-  const { seq } = phasesOf(sim, 2, 1001, 3001)[0]!;
+  const { seq } = entriesOf(sim, 2, 1001, 3001)[0]!;
   assert.ok(sim.host(1).state.commitThrough >= seq, 'n1 is caught up past the P');
-  assert.equal(phasesOf(sim, 1, 1001, 3001).map((e) => [e.phase, e.committed]), [
+  assert.equal(entriesOf(sim, 1, 1001, 3001).map((e) => [e.phase, e.committed]), [
     [Phase.PHASE_PREPARE, true],
     [Phase.PHASE_ABORT, true],
   ], 'n1 holds the committed A');
@@ -240,7 +187,7 @@ test('the participant leader fails after PREPARED: the decision, resent to its c
   const leader = sim.leaderOf(2);
   assert.ok(leader === 5 || leader === 6, `C2 has a new leader (${leader})`);
   for (const n of [5, 6]) {
-    const entries = phasesOf(sim, n, 1001, 3001);
+    const entries = entriesOf(sim, n, 1001, 3001);
     assert.equal(entries.map((e) => e.phase), [Phase.PHASE_PREPARE, Phase.PHASE_COMMIT], `n${n}: P, then C`);
     assert.is(entries[1]!.seq, entries[0]!.seq, `n${n}: C at the seq of P`);
   }
@@ -262,7 +209,7 @@ test('the failed participant leader, recovered, learns the C its successor order
   await sim.recover(4);
   await settle(sim);
 
-  assert.equal(phasesOf(sim, 4, 1001, 3001).map((e) => [e.phase, e.committed]), [
+  assert.equal(entriesOf(sim, 4, 1001, 3001).map((e) => [e.phase, e.committed]), [
     [Phase.PHASE_PREPARE, true],
     [Phase.PHASE_COMMIT, true],
   ], 'n4 holds the committed C');
