@@ -8,6 +8,7 @@ import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type Topo
 import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { runCommand } from './run.js';
+import { benchCommand, PRESETS, type BenchOptions } from './bench.js';
 import { scenarioCommand } from './scenario.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
@@ -102,6 +103,58 @@ program
   .action(async (files: string[], opts: { rewrite?: boolean }) => {
     process.exitCode = await scenarioCommand({ files, rewrite: opts.rewrite });
   });
+
+addTopologyOptions(
+  program
+    .command('bench')
+    .description('benchmark a local cluster of node processes: throughput, latency percentiles, and an audit at the end')
+    .option('--preset <name>', `a named mix: ${Object.keys(PRESETS).join(', ')}`, (v: string) => wrap(() => presetArg(v)))
+    .option('--count <n>', 'operations to run', intArg(1, 100_000_000))
+    .option('--duration <s>', 'or: seconds to run', intArg(1, 86_400))
+    .option('--clients <n>', 'requests in flight at once (default 64)', intArg(1, 10_000))
+    .option('--read-only <pct>', 'percent of balance reads (default 0)', intArg(0, 100))
+    .option('--cross-shard <pct>', 'percent of read-write operations that cross clusters (default 20)', intArg(0, 100))
+    .addOption(new Option('--distribution <d>', 'how items are drawn').choices(['uniform', 'zipf', 'hotspot']))
+    .option('--skew <x>', 'Zipf theta, or the hotspot share of draws, in 0..1', (v: string) => wrap(() => unitArg(v)))
+    .option('--smallbank', 'SmallBank transaction kinds mapped onto reads and transfers')
+    .option('--seed <n>', 'workload seed (default 1)', intArg(0))
+    .option('--json <file>', 'also write the results as JSON')
+    .option('--connect', 'use nodes already running at the configured addresses')
+    .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
+).action(async (opts: TopologyOptions & Record<string, unknown>) => {
+  const preset: Partial<BenchOptions> = (opts['preset'] as (typeof PRESETS)[string] | undefined) ?? {};
+  // Large balances by default, so that transfers rarely fail for lack of funds.
+  const topology = topologyFromOptions({ ...opts, initialBalance: opts.initialBalance ?? 1_000_000 });
+  const pick = <T>(flag: string, fallback: T): T => (opts[flag] as T | undefined) ?? ((preset as Record<string, unknown>)[flag] as T | undefined) ?? fallback;
+  const count = pick<number | undefined>('count', undefined);
+  const durationS = (opts['duration'] as number | undefined) ?? preset.durationS ?? (count === undefined ? 10 : undefined);
+  process.exitCode = await benchCommand(topology, {
+    count: opts['duration'] !== undefined ? undefined : count,
+    durationS,
+    clients: pick('clients', 64),
+    readOnlyPct: pick('readOnly', preset.readOnlyPct ?? 0),
+    crossShardPct: pick('crossShard', preset.crossShardPct ?? 20),
+    distribution: pick('distribution', preset.distribution ?? 'uniform'),
+    skew: pick('skew', preset.skew ?? 0),
+    smallbank: pick('smallbank', preset.smallbank ?? false),
+    seed: pick('seed', 1),
+    json: opts['json'] as string | undefined,
+    connect: opts['connect'] as boolean | undefined,
+    dataDir: opts['dataDir'] as string | undefined,
+  });
+});
+
+function presetArg(v: string): (typeof PRESETS)[string] {
+  const p = PRESETS[v];
+  if (!p) throw new Error(`unknown preset "${v}"; choose one of ${Object.keys(PRESETS).join(', ')}`);
+  return p;
+}
+
+function unitArg(v: string): number {
+  const x = Number(v);
+  if (!(x >= 0 && x <= 1)) throw new Error(`"${v}" is not a number in 0..1`);
+  return x;
+}
 
 /** Turns a parser's error into commander's "invalid argument" message. */
 function wrap<T>(parse: () => T): T {

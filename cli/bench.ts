@@ -1,0 +1,178 @@
+/**
+ * `shardbank bench`: a SmallBank/YCSB-style benchmark against a local cluster
+ * of real node processes (or running ones with `--connect`). `--clients`
+ * requests are in flight at once; the mix, skew and size come from flags or
+ * a `--preset`. At the end: a table of outcomes and latencies (overall and per
+ * kind), throughput, and an audit that money is conserved and replicas agree.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ora from 'ora';
+import { BankClient, type TxResult } from '../client/client.js';
+import { addressOf, allNodes, clusterNodes, clusterOfNode, type Topology } from '../protocol/topology.js';
+import { TcpTransport } from '../protocol/tcp.js';
+import { LocalCluster, tcpAdmin } from './cluster.js';
+import { formatAudit, SetRunner, type Audit } from './runner.js';
+import { LatencyRecorder } from './stats.js';
+import { Workload, type Distribution, type OpKind } from './workload.js';
+
+export interface BenchOptions {
+  count?: number;
+  durationS?: number;
+  clients: number;
+  readOnlyPct: number;
+  crossShardPct: number;
+  distribution: Distribution;
+  skew: number;
+  seed: number;
+  smallbank?: boolean;
+}
+
+/** Named mixes: the spec's report cases (TC11, TC13, TC14) and one per target. */
+export const PRESETS: Record<string, Partial<BenchOptions> & { about: string }> = {
+  tc11: { about: '200 txns, 80% read-write, 20% cross-shard, uniform (report TC11)', count: 200, readOnlyPct: 20, crossShardPct: 20, distribution: 'uniform', skew: 0 },
+  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99 (report TC13)', count: 2000, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
+  tc14: { about: '30000 txns, 100% read-write, 0% cross-shard, uniform (report TC14)', count: 30000, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+  smallbank: { about: 'SmallBank mix for 10 s, 20% cross-shard, uniform', durationS: 10, smallbank: true, crossShardPct: 20, distribution: 'uniform', skew: 0 },
+  intra: { about: 'intra-shard transfers for 10 s, uniform', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+  cross20: { about: 'transfers for 10 s, 20% cross-shard', durationS: 10, readOnlyPct: 0, crossShardPct: 20, distribution: 'uniform', skew: 0 },
+  cross100: { about: 'cross-shard transfers only, 10 s', durationS: 10, readOnlyPct: 0, crossShardPct: 100, distribution: 'uniform', skew: 0 },
+  reads: { about: 'balance reads only, 10 s', durationS: 10, readOnlyPct: 100, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+  zipf: { about: 'transfers for 10 s, Zipf 0.99', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'zipf', skew: 0.99 },
+  single: { about: 'one client, one request at a time, intra-shard, 2000 txns', count: 2000, clients: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+};
+
+interface KindStats {
+  latency: LatencyRecorder;
+  outcomes: Record<string, number>;
+}
+
+export interface BenchReport {
+  options: BenchOptions;
+  elapsedS: number;
+  operations: number;
+  committed: number;
+  throughput: { committedPerS: number; opsPerS: number };
+  outcomes: Record<string, number>;
+  latencyMs: Record<string, Record<string, number>>;
+  audit: Audit | null;
+}
+
+function latencySummary(l: LatencyRecorder): Record<string, number> {
+  const r = (v: number) => Math.round(v * 1000) / 1000;
+  return { count: l.count, min: r(l.min()), mean: r(l.mean()), p50: r(l.percentile(50)), p90: r(l.percentile(90)), p99: r(l.percentile(99)), p999: r(l.percentile(99.9)), max: r(l.max()) };
+}
+
+/** Runs the workload against the client; resolves when count or duration is reached. */
+export async function runWorkload(
+  client: BankClient,
+  workload: Workload,
+  opts: BenchOptions,
+  onTick?: (done: number, elapsedMs: number) => void,
+): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number }> {
+  const stats = new Map<string, KindStats>();
+  const stat = (k: string) => {
+    let s = stats.get(k);
+    if (!s) stats.set(k, (s = { latency: new LatencyRecorder(), outcomes: {} }));
+    return s;
+  };
+  const started = performance.now();
+  const deadline = opts.durationS ? started + opts.durationS * 1000 : Infinity;
+  let issued = 0;
+  let done = 0;
+  const more = () => (opts.count === undefined || issued < opts.count) && performance.now() < deadline;
+  const timer = onTick ? setInterval(() => onTick(done, performance.now() - started), 250) : null;
+  const loop = async () => {
+    while (more()) {
+      issued++;
+      const op = workload.next();
+      const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
+      done++;
+      for (const key of ['overall', op.kind as OpKind | string, ...(op.label !== op.kind ? [op.label] : [])]) {
+        const s = stat(key);
+        s.latency.record(r.latencyMs);
+        const o = r.reason ? `${r.status}: ${r.reason}` : r.status;
+        s.outcomes[o] = (s.outcomes[o] ?? 0) + 1;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.clients) }, loop));
+  if (timer) clearInterval(timer);
+  return { stats, elapsedMs: performance.now() - started, done };
+}
+
+export function formatBenchTable(report: BenchReport): string {
+  const rows: string[][] = [['kind', 'ops', 'committed', 'aborted', 'failed', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max']];
+  for (const [kind, l] of Object.entries(report.latencyMs)) {
+    const o = report.outcomes[kind] as unknown as Record<string, number> | undefined;
+    const sum = (p: string) => Object.entries(o ?? {}).filter(([k]) => k.startsWith(p)).reduce((s, [, n]) => s + n, 0);
+    rows.push([kind, String(l['count']), String(sum('committed') + sum('ok')), String(sum('aborted')), String(sum('failed')), ...['min', 'mean', 'p50', 'p90', 'p99', 'p999', 'max'].map((k) => (l[k] ?? 0).toFixed(2))]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
+  const reasons = Object.entries((report.outcomes['overall'] as unknown as Record<string, number>) ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+  return [
+    ...lines,
+    '(latency in ms, measured at the client from send to reply)',
+    `outcomes   : ${reasons}`,
+    `throughput : ${report.throughput.committedPerS.toFixed(0)} committed/s, ${report.throughput.opsPerS.toFixed(0)} operations/s over ${report.elapsedS.toFixed(2)} s`,
+  ].join('\n');
+}
+
+export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string }): Promise<number> {
+  const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0 });
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-bench-'));
+  const cluster = opts.connect ? null : new LocalCluster(topology, dataDir);
+  const { admin, transport: adminTransport } = tcpAdmin(topology, `bench-admin-${process.pid}`);
+  const name = `bench-${process.pid}`;
+  const transport = new TcpTransport({ self: { client: name }, addresses: (n) => addressOf(topology, n), maxFrameBytes: topology.tuning.maxFrameBytes });
+  const client = new BankClient({ topology, transport, name, slots: Math.max(1, opts.clients) });
+  const stopOnSignal = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  process.once('SIGINT', stopOnSignal);
+  try {
+    if (cluster) {
+      spinner.start(`starting ${topology.nodes.length} node processes`);
+      await cluster.start(admin);
+    }
+    await Promise.all(
+      allNodes(topology).map((n) =>
+        admin.request(n, { flush: { leader: clusterNodes(topology, clusterOfNode(topology, n))[0]!, initialBalance: topology.initialBalance, set: 1 } }),
+      ),
+    );
+    const workload = new Workload(topology, { seed: opts.seed, readOnlyPct: opts.readOnlyPct, crossShardPct: opts.crossShardPct, distribution: opts.distribution, skew: opts.skew, smallbank: opts.smallbank });
+    spinner.start('running');
+    const { stats, elapsedMs, done } = await runWorkload(client, workload, opts, (n, ms) => {
+      spinner.text = `${n} operations, ${((n * 1000) / Math.max(1, ms)).toFixed(0)}/s`;
+    });
+    spinner.text = 'auditing';
+    const audit = await new SetRunner({ topology, client, admin }).audit(10_000);
+    spinner.stop();
+    const overall = stats.get('overall');
+    const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
+    const report: BenchReport = {
+      options: opts,
+      elapsedS: elapsedMs / 1000,
+      operations: done,
+      committed,
+      throughput: { committedPerS: (committed * 1000) / elapsedMs, opsPerS: (done * 1000) / elapsedMs },
+      outcomes: Object.fromEntries([...stats].map(([k, s]) => [k, s.outcomes])) as unknown as Record<string, number>,
+      latencyMs: Object.fromEntries([...stats].map(([k, s]) => [k, latencySummary(s.latency)])),
+      audit,
+    };
+    process.stdout.write(`${formatBenchTable(report)}\n${formatAudit(audit)}\n`);
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 1)}\n`);
+    return audit.conserved && audit.replicasAgree ? 0 : 1;
+  } catch (err) {
+    spinner.fail((err as Error).message);
+    return 1;
+  } finally {
+    process.off('SIGINT', stopOnSignal);
+    client.abandonAll();
+    if (cluster) await cluster.stop();
+    await transport.close();
+    await adminTransport.close();
+    if (cluster && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}

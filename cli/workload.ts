@@ -1,0 +1,129 @@
+/**
+ * The benchmark's workload: a seeded stream of balance reads and transfers,
+ * with a given share of reads, a given share of cross-shard transfers among
+ * the read-write ones, and items drawn uniformly, by Zipf (theta = skew), or
+ * from a hotspot (a share `skew` of draws on the hottest 1% of each cluster).
+ *
+ * The SmallBank mix maps its six transaction kinds onto what the bank offers:
+ * Balance is a read; DepositChecking, TransactSavings, WriteCheck,
+ * SendPayment and Amalgamate are transfers (amounts by kind), in SmallBank's
+ * proportions (15% each, SendPayment and Amalgamate 25% and 15%).
+ */
+import { createRng, type Rng } from '../protocol/rng.js';
+import type { Topology } from '../protocol/topology.js';
+
+export type Distribution = 'uniform' | 'zipf' | 'hotspot';
+export type OpKind = 'read' | 'intra' | 'cross';
+
+export interface WorkloadOptions {
+  seed: number;
+  /** Percent of operations that are balance reads (0..100). */
+  readOnlyPct: number;
+  /** Percent of read-write operations whose receiver is in another cluster (0..100). */
+  crossShardPct: number;
+  distribution: Distribution;
+  /** Zipf theta, or the hotspot's share of draws; 0..1 (Zipf 0.99 is the classic "highly skewed"). */
+  skew: number;
+  smallbank?: boolean;
+}
+
+export interface Op {
+  kind: OpKind;
+  /** SmallBank's name for it, or the kind. */
+  label: string;
+  sender: number;
+  receiver: number;
+  amount: number;
+}
+
+const SMALLBANK: { label: string; weight: number; read: boolean; amount: [number, number] }[] = [
+  { label: 'Balance', weight: 15, read: true, amount: [0, 0] },
+  { label: 'DepositChecking', weight: 15, read: false, amount: [1, 5] },
+  { label: 'TransactSavings', weight: 15, read: false, amount: [1, 10] },
+  { label: 'WriteCheck', weight: 15, read: false, amount: [1, 20] },
+  { label: 'SendPayment', weight: 25, read: false, amount: [1, 50] },
+  { label: 'Amalgamate', weight: 15, read: false, amount: [50, 100] },
+];
+
+/** Ranks 0..n-1 drawn with probability proportional to 1 / (rank + 1)^theta. */
+export class ZipfSampler {
+  private readonly cdf: Float64Array;
+
+  constructor(n: number, theta: number) {
+    this.cdf = new Float64Array(n);
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      sum += 1 / Math.pow(i + 1, theta);
+      this.cdf[i] = sum;
+    }
+    for (let i = 0; i < n; i++) this.cdf[i]! /= sum;
+  }
+
+  sample(u: number): number {
+    let lo = 0;
+    let hi = this.cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.cdf[mid]! < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+export class Workload {
+  private readonly rng: Rng;
+  private readonly ranges: { from: number; size: number }[];
+  private readonly zipf: Map<number, ZipfSampler> = new Map();
+
+  constructor(
+    private readonly topology: Topology,
+    private readonly opts: WorkloadOptions,
+  ) {
+    this.rng = createRng(opts.seed);
+    this.ranges = topology.shards.ranges.map((r) => ({ from: r.from, size: r.to - r.from + 1 }));
+    if (opts.readOnlyPct < 0 || opts.readOnlyPct > 100) throw new RangeError(`read-only share must be 0..100, got ${opts.readOnlyPct}`);
+    if (opts.crossShardPct < 0 || opts.crossShardPct > 100) throw new RangeError(`cross-shard share must be 0..100, got ${opts.crossShardPct}`);
+    if (opts.skew < 0 || opts.skew > 1) throw new RangeError(`skew must be 0..1, got ${opts.skew}`);
+  }
+
+  /** An item of cluster c (1-based), by the distribution. */
+  item(c: number): number {
+    const r = this.ranges[c - 1]!;
+    const { distribution, skew } = this.opts;
+    if (distribution === 'zipf' && skew > 0) {
+      let z = this.zipf.get(r.size);
+      if (!z) this.zipf.set(r.size, (z = new ZipfSampler(r.size, skew)));
+      return r.from + z.sample(this.rng.next());
+    }
+    if (distribution === 'hotspot' && this.rng.next() < skew) {
+      return r.from + this.rng.int(0, Math.max(1, Math.floor(r.size / 100)) - 1);
+    }
+    return r.from + this.rng.int(0, r.size - 1);
+  }
+
+  next(): Op {
+    const { rng } = this;
+    let read = rng.next() * 100 < this.opts.readOnlyPct;
+    let label = '';
+    let amount = rng.int(1, 10);
+    if (this.opts.smallbank) {
+      const total = SMALLBANK.reduce((s, k) => s + k.weight, 0);
+      let pick = rng.next() * total;
+      const kind = SMALLBANK.find((k) => (pick -= k.weight) < 0) ?? SMALLBANK[SMALLBANK.length - 1]!;
+      label = kind.label;
+      read = kind.read;
+      amount = rng.int(kind.amount[0], kind.amount[1]);
+    }
+    const clusters = this.ranges.length;
+    const c = rng.int(1, clusters);
+    const sender = this.item(c);
+    if (read) return { kind: 'read', label: label || 'read', sender, receiver: 0, amount: 0 };
+    const cross = clusters > 1 && rng.next() * 100 < this.opts.crossShardPct;
+    const rc = cross ? ((c - 1 + rng.int(1, clusters - 1)) % clusters) + 1 : c;
+    let receiver = this.item(rc);
+    for (let tries = 0; receiver === sender && tries < 10; tries++) receiver = this.item(rc);
+    if (receiver === sender) receiver = sender === this.ranges[rc - 1]!.from ? sender + 1 : sender - 1;
+    return { kind: cross ? 'cross' : 'intra', label: label || (cross ? 'cross' : 'intra'), sender, receiver, amount };
+  }
+}
