@@ -35,9 +35,11 @@ export class LocalCluster {
 
   spawn(node: NodeId): ChildProcess {
     const out = createWriteStream(join(this.dataDir, `${nodeName(node)}.log`), { flags: 'a' });
+    // SHARDBANK_NODE_ARGS passes Node flags to every node process, e.g. "--cpu-prof --cpu-prof-dir=prof".
+    const nodeArgs = (process.env.SHARDBANK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     const child = spawn(
       process.execPath,
-      [MAIN, 'node', '--id', nodeName(node), '--config', this.configPath, '--data-dir', this.dataDir],
+      [...nodeArgs, MAIN, 'node', '--id', nodeName(node), '--config', this.configPath, '--data-dir', this.dataDir],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout!.pipe(out);
