@@ -25,10 +25,7 @@ export function failReply(env: NodeEnv, command: Command, reason: string): void 
   replyTo(env, command, { status: shardbank.Status.FAILED, reason });
 }
 
-/** The identity of a client request, for exactly-once and lock ownership. */
-export function requestId(command: Command): string {
-  return `${command.client ?? ''}:${command.timestamp ?? 0}`;
-}
+export { requestId } from '../protocol/messages.js';
 
 /**
  * A client process opens one connection under its name and runs many logical

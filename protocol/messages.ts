@@ -86,6 +86,11 @@ export function bodyOf(env: EnvelopeProps): BodyKind | undefined {
   return (env as shardbank.Envelope).body ?? undefined;
 }
 
+/** The identity of a client request (`client:timestamp`): exactly-once, lock ownership, the txid of a 2PC transaction. */
+export function requestId(command: Command): string {
+  return `${command.client ?? ''}:${command.timestamp ?? 0}`;
+}
+
 /** Formats a command as the CSV writes it: `(1001, 1002, 1)` or `(1002)`. */
 export function formatCommand(cmd: Command | null | undefined): string {
   if (!cmd) return 'no-op';

@@ -8,11 +8,13 @@ import {
   ballotEquals,
   compareBallots,
   entryKey,
+  requestId,
   slotKeyOf,
   shardbank,
   type Ballot,
   type ClientReply,
   type Command,
+  type Entry,
   type LogEventProps,
   type NodeId,
   type ViewRecord,
@@ -146,6 +148,27 @@ function copyBallot(b: Ballot | null | undefined): Ballot {
   return { round: b?.round ?? 0, node: b?.node ?? 0 };
 }
 
+function slotFromEntry(e: Entry, committed: boolean): LogSlot {
+  return {
+    seq: e.seq ?? 0,
+    phase: e.phase ?? 0,
+    ballot: copyBallot(e.ballot),
+    command: e.command ?? null,
+    committed,
+    reason: e.reason ?? '',
+    runsAt: e.runsAt ?? 0,
+  };
+}
+
+/** Stores a slot, keeping the index of 2PC decisions by transaction up to date. */
+function putSlot(state: ReplicaState, key: number, slot: LogSlot): void {
+  state.log.set(key, slot);
+  if ((slot.runsAt ?? 0) === 0 || !slot.command) return;
+  const txid = requestId(slot.command);
+  const keys = state.decisionSlots.get(txid) ?? [];
+  if (!keys.includes(key)) state.decisionSlots.set(txid, [...keys, key]);
+}
+
 /** Applies one event to the state, in place. */
 export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   if (ev.accepted) {
@@ -160,23 +183,9 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
         slot.ballot = copyBallot(e.ballot);
         continue;
       }
-      state.log.set(key, {
-        seq,
-        phase: e.phase ?? 0,
-        ballot: copyBallot(e.ballot),
-        command: e.command ?? null,
-        committed: false,
-        reason: e.reason ?? '',
-        runsAt: e.runsAt ?? 0,
-      });
+      putSlot(state, key, slotFromEntry(e, false));
       if (seq > state.maxSeq) state.maxSeq = seq;
-      const runsAt = e.runsAt ?? 0;
-      if (runsAt > 0) {
-        if (runsAt > state.maxSeq) state.maxSeq = runsAt;
-        const txid = e.command ? `${e.command.client ?? ''}:${e.command.timestamp ?? 0}` : '';
-        const slots = state.decisionSlots.get(txid) ?? [];
-        if (!slots.includes(key)) state.decisionSlots.set(txid, [...slots, key]);
-      }
+      if (key > state.maxSeq) state.maxSeq = key;
     }
     return;
   }
@@ -349,22 +358,11 @@ function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties)
   // A promise is never taken back, even by a leader's older snapshot.
   const promised = copyBallot(s.promised);
   state.promised = compareBallots(promised, ownPromise) > 0 ? promised : copyBallot(ownPromise);
-  for (const e of s.log ?? []) {
-    const key = slotKeyOf(e);
-    state.log.set(key, { seq: e.seq ?? 0, phase: e.phase ?? 0, ballot: copyBallot(e.ballot), command: e.command ?? null, committed: !!e.committed, reason: e.reason ?? '', runsAt: e.runsAt ?? 0 });
-    if ((e.runsAt ?? 0) > 0 && e.command) {
-      const txid = `${e.command.client ?? ''}:${e.command.timestamp ?? 0}`;
-      state.decisionSlots.set(txid, [...(state.decisionSlots.get(txid) ?? []), key]);
-    }
-  }
+  for (const e of s.log ?? []) putSlot(state, slotKeyOf(e), slotFromEntry(e, !!e.committed));
   for (const [key, own] of above) {
     const theirs = state.log.get(key);
     if (theirs && (theirs.committed || compareBallots(theirs.ballot, own.ballot) >= 0)) continue;
-    state.log.set(key, own);
-    if ((own.runsAt ?? 0) > 0 && own.command) {
-      const txid = `${own.command.client ?? ''}:${own.command.timestamp ?? 0}`;
-      state.decisionSlots.set(txid, [...(state.decisionSlots.get(txid) ?? []).filter((k) => k !== key), key]);
-    }
+    putSlot(state, key, own);
     if (key > state.maxSeq) state.maxSeq = key;
   }
   advanceCommitThrough(state);
