@@ -180,31 +180,16 @@ export class SetRunner {
 
   /** PrintView: every NEW-VIEW sent in this set, once each, by cluster and ballot. */
   async printView(): Promise<ViewInfo[]> {
-    const seen = new Map<string, ViewInfo>();
-    await Promise.all(
-      allNodes(this.topology).map(async (node) => {
-        let views: ViewRecord[] = [];
+    const perNode = await Promise.all(
+      allNodes(this.topology).map(async (node): Promise<[NodeId, ViewRecord[]]> => {
         try {
-          views = (await this.opts.admin.request(node, { printView: {} })).views ?? [];
+          return [node, (await this.opts.admin.request(node, { printView: {} })).views ?? []];
         } catch {
-          return;
-        }
-        for (const v of views) {
-          const cluster = clusterOfNode(this.topology, node);
-          const b = v.view?.ballot;
-          const key = `${cluster}:${b?.round ?? 0}:${b?.node ?? 0}`;
-          const have = seen.get(key);
-          // The leader's own record is the whole message it sent.
-          if (!have || v.leader === node) seen.set(key, { cluster, leader: v.leader ?? 0, view: v.view ?? {} });
+          return [node, []];
         }
       }),
     );
-    return [...seen.values()].sort(
-      (a, b) =>
-        a.cluster - b.cluster ||
-        (a.view.ballot?.round ?? 0) - (b.view.ballot?.round ?? 0) ||
-        (a.view.ballot?.node ?? 0) - (b.view.ballot?.node ?? 0),
-    );
+    return collectViews(this.topology, perNode);
   }
 
   performance(): Performance {
@@ -269,6 +254,29 @@ export class SetRunner {
       audit,
     };
   }
+}
+
+/**
+ * The NEW-VIEWs the nodes recorded, once each (by cluster and ballot), in
+ * cluster then ballot order. The leader's own record is the whole message it
+ * sent, so it wins over a receiver's copy.
+ */
+export function collectViews(topology: Topology, perNode: Iterable<[NodeId, ViewRecord[]]>): ViewInfo[] {
+  const seen = new Map<string, ViewInfo>();
+  for (const [node, views] of perNode) {
+    const cluster = clusterOfNode(topology, node);
+    for (const v of views) {
+      const b = v.view?.ballot;
+      const key = `${cluster}:${b?.round ?? 0}:${b?.node ?? 0}`;
+      if (!seen.has(key) || v.leader === node) seen.set(key, { cluster, leader: v.leader ?? 0, view: v.view ?? {} });
+    }
+  }
+  return [...seen.values()].sort(
+    (a, b) =>
+      a.cluster - b.cluster ||
+      (a.view.ballot?.round ?? 0) - (b.view.ballot?.round ?? 0) ||
+      (a.view.ballot?.node ?? 0) - (b.view.ballot?.node ?? 0),
+  );
 }
 
 export function formatAudit(a: Audit): string {

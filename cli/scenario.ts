@@ -29,11 +29,12 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TxResult } from '../client/client.js';
-import { bodyOf, parseNodeName, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { bodyOf, parseNodeName, type EnvelopeProps, type NodeId, type ViewRecord } from '../protocol/messages.js';
 import { allNodes, clusterNodes, clusterOfItem, makeTopology } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
 import { simulate } from '../runtime/simulator.js';
-import { formatPrintBalance, formatPrintView, type ViewInfo } from './format.js';
+import { formatPrintBalance, formatPrintView } from './format.js';
+import { collectViews } from './runner.js';
 
 export class ScenarioError extends Error {}
 
@@ -366,14 +367,8 @@ async function print(sim: SimCluster, a: string[], say: (s: string) => void): Pr
     if (cluster === null) throw new ScenarioError(`item ${item} is out of range`);
     say(formatPrintBalance(clusterNodes(sim.topology, cluster).map((n) => ({ node: n, balance: sim.isRunning(n) ? sim.balances(item, [n])[0]! : null }))));
   } else if (a[0] === 'view') {
-    const seen = new Map<string, ViewInfo>();
-    for (const [n, host] of sim.hosts) {
-      for (const v of host.state.views) {
-        const key = `${v.view?.ballot?.round}:${v.view?.ballot?.node}`;
-        if (!seen.has(key) || v.leader === n) seen.set(key, { cluster: Math.floor((n - 1) / sim.topology.nodesPerCluster) + 1, leader: v.leader ?? 0, view: v.view ?? {} });
-      }
-    }
-    for (const line of formatPrintView([...seen.values()].sort((x, y) => x.cluster - y.cluster)).split('\n')) say(line);
+    const views = collectViews(sim.topology, [...sim.hosts].map(([n, host]): [NodeId, ViewRecord[]] => [n, host.state.views]));
+    for (const line of formatPrintView(views).split('\n')) say(line);
   } else if (a[0] === 'wal') {
     const lines: string[] = [];
     for (const [n, host] of [...sim.hosts].sort((x, y) => x[0] - y[0])) {
