@@ -29,7 +29,6 @@ import type { AdmitEvent, ReleaseEvent } from './events.js';
 import { failReply, replyTo, requestId } from './replies.js';
 import { txRole } from './transfer.js';
 
-const { Status } = shardbank;
 
 export interface LockManagerContext {
   env: NodeEnv;

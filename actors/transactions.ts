@@ -13,7 +13,7 @@ import { enqueueActions, setup } from 'xstate';
 import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { hasDecisionEntry } from '../store/state.js';
 import { clusterOfItem } from '../protocol/topology.js';
-import { coordinatorMachine, type CoordinatorInput, type CoordinatorMode } from './coordinator.js';
+import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
 import { sendToNode, shareAck, type NodeEnv } from './env.js';
 import type { TxExecutedEvent } from './events.js';
 import { participantMachine, type ParticipantMode } from './participant.js';

@@ -8,12 +8,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ora from 'ora';
-import { BankClient, type TxResult } from '../client/client.js';
-import { addressOf, allNodes, clusterNodes, clusterOfNode, type Topology } from '../protocol/topology.js';
-import { TcpTransport } from '../protocol/tcp.js';
-import { LocalCluster, tcpAdmin } from './cluster.js';
-import { formatAudit, SetRunner, type Audit } from './runner.js';
+import type { BankClient, TxResult } from '../client/client.js';
+import type { Topology } from '../protocol/topology.js';
+import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
+import { flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
+import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { Workload, type Distribution, type OpKind } from './workload.js';
 
@@ -122,13 +121,12 @@ export function formatBenchTable(report: BenchReport): string {
 }
 
 export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string }): Promise<number> {
-  const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0 });
+  const spinner = progressSpinner();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-bench-'));
   const cluster = opts.connect ? null : new LocalCluster(topology, dataDir);
   const { admin, transport: adminTransport } = tcpAdmin(topology, `bench-admin-${process.pid}`);
   const name = `bench-${process.pid}`;
-  const transport = new TcpTransport({ self: { client: name }, addresses: (n) => addressOf(topology, n), maxFrameBytes: topology.tuning.maxFrameBytes });
-  const client = new BankClient({ topology, transport, name, slots: Math.max(1, opts.clients) });
+  const { client, transport } = tcpClient(topology, name, Math.max(1, opts.clients));
   const stopOnSignal = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   process.once('SIGINT', stopOnSignal);
   try {
@@ -136,11 +134,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
       spinner.start(`starting ${topology.nodes.length} node processes`);
       await cluster.start(admin);
     }
-    await Promise.all(
-      allNodes(topology).map((n) =>
-        admin.request(n, { flush: { leader: clusterNodes(topology, clusterOfNode(topology, n))[0]!, initialBalance: topology.initialBalance, set: 1 } }),
-      ),
-    );
+    await flushCluster(admin, topology, 1);
     const workload = new Workload(topology, { seed: opts.seed, readOnlyPct: opts.readOnlyPct, crossShardPct: opts.crossShardPct, distribution: opts.distribution, skew: opts.skew, smallbank: opts.smallbank });
     spinner.start('running');
     const { stats, elapsedMs, done } = await runWorkload(client, workload, opts, (n, ms) => {

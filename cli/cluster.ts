@@ -7,6 +7,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../client/admin.js';
+import { BankClient } from '../client/client.js';
 import { nodeName, type NodeId } from '../protocol/messages.js';
 import { addressOf, allNodes, type Topology } from '../protocol/topology.js';
 import { TcpTransport } from '../protocol/tcp.js';
@@ -102,13 +103,23 @@ export class LocalCluster {
   }
 }
 
-/** An admin client over TCP to every node of a topology. */
-export function tcpAdmin(topology: Topology, name: string): { admin: AdminClient; transport: TcpTransport } {
-  const transport = new TcpTransport({
+function clientTransport(topology: Topology, name: string): TcpTransport {
+  return new TcpTransport({
     self: { client: name },
     addresses: (n) => addressOf(topology, n),
     maxFrameBytes: topology.tuning.maxFrameBytes,
     log: (line) => process.stderr.write(`${line}\n`),
   });
+}
+
+/** An admin client over TCP to every node of a topology. */
+export function tcpAdmin(topology: Topology, name: string): { admin: AdminClient; transport: TcpTransport } {
+  const transport = clientTransport(topology, name);
   return { admin: new AdminClient(transport, name), transport };
+}
+
+/** A bank client over TCP with `slots` requests in flight at most. */
+export function tcpClient(topology: Topology, name: string, slots: number): { client: BankClient; transport: TcpTransport } {
+  const transport = clientTransport(topology, name);
+  return { client: new BankClient({ topology, transport, name, slots }), transport };
 }

@@ -10,14 +10,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline/promises';
-import ora from 'ora';
-import { BankClient } from '../client/client.js';
-import { allNodes, addressOf, type Topology } from '../protocol/topology.js';
-import { TcpTransport } from '../protocol/tcp.js';
-import { LocalCluster, tcpAdmin } from './cluster.js';
+import { allNodes, type Topology } from '../protocol/topology.js';
+import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
 import { formatParseError, parseTestSets, validateSets, type TestSet } from './csv.js';
 import { formatPerformance, formatPrintBalance, formatPrintDb, formatPrintView } from './format.js';
 import { describeNodes, formatAudit, SetRunner, type CommandResult } from './runner.js';
+import { progressSpinner } from './spinner.js';
 
 export interface RunOptions {
   file: string;
@@ -47,20 +45,13 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   }
 
   const interactive = !opts.yes && process.stdin.isTTY === true && process.stdout.isTTY === true;
-  // A terminal that reports no width (some pseudo-terminals) cannot redraw a spinner line.
-  const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0 && !opts.json });
+  const spinner = progressSpinner(!opts.json);
   const topo = opts.topology;
   const dataDir = opts.dataDir ? resolve(opts.dataDir) : mkdtempSync(join(tmpdir(), 'shardbank-run-'));
   const cluster = opts.connect ? null : new LocalCluster(topo, dataDir);
   const name = `run-${process.pid}`;
   const { admin, transport: adminTransport } = tcpAdmin(topo, `admin-${process.pid}`);
-  const clientTransport = new TcpTransport({
-    self: { client: name },
-    addresses: (n) => addressOf(topo, n),
-    maxFrameBytes: topo.tuning.maxFrameBytes,
-    log: (line) => process.stderr.write(`${line}\n`),
-  });
-  const client = new BankClient({ topology: topo, transport: clientTransport, name, slots: Math.max(64, opts.concurrency ?? 1) });
+  const { client, transport: clientTransport } = tcpClient(topo, name, Math.max(64, opts.concurrency ?? 1));
   const rl: Interface | null = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
   let code = 0;
   // Interrupted: stop our node processes before going (each by its pid).

@@ -8,7 +8,7 @@
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
 import { nodeName, type NodeId, type ViewRecord } from '../protocol/messages.js';
-import { allNodes, clusterNodes, clusterOfItem, clusterOfNode, type Topology } from '../protocol/topology.js';
+import { allNodes, clusterNodes, clusterOfItem, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
 import type { TestCommand, TestSet } from './csv.js';
 import { printDbJson, viewsJson, type DbSnapshot, type ViewInfo, type ViewJson } from './format.js';
 import { PerformanceMeter, type Performance } from './stats.js';
@@ -55,6 +55,15 @@ export interface RunnerOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** Flushes every node to the start of a set: initial balances, the first node of each cluster leading. */
+export async function flushCluster(admin: AdminClient, topology: Topology, set: number): Promise<void> {
+  await Promise.all(
+    allNodes(topology).map((node) =>
+      admin.request(node, { flush: { leader: initialLeader(topology, node), initialBalance: topology.initialBalance, set } }),
+    ),
+  );
+}
+
 export class SetRunner {
   private readonly meter = new PerformanceMeter();
   private readonly opts: RunnerOptions;
@@ -72,12 +81,7 @@ export class SetRunner {
     const { admin } = this.opts;
     const topo = this.topology;
     const live = set.live.length > 0 ? new Set(set.live) : new Set(allNodes(topo));
-    await Promise.all(
-      allNodes(topo).map((node) => {
-        const leader = clusterNodes(topo, clusterOfNode(topo, node))[0]!;
-        return admin.request(node, { flush: { leader, initialBalance: topo.initialBalance, set: set.set } });
-      }),
-    );
+    await flushCluster(admin, topo, set.set);
     await Promise.all(allNodes(topo).filter((n) => !live.has(n)).map((n) => admin.request(n, { fail: {} })));
     this.opts.client.resetLeaders();
     this.meter.reset();

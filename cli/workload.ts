@@ -77,7 +77,7 @@ export class Workload {
   private readonly zipf: Map<number, ZipfSampler> = new Map();
 
   constructor(
-    private readonly topology: Topology,
+    topology: Topology,
     private readonly opts: WorkloadOptions,
   ) {
     this.rng = createRng(opts.seed);

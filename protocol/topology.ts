@@ -111,6 +111,11 @@ export function clusterOfItem(topo: Topology, item: number): number | null {
   return null;
 }
 
+/** The node that leads a node's cluster when a set starts: its first node (n1, n4, n7). */
+export function initialLeader(topo: Topology, node: NodeId): NodeId {
+  return clusterNodes(topo, clusterOfNode(topo, node))[0]!;
+}
+
 export function allNodes(topo: Topology): NodeId[] {
   return topo.nodes.map((n) => n.id);
 }

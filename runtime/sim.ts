@@ -9,7 +9,7 @@ import type { Timers } from '../client/timers.js';
 import { MemoryNetwork, type Scheduler } from '../protocol/memory.js';
 import { compareBallots, type AdminReply, type AdminRequest, type LogEventProps, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed } from '../protocol/rng.js';
-import { allNodes, clusterNodes, clusterOfNode, makeTopology, type Topology } from '../protocol/topology.js';
+import { allNodes, clusterNodes, initialLeader, makeTopology, type Topology } from '../protocol/topology.js';
 import { EventLog, type NodeLog } from '../store/eventlog.js';
 import { NodeHost, type Clock } from './host.js';
 import { SimDisk } from './simdisk.js';
@@ -265,8 +265,7 @@ export class SimCluster {
   async startSet(live: NodeId[] = allNodes(this.topology)): Promise<void> {
     this.set++;
     for (const node of this.hosts.keys()) {
-      const leader = clusterNodes(this.topology, clusterOfNode(this.topology, node))[0]!;
-      await this.adminTo(node, { flush: { leader, initialBalance: this.topology.initialBalance, set: this.set } });
+      await this.adminTo(node, { flush: { leader: initialLeader(this.topology, node), initialBalance: this.topology.initialBalance, set: this.set } });
     }
     for (const node of this.hosts.keys()) if (!live.includes(node)) await this.fail(node);
     this.client.resetLeaders();

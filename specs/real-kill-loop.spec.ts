@@ -9,13 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BankClient } from '../client/client.js';
-import { LocalCluster, tcpAdmin } from '../cli/cluster.js';
-import { SetRunner } from '../cli/runner.js';
+import { LocalCluster, tcpAdmin, tcpClient } from '../cli/cluster.js';
+import { flushCluster, SetRunner } from '../cli/runner.js';
 import type { NodeId } from '../protocol/messages.js';
 import { createRng } from '../protocol/rng.js';
-import { addressOf, allNodes, clusterNodes, clusterOfNode, makeTopology } from '../protocol/topology.js';
-import { TcpTransport } from '../protocol/tcp.js';
+import { allNodes, clusterOfNode, makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -25,14 +23,11 @@ test('nodes SIGKILLed repeatedly under load come back from their (compacted) log
   const dataDir = mkdtempSync(join(tmpdir(), 'shardbank-kill-'));
   const cluster = new LocalCluster(topology, dataDir);
   const { admin, transport: adminTransport } = tcpAdmin(topology, 'kill-admin');
-  const transport = new TcpTransport({ self: { client: 'kill' }, addresses: (n) => addressOf(topology, n) });
-  const client = new BankClient({ topology, transport, name: 'kill', slots: 8 });
+  const { client, transport } = tcpClient(topology, 'kill', 8);
   const rng = createRng(535);
   try {
     await cluster.start(admin);
-    await Promise.all(
-      allNodes(topology).map((n) => admin.request(n, { flush: { leader: clusterNodes(topology, clusterOfNode(topology, n))[0]!, initialBalance: 10, set: 1 } })),
-    );
+    await flushCluster(admin, topology, 1);
     const hot = [1, 3001, 6001].map((base) => Array.from({ length: 20 }, (_, i) => base + i));
     let stop = false;
     const outcomes: Record<string, number> = {};

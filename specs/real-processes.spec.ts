@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BankClient } from '../client/client.js';
-import { LocalCluster, tcpAdmin } from '../cli/cluster.js';
-import { addressOf, makeTopology } from '../protocol/topology.js';
-import { TcpTransport } from '../protocol/tcp.js';
+import { LocalCluster, tcpAdmin, tcpClient } from '../cli/cluster.js';
+import { flushCluster } from '../cli/runner.js';
+import { makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,11 +20,10 @@ test('a node SIGKILLed mid-run restarts from its log and ends equal to its peers
   const dataDir = mkdtempSync(join(tmpdir(), 'shardbank-spec-'));
   const cluster = new LocalCluster(topology, dataDir);
   const { admin, transport: adminTransport } = tcpAdmin(topology, 'spec-admin');
-  const transport = new TcpTransport({ self: { client: 'spec' }, addresses: (n) => addressOf(topology, n) });
-  const client = new BankClient({ topology, transport, name: 'spec', slots: 8 });
+  const { client, transport } = tcpClient(topology, 'spec', 8);
   try {
     await cluster.start(admin);
-    await Promise.all([1, 2, 3].map((n) => admin.request(n, { flush: { leader: 1, initialBalance: 10, set: 1 } })));
+    await flushCluster(admin, topology, 1);
     const pidBefore = cluster.pid(2);
     // 200 transfers from items 1..40 to 41..80, 8 in flight (never sharing an item,
     // so no lock conflicts); n2 dies a third of the way in.
