@@ -73,6 +73,15 @@ function requestCatchup(ctx: AcceptorContext, leader: NodeId): void {
   });
 }
 
+/**
+ * A follower hears that the participant acknowledged a decision. The ACK may
+ * arrive before the decision has run here (the fold keeps it for then); one
+ * for a decision already acknowledged changes nothing.
+ */
+function learnAck(env: NodeEnv, txid: string): void {
+  if (env.state.unacked.has(txid) || !env.state.decisions.has(txid)) env.record({ acked: { txid } });
+}
+
 /** Committed entries from `fromSeq` up to the commit point, at most `max`. */
 export function committedEntries(env: NodeEnv, fromSeq: number, max: number): Entry[] {
   const out: Entry[] = [];
@@ -125,10 +134,7 @@ export const acceptorMachine = setup({
       const { state } = context.env;
       // Only the current leader's ACKs count: a stale heartbeat is not the word of anyone in charge.
       if (compareBallots(e.msg.ballot, state.promised) < 0) return;
-      for (const txid of e.msg.acked ?? []) {
-        // An ACK can reach a follower before the decision it acknowledges has run here.
-        if (state.unacked.has(txid) || !state.decisions.has(txid)) context.env.record({ acked: { txid } });
-      }
+      for (const txid of e.msg.acked ?? []) learnAck(context.env, txid);
       if ((e.msg.commitThrough ?? 0) > context.env.state.commitThrough) requestCatchup(context, e.from);
     },
     onCatchupRequest: ({ context, event }) => {
@@ -164,9 +170,7 @@ export const acceptorMachine = setup({
         env.record({ accepted: { entries } });
         env.record({ committed: { keys: keysOf(entries) } });
       }
-      for (const txid of e.msg.acked ?? []) {
-        if (env.state.unacked.has(txid) || !env.state.decisions.has(txid)) env.record({ acked: { txid } });
-      }
+      for (const txid of e.msg.acked ?? []) learnAck(env, txid);
       // Still behind and the reply was full: ask for the next chunk now.
       if ((e.msg.commitThrough ?? 0) > env.state.commitThrough && entries.length > 0) requestCatchup(context, e.from);
     },

@@ -47,10 +47,14 @@ function propose(ctx: ParticipantContext, phase: number, seq?: number, reason?: 
   return { to: ACTOR.proposer, event: { type: 'propose', command: ctx.command, phase, seq, reason } };
 }
 
-function vote(ctx: ParticipantContext, prepared: boolean, reason = ''): void {
-  const body = { txVote: { txid: ctx.txid, prepared, reason } };
+/** To the coordinator leader that asked, or, when none is known, to its cluster's believed leader. */
+function toCoordinator(ctx: ParticipantContext, body: Parameters<typeof sendToNode>[2]): void {
   if (ctx.coordinator) sendToNode(ctx.env, ctx.coordinator, body);
   else sendToCluster(ctx.env, ctx.coordinatorCluster, body);
+}
+
+function vote(ctx: ParticipantContext, prepared: boolean, reason = ''): void {
+  toCoordinator(ctx, { txVote: { txid: ctx.txid, prepared, reason } });
 }
 
 export const participantMachine = setup({
@@ -107,11 +111,7 @@ export const participantMachine = setup({
         ++context.retries % 2 === 0,
       );
     },
-    ack: ({ context }) => {
-      const body = { txAck: { txid: context.txid } };
-      if (context.coordinator) sendToNode(context.env, context.coordinator, body);
-      else sendToCluster(context.env, context.coordinatorCluster, body);
-    },
+    ack: ({ context }) => toCoordinator(context, { txAck: { txid: context.txid } }),
     reportDone: enqueueActions(({ context, enqueue }) => {
       deliverNotices(enqueue, [{ to: ACTOR.transactions, event: { type: 'txDone', txid: context.txid, role: 'participant' } }]);
     }),
