@@ -53,7 +53,8 @@ export interface BenchReport {
   operations: number;
   committed: number;
   throughput: { committedPerS: number; opsPerS: number };
-  outcomes: Record<string, number>;
+  /** By kind (overall, read, intra, cross, SmallBank names): outcome -> count. */
+  outcomes: Record<string, Record<string, number>>;
   latencyMs: Record<string, Record<string, number>>;
   audit: Audit | null;
 }
@@ -104,14 +105,14 @@ export async function runWorkload(
 export function formatBenchTable(report: BenchReport): string {
   const rows: string[][] = [['kind', 'ops', 'committed', 'aborted', 'failed', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max']];
   for (const [kind, l] of Object.entries(report.latencyMs)) {
-    const o = report.outcomes[kind] as unknown as Record<string, number> | undefined;
+    const o = report.outcomes[kind];
     const sum = (p: string) => Object.entries(o ?? {}).filter(([k]) => k.startsWith(p)).reduce((s, [, n]) => s + n, 0);
     rows.push([kind, String(l['count']), String(sum('committed') + sum('ok')), String(sum('aborted')), String(sum('failed')), ...['min', 'mean', 'p50', 'p90', 'p99', 'p999', 'max'].map((k) => (l[k] ?? 0).toFixed(2))]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
-  const reasons = Object.entries((report.outcomes['overall'] as unknown as Record<string, number>) ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+  const reasons = Object.entries(report.outcomes['overall'] ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
   return [
     ...lines,
     '(latency in ms, measured at the client from send to reply)',
@@ -151,7 +152,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
       operations: done,
       committed,
       throughput: { committedPerS: (committed * 1000) / elapsedMs, opsPerS: (done * 1000) / elapsedMs },
-      outcomes: Object.fromEntries([...stats].map(([k, s]) => [k, s.outcomes])) as unknown as Record<string, number>,
+      outcomes: Object.fromEntries([...stats].map(([k, s]) => [k, s.outcomes])),
       latencyMs: Object.fromEntries([...stats].map(([k, s]) => [k, latencySummary(s.latency)])),
       audit,
     };
