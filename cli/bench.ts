@@ -9,6 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BankClient, TxResult } from '../client/client.js';
+import type { AdminClient } from '../client/admin.js';
+import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
 import { flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
@@ -57,6 +59,63 @@ export interface BenchReport {
   outcomes: Record<string, Record<string, number>>;
   latencyMs: Record<string, Record<string, number>>;
   audit: Audit | null;
+  /** Per node, over the run: CPU time, synced batches and events, and resident memory at the end. */
+  nodes: NodeUsage[];
+}
+
+export interface NodeUsage {
+  node: number;
+  role: string;
+  cpuMs: number;
+  turns: number;
+  batches: number;
+  events: number;
+  rssMb: number;
+}
+
+type Status = NonNullable<AdminReply['status']>;
+
+async function statuses(admin: AdminClient, topology: Topology): Promise<Map<number, Status>> {
+  const out = new Map<number, Status>();
+  await Promise.all(
+    topology.nodes.map(async ({ id }) => {
+      const r = await admin.request(id, { status: {} }).catch(() => null);
+      if (r?.status) out.set(id, r.status);
+    }),
+  );
+  return out;
+}
+
+/** What each node spent between two status readings. */
+export function nodeUsage(before: Map<number, Status>, after: Map<number, Status>): NodeUsage[] {
+  const n = (v: unknown) => Number(v ?? 0);
+  return [...after].sort((a, b) => a[0] - b[0]).map(([node, s]) => {
+    const b = before.get(node) ?? {};
+    return {
+      node,
+      role: s.role ?? '',
+      cpuMs: n(s.cpuMs) - n(b.cpuMs),
+      turns: n(s.turns) - n(b.turns),
+      batches: n(s.batches) - n(b.batches),
+      events: n(s.events) - n(b.events),
+      rssMb: n(s.rssBytes) / 2 ** 20,
+    };
+  });
+}
+
+export function formatNodeUsage(nodes: NodeUsage[], committed: number): string {
+  if (nodes.length === 0) return '';
+  const cpu = nodes.reduce((t, u) => t + u.cpuMs, 0);
+  const rows = nodes.map(
+    (u) =>
+      `  n${u.node} ${u.role.padEnd(8)} cpu ${(u.cpuMs / 1000).toFixed(2).padStart(6)} s  ` +
+      `${String(u.batches).padStart(7)} synced batches, ${(u.events / Math.max(1, u.batches)).toFixed(1).padStart(5)} events each  ` +
+      `rss ${u.rssMb.toFixed(0).padStart(4)} MB`,
+  );
+  return [
+    `nodes      : ${(cpu / 1000).toFixed(2)} CPU-s in all, ${committed ? ((cpu * 1000) / committed).toFixed(0) : '-'} µs of node CPU per commit`,
+    ...rows,
+  ].join('\n');
 }
 
 function latencySummary(l: LatencyRecorder): Record<string, number> {
@@ -137,10 +196,12 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     }
     await flushCluster(admin, topology, 1);
     const workload = new Workload(topology, { seed: opts.seed, readOnlyPct: opts.readOnlyPct, crossShardPct: opts.crossShardPct, distribution: opts.distribution, skew: opts.skew, smallbank: opts.smallbank });
+    const before = await statuses(admin, topology);
     spinner.start('running');
     const { stats, elapsedMs, done } = await runWorkload(client, workload, opts, (n, ms) => {
       spinner.text = `${n} operations, ${((n * 1000) / Math.max(1, ms)).toFixed(0)}/s`;
     });
+    const after = await statuses(admin, topology);
     spinner.text = 'auditing';
     const audit = await new SetRunner({ topology, client, admin }).audit(10_000);
     spinner.stop();
@@ -155,8 +216,9 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
       outcomes: Object.fromEntries([...stats].map(([k, s]) => [k, s.outcomes])),
       latencyMs: Object.fromEntries([...stats].map(([k, s]) => [k, latencySummary(s.latency)])),
       audit,
+      nodes: nodeUsage(before, after),
     };
-    process.stdout.write(`${formatBenchTable(report)}\n${formatAudit(audit)}\n`);
+    process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, committed)}\n${formatAudit(audit)}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 1)}\n`);
     return audit.conserved && audit.replicasAgree ? 0 : 1;
   } catch (err) {

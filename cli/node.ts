@@ -10,6 +10,11 @@ import { TcpTransport } from '../protocol/tcp.js';
 import { NodeHost } from '../runtime/host.js';
 import { EventLog } from '../store/eventlog.js';
 
+function processStats(): { cpuMs: number; rssBytes: number } {
+  const cpu = process.cpuUsage();
+  return { cpuMs: (cpu.user + cpu.system) / 1000, rssBytes: process.memoryUsage.rss() };
+}
+
 export interface NodeProcessOptions {
   topology: Topology;
   node: NodeId;
@@ -30,7 +35,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<() => Pr
     maxFrameBytes: topology.tuning.maxFrameBytes,
     log: logLine,
   });
-  const host = new NodeHost({ topology, node, transport, log, seed: opts.seed ?? node, logger: logLine });
+  const host = new NodeHost({ topology, node, transport, log, seed: opts.seed ?? node, logger: logLine, processStats });
   await host.start();
   await transport.start();
   logLine(`listening on ${addr.host}:${addr.port}, replayed ${log.size} events, executed through seq ${host.state.executedThrough}`);

@@ -129,9 +129,9 @@ export class BankClient {
     }, clientTimeoutMs);
   }
 
+  /** Requests sent in the same turn of the event loop leave together, as one frame per node. */
   private sendTo(node: NodeId, command: Command): void {
     this.transport.send({ from: 0, to: node, fromClient: command.client, request: { command } });
-    this.transport.flush();
   }
 
   private onEnvelope(env: EnvelopeProps): void {

@@ -42,6 +42,8 @@ export interface HostOptions {
   /** Runs fn soon, after the current work (setImmediate, or the simulator's queue). */
   defer?: (fn: () => void) => void;
   logger?: (line: string) => void;
+  /** The process's CPU time and resident memory, when the node has a process of its own. */
+  processStats?: () => { cpuMs: number; rssBytes: number };
 }
 
 const realClock: Clock = {
@@ -252,6 +254,12 @@ export class NodeHost {
       executedThrough: state.executedThrough,
       walEntries: state.wal.size,
       unacked: state.unacked.size,
+      turns: this.stats.turns,
+      batches: this.stats.batches,
+      events: this.stats.events,
+      snapshots: this.stats.snapshots,
+      logSize: this.opts.log.size,
+      ...this.opts.processStats?.(),
     };
   }
 
