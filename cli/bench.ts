@@ -189,6 +189,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
   const { client, transport } = tcpClient(topology, name, Math.max(1, opts.clients));
   const stopOnSignal = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
   try {
     if (cluster) {
       spinner.start(`starting ${topology.nodes.length} node processes`);
@@ -226,6 +227,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     return 1;
   } finally {
     process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
     client.abandonAll();
     if (cluster) await cluster.stop();
     await transport.close();

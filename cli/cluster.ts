@@ -41,10 +41,12 @@ export class LocalCluster {
     const child = spawn(
       process.execPath,
       [...nodeArgs, MAIN, 'node', '--id', nodeName(node), '--config', this.configPath, '--data-dir', this.dataDir],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // The IPC channel carries nothing; its closing tells the node its parent is gone.
+      { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
     );
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
+    (child.channel as { unref?: () => void } | undefined)?.unref?.();
     this.procs.set(node, child);
     return child;
   }

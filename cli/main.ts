@@ -61,6 +61,9 @@ addTopologyOptions(
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  // Started by a local cluster (bench, run): a parent that dies however it
+  // dies takes its nodes with it instead of leaving them holding the ports.
+  if (process.send) process.once('disconnect', shutdown);
 });
 
 program
@@ -126,10 +129,14 @@ addTopologyOptions(
   // Large balances by default, so that transfers rarely fail for lack of funds.
   const topology = topologyFromOptions({ ...opts, initialBalance: opts.initialBalance ?? 1_000_000 });
   const pick = <T>(flag: string, fallback: T): T => (opts[flag] as T | undefined) ?? ((preset as Record<string, unknown>)[flag] as T | undefined) ?? fallback;
-  const count = pick<number | undefined>('count', undefined);
-  const durationS = (opts['duration'] as number | undefined) ?? preset.durationS ?? (count === undefined ? 10 : undefined);
+  // --count and --duration given here replace the preset's size; both together stop at whichever comes first.
+  const ownCount = opts['count'] as number | undefined;
+  const ownDuration = opts['duration'] as number | undefined;
+  const own = ownCount !== undefined || ownDuration !== undefined;
+  const count = own ? ownCount : preset.count;
+  const durationS = own ? ownDuration : (preset.durationS ?? (count === undefined ? 10 : undefined));
   process.exitCode = await benchCommand(topology, {
-    count: opts['duration'] !== undefined ? undefined : count,
+    count,
     durationS,
     clients: pick('clients', 64),
     readOnlyPct: pick('readOnly', preset.readOnlyPct ?? 0),
