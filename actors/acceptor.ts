@@ -58,9 +58,22 @@ function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefin
   return true;
 }
 
+/**
+ * Accepts entries and acknowledges them. An entry already accepted under this
+ * very ballot (a retransmission: one leader proposes one value per instance
+ * and ballot), or below the low-water mark, is acknowledged again without
+ * being written again.
+ */
 function acceptEntries(env: NodeEnv, from: NodeId, ballot: Ballot, entries: Entry[]): void {
-  const stamped = entries.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason, runsAt: e.runsAt }));
-  env.record({ accepted: { entries: stamped } });
+  const { state } = env;
+  const fresh = entries.filter((e) => {
+    const key = slotKeyOf(e);
+    return key > state.lowWater && !slotHasBallot(state.log.get(key), ballot);
+  });
+  if (fresh.length > 0) {
+    const stamped = fresh.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason, runsAt: e.runsAt }));
+    env.record({ accepted: { entries: stamped } });
+  }
   sendToNode(env, from, { accepted: { ballot, keys: keysOf(entries) } });
 }
 

@@ -18,6 +18,8 @@ import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { Workload, type Distribution, type OpKind } from './workload.js';
 
+export { PRESETS } from './workload.js';
+
 export interface BenchOptions {
   count?: number;
   durationS?: number;
@@ -30,19 +32,6 @@ export interface BenchOptions {
   smallbank?: boolean;
 }
 
-/** Named mixes: the spec's report cases (TC11, TC13, TC14) and one per target. */
-export const PRESETS: Record<string, Partial<BenchOptions> & { about: string }> = {
-  tc11: { about: '200 txns, 80% read-write, 20% cross-shard, uniform (report TC11)', count: 200, readOnlyPct: 20, crossShardPct: 20, distribution: 'uniform', skew: 0 },
-  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99 (report TC13)', count: 2000, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
-  tc14: { about: '30000 txns, 100% read-write, 0% cross-shard, uniform (report TC14)', count: 30000, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
-  smallbank: { about: 'SmallBank mix for 10 s, 20% cross-shard, uniform', durationS: 10, smallbank: true, crossShardPct: 20, distribution: 'uniform', skew: 0 },
-  intra: { about: 'intra-shard transfers for 10 s, uniform', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
-  cross20: { about: 'transfers for 10 s, 20% cross-shard', durationS: 10, readOnlyPct: 0, crossShardPct: 20, distribution: 'uniform', skew: 0 },
-  cross100: { about: 'cross-shard transfers only, 10 s', durationS: 10, readOnlyPct: 0, crossShardPct: 100, distribution: 'uniform', skew: 0 },
-  reads: { about: 'balance reads only, 10 s', durationS: 10, readOnlyPct: 100, crossShardPct: 0, distribution: 'uniform', skew: 0 },
-  zipf: { about: 'transfers for 10 s, Zipf 0.99', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'zipf', skew: 0.99 },
-  single: { about: 'one client, one request at a time, intra-shard, 2000 txns', count: 2000, clients: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
-};
 
 interface KindStats {
   latency: LatencyRecorder;
@@ -71,6 +60,7 @@ export interface NodeUsage {
   batches: number;
   events: number;
   rssMb: number;
+  heapMb: number;
 }
 
 type Status = NonNullable<AdminReply['status']>;
@@ -99,6 +89,7 @@ export function nodeUsage(before: Map<number, Status>, after: Map<number, Status
       batches: n(s.batches) - n(b.batches),
       events: n(s.events) - n(b.events),
       rssMb: n(s.rssBytes) / 2 ** 20,
+      heapMb: n(s.heapUsedBytes) / 2 ** 20,
     };
   });
 }
@@ -110,7 +101,7 @@ export function formatNodeUsage(nodes: NodeUsage[], committed: number): string {
     (u) =>
       `  n${u.node} ${u.role.padEnd(8)} cpu ${(u.cpuMs / 1000).toFixed(2).padStart(6)} s  ` +
       `${String(u.batches).padStart(7)} synced batches, ${(u.events / Math.max(1, u.batches)).toFixed(1).padStart(5)} events each  ` +
-      `rss ${u.rssMb.toFixed(0).padStart(4)} MB`,
+      `rss ${u.rssMb.toFixed(0).padStart(4)} MB (heap ${u.heapMb.toFixed(0)} MB)`,
   );
   return [
     `nodes      : ${(cpu / 1000).toFixed(2)} CPU-s in all, ${committed ? ((cpu * 1000) / committed).toFixed(0) : '-'} µs of node CPU per commit`,

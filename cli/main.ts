@@ -7,9 +7,7 @@ import { parseNodeName } from '../protocol/messages.js';
 import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type TopologyOptions } from './config.js';
 import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
-import { runCommand } from './run.js';
-import { benchCommand, PRESETS, type BenchOptions } from './bench.js';
-import { scenarioCommand } from './scenario.js';
+import { PRESETS, type Preset } from './workload.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 
@@ -43,6 +41,8 @@ addTopologyOptions(
     .option('--keep-data', 'keep the temporary data directory'),
 ).action(async (file: string, opts: TopologyOptions & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean }) => {
   const topology = topologyFromOptions(opts);
+  // Loaded when used, so that node processes start without the client-side libraries.
+  const { runCommand } = await import('./run.js');
   process.exitCode = await runCommand({ file, topology, ...opts });
 });
 
@@ -104,6 +104,7 @@ program
   .argument('[files...]', 'scenario scripts (default: every script in testcases/scenarios)')
   .option('--rewrite', 'write each script\'s golden story anew from this run')
   .action(async (files: string[], opts: { rewrite?: boolean }) => {
+    const { scenarioCommand } = await import('./scenario.js');
     process.exitCode = await scenarioCommand({ files, rewrite: opts.rewrite });
   });
 
@@ -125,7 +126,7 @@ addTopologyOptions(
     .option('--connect', 'use nodes already running at the configured addresses')
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
 ).action(async (opts: TopologyOptions & Record<string, unknown>) => {
-  const preset: Partial<BenchOptions> = (opts['preset'] as (typeof PRESETS)[string] | undefined) ?? {};
+  const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
   // Large balances by default, so that transfers rarely fail for lack of funds.
   const topology = topologyFromOptions({ ...opts, initialBalance: opts.initialBalance ?? 1_000_000 });
   const pick = <T>(flag: string, fallback: T): T => (opts[flag] as T | undefined) ?? ((preset as Record<string, unknown>)[flag] as T | undefined) ?? fallback;
@@ -135,6 +136,7 @@ addTopologyOptions(
   const own = ownCount !== undefined || ownDuration !== undefined;
   const count = own ? ownCount : preset.count;
   const durationS = own ? ownDuration : (preset.durationS ?? (count === undefined ? 10 : undefined));
+  const { benchCommand } = await import('./bench.js');
   process.exitCode = await benchCommand(topology, {
     count,
     durationS,
@@ -151,7 +153,7 @@ addTopologyOptions(
   });
 });
 
-function presetArg(v: string): (typeof PRESETS)[string] {
+function presetArg(v: string): Preset {
   const p = PRESETS[v];
   if (!p) throw new Error(`unknown preset "${v}"; choose one of ${Object.keys(PRESETS).join(', ')}`);
   return p;

@@ -10,9 +10,10 @@ import { TcpTransport } from '../protocol/tcp.js';
 import { NodeHost } from '../runtime/host.js';
 import { EventLog } from '../store/eventlog.js';
 
-function processStats(): { cpuMs: number; rssBytes: number } {
+function processStats(): { cpuMs: number; rssBytes: number; heapUsedBytes: number } {
   const cpu = process.cpuUsage();
-  return { cpuMs: (cpu.user + cpu.system) / 1000, rssBytes: process.memoryUsage.rss() };
+  const mem = process.memoryUsage();
+  return { cpuMs: (cpu.user + cpu.system) / 1000, rssBytes: mem.rss, heapUsedBytes: mem.heapUsed };
 }
 
 export interface NodeProcessOptions {

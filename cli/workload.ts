@@ -127,3 +127,30 @@ export class Workload {
     return { kind: cross ? 'cross' : 'intra', label: label || (cross ? 'cross' : 'intra'), sender, receiver, amount };
   }
 }
+
+/** A named mix for `shardbank bench --preset`; flags given with it win. */
+export interface Preset {
+  about: string;
+  count?: number;
+  durationS?: number;
+  clients?: number;
+  readOnlyPct?: number;
+  crossShardPct?: number;
+  distribution?: Distribution;
+  skew?: number;
+  smallbank?: boolean;
+}
+
+/** Named mixes: the spec's report cases (TC11, TC13, TC14) and one per target. */
+export const PRESETS: Record<string, Preset> = {
+  tc11: { about: '200 txns, 80% read-write, 20% cross-shard, uniform (report TC11)', count: 200, readOnlyPct: 20, crossShardPct: 20, distribution: 'uniform', skew: 0 },
+  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99 (report TC13)', count: 2000, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
+  tc14: { about: '30000 txns, 100% read-write, 0% cross-shard, uniform (report TC14)', count: 30000, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+  smallbank: { about: 'SmallBank mix for 10 s, 20% cross-shard, uniform', durationS: 10, smallbank: true, crossShardPct: 20, distribution: 'uniform', skew: 0 },
+  intra: { about: 'intra-shard transfers for 10 s, uniform', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+  cross20: { about: 'transfers for 10 s, 20% cross-shard', durationS: 10, readOnlyPct: 0, crossShardPct: 20, distribution: 'uniform', skew: 0 },
+  cross100: { about: 'cross-shard transfers only, 10 s', durationS: 10, readOnlyPct: 0, crossShardPct: 100, distribution: 'uniform', skew: 0 },
+  reads: { about: 'balance reads only, 10 s', durationS: 10, readOnlyPct: 100, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+  zipf: { about: 'transfers for 10 s, Zipf 0.99', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'zipf', skew: 0.99 },
+  single: { about: 'one client, one request at a time, intra-shard, 2000 txns', count: 2000, clients: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
+};

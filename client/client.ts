@@ -1,9 +1,10 @@
 /**
  * The bank client. Each request carries (client, timestamp) so that the
  * cluster executes it exactly once however often it is sent. A request goes
- * to the believed leader of the owning cluster; past `clientTimeoutMs`
- * without a reply it is broadcast to every node of that cluster (followers
- * relay it to their leader), again every timeout, until `clientGiveUpMs`,
+ * to the believed leader of the owning cluster; past `clientTimeoutMs` (or
+ * longer, when replies have lately been slow) without a reply it is broadcast
+ * to every node of that cluster (followers relay it to their leader), again
+ * every timeout, until `clientGiveUpMs`,
  * when it ends as `failed: no reply`. Replies name the leader, which the
  * client then follows.
  *
@@ -36,6 +37,8 @@ interface InFlight {
   timer: unknown;
   resolve: (r: TxResult) => void;
   slot: Slot;
+  /** Broadcast at least once: its latency says nothing about the cluster's. */
+  retried?: boolean;
 }
 
 interface Slot {
@@ -67,6 +70,9 @@ export class BankClient {
   private readonly inflight = new Map<string, InFlight>();
   private readonly free: Slot[] = [];
   private readonly waiting: ((s: Slot) => void)[] = [];
+  /** Smoothed reply latency and its mean deviation, in ms (null before the first reply). */
+  private srtt: number | null = null;
+  private rttvar = 0;
 
   constructor(opts: ClientOptions) {
     this.topology = opts.topology;
@@ -116,17 +122,42 @@ export class BankClient {
     });
   }
 
-  private arm(id: string, req: InFlight): void {
+  /**
+   * How long to wait before broadcasting: `clientTimeoutMs`, or more when
+   * replies have been slower (a loaded cluster), estimated as TCP does its
+   * retransmission timeout (RFC 6298: smoothed latency plus four deviations),
+   * so that a busy cluster is not handed three more copies of every request.
+   */
+  private retryAfterMs(): number {
     const { clientTimeoutMs, clientGiveUpMs } = this.topology.tuning;
+    if (this.srtt === null) return clientTimeoutMs;
+    return Math.min(Math.max(clientTimeoutMs, this.srtt + 4 * this.rttvar), Math.max(clientTimeoutMs, clientGiveUpMs / 2));
+  }
+
+  /** One latency sample, from a request answered without a retry (Karn's rule). */
+  private sampleLatency(ms: number): void {
+    if (this.srtt === null) {
+      this.srtt = ms;
+      this.rttvar = ms / 2;
+      return;
+    }
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms);
+    this.srtt = 0.875 * this.srtt + 0.125 * ms;
+  }
+
+  private arm(id: string, req: InFlight): void {
+    const { clientGiveUpMs } = this.topology.tuning;
+    const wait = this.retryAfterMs();
     req.timer = this.timers.setTimeout(() => {
       if (!this.inflight.has(id)) return;
-      if (this.timers.now() - req.startedAt + clientTimeoutMs > clientGiveUpMs) {
+      if (this.timers.now() - req.startedAt + wait > clientGiveUpMs) {
         this.finish(id, { status: 'failed', reason: 'no reply' });
         return;
       }
+      req.retried = true;
       for (const node of clusterNodes(this.topology, req.cluster)) this.sendTo(node, req.command);
       this.arm(id, req);
-    }, clientTimeoutMs);
+    }, wait);
   }
 
   /** Requests sent in the same turn of the event loop leave together, as one frame per node. */
@@ -149,7 +180,9 @@ export class BankClient {
     if (!req) return;
     this.inflight.delete(id);
     this.timers.clearTimeout(req.timer);
-    req.resolve({ ...r, latencyMs: this.timers.now() - req.startedAt, requestId: id });
+    const latencyMs = this.timers.now() - req.startedAt;
+    if (!req.retried && r.node) this.sampleLatency(latencyMs);
+    req.resolve({ ...r, latencyMs, requestId: id });
     this.releaseSlot(req.slot);
   }
 

@@ -43,7 +43,7 @@ export interface HostOptions {
   defer?: (fn: () => void) => void;
   logger?: (line: string) => void;
   /** The process's CPU time and resident memory, when the node has a process of its own. */
-  processStats?: () => { cpuMs: number; rssBytes: number };
+  processStats?: () => { cpuMs: number; rssBytes: number; heapUsedBytes: number };
 }
 
 const realClock: Clock = {
