@@ -8,7 +8,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Ora } from 'ora';
 import type { BankClient, TxResult } from '../client/client.js';
+import { EtcdBankClient } from '../client/etcd.js';
 import type { AdminClient } from '../client/admin.js';
 import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
@@ -116,7 +118,7 @@ function latencySummary(l: LatencyRecorder): Record<string, number> {
 
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
-  client: BankClient,
+  client: Pick<BankClient, 'transfer' | 'read'>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
@@ -171,6 +173,68 @@ export function formatBenchTable(report: BenchReport): string {
   ].join('\n');
 }
 
+type Run = Awaited<ReturnType<typeof runWorkload>>;
+
+function makeReport(options: BenchOptions, { stats, elapsedMs, done }: Run, audit: Audit | null, nodes: NodeUsage[]): BenchReport {
+  const overall = stats.get('overall');
+  const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
+  return {
+    options,
+    elapsedS: elapsedMs / 1000,
+    operations: done,
+    committed,
+    throughput: { committedPerS: (committed * 1000) / elapsedMs, opsPerS: (done * 1000) / elapsedMs },
+    outcomes: Object.fromEntries([...stats].map(([k, s]) => [k, s.outcomes])),
+    latencyMs: Object.fromEntries([...stats].map(([k, s]) => [k, latencySummary(s.latency)])),
+    audit,
+    nodes,
+  };
+}
+
+function progress(spinner: Ora): (n: number, ms: number) => void {
+  return (n, ms) => {
+    spinner.text = `${n} operations, ${((n * 1000) / Math.max(1, ms)).toFixed(0)}/s`;
+  };
+}
+
+function workloadFor(topology: Topology, opts: BenchOptions): Workload {
+  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank } = opts;
+  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
+}
+
+/**
+ * The same workload against a running etcd cluster (see bench/etcd.sh): the
+ * accounts are written first, each transfer is one optimistic etcd
+ * transaction, and the audit checks that the total is unchanged. Kinds keep
+ * shardbank's names (intra, cross) so the two tables line up; etcd itself has
+ * one keyspace.
+ */
+export async function etcdBenchCommand(topology: Topology, opts: BenchOptions & { endpoints: string[]; json?: string }): Promise<number> {
+  const spinner = progressSpinner();
+  const client = new EtcdBankClient({ endpoints: opts.endpoints });
+  try {
+    spinner.start(`writing ${topology.items} accounts to etcd`);
+    await client.load(topology.items, topology.initialBalance);
+    spinner.start('running');
+    const run = await runWorkload(client, workloadFor(topology, opts), opts, progress(spinner));
+    spinner.text = 'auditing';
+    const total = await client.total(topology.items);
+    spinner.stop();
+    const expectedTotal = topology.items * topology.initialBalance;
+    const report = makeReport(opts, run, null, []);
+    const money = total === expectedTotal ? `money conserved (total ${total})` : `MONEY NOT CONSERVED: total ${total}, expected ${expectedTotal}`;
+    process.stdout.write(`${formatBenchTable(report)}\netcd       : ${opts.endpoints.join(', ')}\naudit: ${money}\n`);
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, etcd: { endpoints: opts.endpoints, total, expectedTotal } }, null, 1)}\n`);
+    return total === expectedTotal ? 0 : 1;
+  } catch (err) {
+    spinner.fail((err as Error).message);
+    return 1;
+  } finally {
+    client.abandonAll();
+    client.close();
+  }
+}
+
 export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string }): Promise<number> {
   const spinner = progressSpinner();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-bench-'));
@@ -187,30 +251,16 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
       await cluster.start(admin);
     }
     await flushCluster(admin, topology, 1);
-    const workload = new Workload(topology, { seed: opts.seed, readOnlyPct: opts.readOnlyPct, crossShardPct: opts.crossShardPct, distribution: opts.distribution, skew: opts.skew, smallbank: opts.smallbank });
+    const workload = workloadFor(topology, opts);
     const before = await statuses(admin, topology);
     spinner.start('running');
-    const { stats, elapsedMs, done } = await runWorkload(client, workload, opts, (n, ms) => {
-      spinner.text = `${n} operations, ${((n * 1000) / Math.max(1, ms)).toFixed(0)}/s`;
-    });
+    const run = await runWorkload(client, workload, opts, progress(spinner));
     const after = await statuses(admin, topology);
     spinner.text = 'auditing';
     const audit = await new SetRunner({ topology, client, admin }).audit(10_000);
     spinner.stop();
-    const overall = stats.get('overall');
-    const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
-    const report: BenchReport = {
-      options: opts,
-      elapsedS: elapsedMs / 1000,
-      operations: done,
-      committed,
-      throughput: { committedPerS: (committed * 1000) / elapsedMs, opsPerS: (done * 1000) / elapsedMs },
-      outcomes: Object.fromEntries([...stats].map(([k, s]) => [k, s.outcomes])),
-      latencyMs: Object.fromEntries([...stats].map(([k, s]) => [k, latencySummary(s.latency)])),
-      audit,
-      nodes: nodeUsage(before, after),
-    };
-    process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, committed)}\n${formatAudit(audit)}\n`);
+    const report = makeReport(opts, run, audit, nodeUsage(before, after));
+    process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, report.committed)}\n${formatAudit(audit)}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 1)}\n`);
     return audit.conserved && audit.replicasAgree ? 0 : 1;
   } catch (err) {

@@ -124,6 +124,7 @@ addTopologyOptions(
     .option('--seed <n>', 'workload seed (default 1)', intArg(0))
     .option('--json <file>', 'also write the results as JSON')
     .option('--connect', 'use nodes already running at the configured addresses')
+    .option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)', (v: string) => wrap(() => urlList(v)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
 ).action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
@@ -136,8 +137,9 @@ addTopologyOptions(
   const own = ownCount !== undefined || ownDuration !== undefined;
   const count = own ? ownCount : preset.count;
   const durationS = own ? ownDuration : (preset.durationS ?? (count === undefined ? 10 : undefined));
-  const { benchCommand } = await import('./bench.js');
-  process.exitCode = await benchCommand(topology, {
+  const { benchCommand, etcdBenchCommand } = await import('./bench.js');
+  const etcd = opts['etcd'] as string[] | undefined;
+  const options = {
     count,
     durationS,
     clients: pick('clients', 64),
@@ -150,13 +152,29 @@ addTopologyOptions(
     json: opts['json'] as string | undefined,
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
-  });
+  };
+  process.exitCode = etcd ? await etcdBenchCommand(topology, { ...options, endpoints: etcd }) : await benchCommand(topology, options);
 });
 
 function presetArg(v: string): Preset {
   const p = PRESETS[v];
   if (!p) throw new Error(`unknown preset "${v}"; choose one of ${Object.keys(PRESETS).join(', ')}`);
   return p;
+}
+
+function urlList(v: string): string[] {
+  const urls = v.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of urls) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new Error(`"${u}" is not a URL like http://127.0.0.1:2379`);
+    }
+    if (url.protocol !== 'http:') throw new Error(`"${u}": only http:// endpoints are supported`);
+  }
+  if (urls.length === 0) throw new Error('give at least one URL, e.g. http://127.0.0.1:2379');
+  return urls;
 }
 
 function unitArg(v: string): number {
