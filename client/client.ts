@@ -127,6 +127,10 @@ export class BankClient {
    * replies have been slower (a loaded cluster), estimated as TCP does its
    * retransmission timeout (RFC 6298: smoothed latency plus four deviations),
    * so that a busy cluster is not handed three more copies of every request.
+   * It learns only from replies that beat the timer (Karn's rule) and does
+   * not back off, so that a failed leader is still noticed after
+   * `clientTimeoutMs`: a cluster slower than that on every request is still
+   * broadcast to at `clientTimeoutMs`.
    */
   private retryAfterMs(): number {
     const { clientTimeoutMs, clientGiveUpMs } = this.topology.tuning;
