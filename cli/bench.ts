@@ -20,8 +20,6 @@ import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { Workload, type Distribution, type OpKind } from './workload.js';
 
-export { PRESETS } from './workload.js';
-
 export interface BenchOptions {
   count?: number;
   durationS?: number;

@@ -8,6 +8,7 @@ import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type Topo
 import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { PRESETS, type Preset } from './workload.js';
+import { endpointUrl } from '../client/etcd.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 
@@ -164,15 +165,7 @@ function presetArg(v: string): Preset {
 
 function urlList(v: string): string[] {
   const urls = v.split(',').map((u) => u.trim()).filter(Boolean);
-  for (const u of urls) {
-    let url: URL;
-    try {
-      url = new URL(u);
-    } catch {
-      throw new Error(`"${u}" is not a URL like http://127.0.0.1:2379`);
-    }
-    if (url.protocol !== 'http:') throw new Error(`"${u}": only http:// endpoints are supported`);
-  }
+  urls.forEach(endpointUrl);
   if (urls.length === 0) throw new Error('give at least one URL, e.g. http://127.0.0.1:2379');
   return urls;
 }

@@ -68,6 +68,18 @@ function checkItems(items: number): void {
   if (!Number.isInteger(items) || items < 0 || items > MAX_ITEM) throw new Error(`items must be an integer in 0..${MAX_ITEM}`);
 }
 
+/** An etcd client URL, checked: plain http, as the gateway is spoken here. */
+export function endpointUrl(endpoint: string): URL {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new Error(`"${endpoint}" is not a URL like http://127.0.0.1:2379`);
+  }
+  if (url.protocol !== 'http:') throw new Error(`"${endpoint}": only http:// endpoints are supported`);
+  return url;
+}
+
 export class EtcdBankClient {
   private readonly endpoints: URL[];
   private readonly maxRetries: number;
@@ -79,11 +91,7 @@ export class EtcdBankClient {
 
   constructor(opts: EtcdClientOptions) {
     if (opts.endpoints.length === 0) throw new Error('no etcd endpoints');
-    this.endpoints = opts.endpoints.map((e) => {
-      const url = new URL(e);
-      if (url.protocol !== 'http:') throw new Error(`${e}: only http:// endpoints are supported`);
-      return url;
-    });
+    this.endpoints = opts.endpoints.map(endpointUrl);
     this.maxRetries = opts.maxRetries ?? 10;
     this.timeoutMs = opts.timeoutMs ?? 5000;
   }
