@@ -6,6 +6,14 @@
  * Cross-shard (2PC): the prepare entry (P) applies this cluster's half
  * tentatively and keeps the before-image in the WAL; the decision at the same
  * seq either keeps it (C) or restores the before-image (A).
+ *
+ * Restoring a before-image is only right if nothing else wrote the item in
+ * between, and the leader's locks cannot promise that on their own: an entry
+ * a deposed leader proposed can be chosen later by a NEW-VIEW, after a newer
+ * leader that never saw it admitted a conflicting transfer. So the log order
+ * decides, the same way on every replica: an entry that would write an item
+ * a prepared transaction holds (its WAL lock) executes as `aborted: lock
+ * conflict` and writes nothing.
  */
 import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem, type Topology } from '../protocol/topology.js';
@@ -52,6 +60,9 @@ export function executeSlot(ctx: ExecContext, slot: LogSlot): LogEventProps {
   if (clusterOfItem(ctx.topology, sender) !== ctx.cluster) {
     return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'wrong shard' } };
   }
+  if (ctx.state.walLocks.has(sender) || ctx.state.walLocks.has(receiver)) {
+    return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'lock conflict' } };
+  }
   const from = balanceOf(ctx.state, sender);
   if (from < amount) {
     return { executed: { ...base, command: cmd, status: Status.ABORTED, reason: 'insufficient balance' } };
@@ -82,6 +93,10 @@ function executeTransaction(ctx: ExecContext, slot: LogSlot, cmd: Command, role:
   if (slot.phase === Phase.PHASE_PREPARE) {
     if (decided || state.wal.has(txid)) return { executed: { seq: slot.seq, phase: slot.phase } };
     const item = role === 'coordinator' ? t.sender ?? 0 : t.receiver ?? 0;
+    const holder = state.walLocks.get(item);
+    if (holder !== undefined && holder !== txid) {
+      return { executed: { ...base, status: Status.ABORTED, reason: 'lock conflict' } };
+    }
     const balance = balanceOf(state, item);
     if (role === 'coordinator' && balance < amount) {
       return { executed: { ...base, status: Status.ABORTED, reason: 'insufficient balance' } };

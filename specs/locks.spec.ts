@@ -11,6 +11,8 @@ import type { TxResult } from '../client/client.js';
 import { shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
+import { executeSlot } from '../actors/transfer.js';
+import { applyEvent, balanceOf, emptyState, type LogSlot } from '../store/state.js';
 
 const { Status } = shardbank;
 const C1: NodeId[] = [1, 2, 3];
@@ -165,6 +167,52 @@ test('a transfer the leader refuses as overloaded does not keep its items locked
 
   assert.is(outcome(retry), 'committed');
   await sim.stop();
+});
+
+/**
+ * A deposed leader's entry can be chosen by a later NEW-VIEW after a newer
+ * leader, which never saw it, admitted a conflicting transfer: the locks of
+ * either leader then protect nothing, and only the log order is common to all
+ * replicas. Here C1 has prepared tx A (1001 -> C2), which holds 1001 in its
+ * WAL, and then finds later entries that touch 1001.
+ */
+test('execution: an entry that would write an item a prepared transaction holds aborts with lock conflict, so its undo stays exact', () => {
+  const topology = makeTopology({});
+  const state = emptyState(1, 100);
+  const ctx = { topology, cluster: 1, state };
+  const slot = (seq: number, phase: number, client: string, sender: number, receiver: number, amount: number): LogSlot => ({
+    seq, phase, ballot: { round: 1, node: 1 }, committed: true,
+    command: { client, timestamp: 1, transfer: { sender, receiver, amount } },
+  });
+  const run = (s: LogSlot) => {
+    const ev = executeSlot(ctx, s);
+    applyEvent(state, ev);
+    return ev.executed!;
+  };
+  const { Phase } = shardbank;
+
+  const a = run(slot(1, Phase.PHASE_PREPARE, 'a', 1001, 4001, 30));
+  assert.is(a.status, Status.COMMITTED);
+  assert.is(balanceOf(state, 1001), 70);
+
+  // A second cross-shard prepare on 1001 (the revived entry), and an intra-shard transfer through it.
+  const b = run(slot(2, Phase.PHASE_PREPARE, 'b', 1001, 4002, 5));
+  assert.is(b.status, Status.ABORTED);
+  assert.is(b.reason, 'lock conflict');
+  const c = run(slot(3, Phase.PHASE_PREPARE, 'c', 1002, 1001, 7));
+  assert.is(c.status, Status.ABORTED);
+  assert.is(c.reason, 'lock conflict');
+  assert.is(balanceOf(state, 1001), 70);
+  assert.is(balanceOf(state, 1002), 100);
+
+  // A aborts: the before-image is exact, and nothing is lost or made.
+  run({ ...slot(1, Phase.PHASE_ABORT, 'a', 1001, 4001, 30), reason: 'coordinator changed', runsAt: 4 });
+  assert.is(balanceOf(state, 1001), 100);
+  assert.is(state.walLocks.size, 0);
+  // The lock is free again: the same transfer through 1001 now runs.
+  const d = run(slot(5, Phase.PHASE_PREPARE, 'd', 1002, 1001, 7));
+  assert.is(d.status, Status.COMMITTED);
+  assert.is(balanceOf(state, 1001) + balanceOf(state, 1002), 200);
 });
 
 test.run();
