@@ -42,6 +42,7 @@ interface CoordinatorContext extends CoordinatorInput {
   localPrepared: boolean;
   remotePrepared: boolean;
   abortReason: string;
+  /** Retry periods since the start, or since the decision was ordered or first sent. */
   elapsed: number;
   retries: number;
 }
@@ -51,6 +52,7 @@ export type CoordinatorEvent =
   | { type: 'vote'; prepared: boolean; reason: string }
   | { type: 'ack' }
   | { type: 'queried' }
+  /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */
   | { type: 'tick' };
 
 function propose(ctx: CoordinatorContext, phase: number, seq?: number, reason?: string): Notice {
@@ -86,7 +88,7 @@ export const coordinatorMachine = setup({
     decisionRan: ({ event }) => (event as TxExecutedEvent).phase >= Phase.PHASE_COMMIT,
     bothPrepared: ({ context }) => context.localPrepared && context.remotePrepared,
     mustAbort: ({ context }) => context.localPrepared && context.abortReason !== '',
-    timedOut: ({ context }) => context.elapsed >= context.env.tuning.txTimeoutTicks,
+    timedOut: ({ context }) => context.elapsed * context.env.tuning.txRetryTicks >= context.env.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,
     /** The decision may have run before this actor ordered it (it was already in the log). */
     alreadyDecided: ({ context }) => context.env.state.decisions.has(context.txid),
@@ -110,9 +112,7 @@ export const coordinatorMachine = setup({
     countTick: ({ context }) => {
       context.elapsed++;
     },
-    resendPrepare: ({ context }) => {
-      if (context.elapsed % context.env.tuning.txRetryTicks === 0) sendPrepare(context, ++context.retries % 2 === 0);
-    },
+    resendPrepare: ({ context }) => sendPrepare(context, ++context.retries % 2 === 0),
     noteTimeout: ({ context }) => {
       context.abortReason ||= context.localPrepared ? 'timeout' : 'no majority';
     },
@@ -159,8 +159,9 @@ export const coordinatorMachine = setup({
       context.elapsed = 0;
       sendDecision(context, false);
     },
+    // Periods keep the phase of the start, so the first one after startNotify may be short: skip it.
     resendDecision: ({ context }) => {
-      if (context.elapsed % context.env.tuning.txRetryTicks === 0) sendDecision(context, ++context.retries % 2 === 0);
+      if (context.elapsed >= 2) sendDecision(context, ++context.retries % 2 === 0);
     },
     recordAck: ({ context }) => {
       context.env.record({ acked: { txid: context.txid } });

@@ -37,6 +37,16 @@ export interface NodeEnv {
   ackedToShare: Map<string, number>;
   record(event: LogEventProps): void;
   send(env: EnvelopeProps): void;
+  /**
+   * An actor of this node threw: its state can no longer be trusted, so the
+   * node stops on the spot (fail-stop) and recovers, if restarted, from its log.
+   */
+  fatal(error: unknown, actor: string): void;
+}
+
+/** The `xstate.error.actor.<id>` event a parent gets when a child throws. */
+export function escalateChildError(env: NodeEnv, event: { type: string; error?: unknown }): void {
+  env.fatal(event.error, event.type.slice('xstate.error.actor.'.length));
 }
 
 /** The actor ids of a node's hierarchy (explicit, so runs are reproducible). */

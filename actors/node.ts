@@ -12,7 +12,7 @@ import { bodyOf, compareBallots, type Ballot, type Command, type EnvelopeProps, 
 import { clusterOfItem, clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
 import { electionMachine } from './election.js';
-import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
+import { ACTOR, deliverNotices, escalateChildError, type NodeEnv, type Notice } from './env.js';
 import type { NodeInput } from './events.js';
 import { executorMachine } from './executor.js';
 import { lockManagerMachine } from './lockManager.js';
@@ -167,6 +167,7 @@ export const nodeMachine = setup({
     startsFailed: ({ context }) => context.env.state.failed,
   },
   actions: {
+    escalate: ({ context, event }) => escalateChildError(context.env, event as never),
     route: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<NodeEvent, { type: 'message' }>;
       deliverNotices(enqueue, routeMessage(context.env, e.envelope));
@@ -219,6 +220,8 @@ export const nodeMachine = setup({
   initial: 'booting',
   on: {
     flush: { target: '.live', actions: 'startSet' },
+    // A child that throws is stopped by XState without a word; the node must not go on without it.
+    'xstate.error.actor.*': { actions: 'escalate' },
   },
   states: {
     booting: {

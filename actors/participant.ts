@@ -32,7 +32,6 @@ export interface ParticipantInput {
 
 interface ParticipantContext extends ParticipantInput {
   decision: boolean | null;
-  elapsed: number;
   retries: number;
   abortReason: string;
 }
@@ -101,8 +100,8 @@ export const participantMachine = setup({
         propose(context, context.decision ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.decision ? undefined : 'coordinator aborted'),
       ]);
     }),
+    /** Each tick is one retry period. */
     askCoordinator: ({ context }) => {
-      if (++context.elapsed % context.env.tuning.txRetryTicks !== 0) return;
       const { env } = context;
       sendToCluster(
         env,
@@ -118,7 +117,7 @@ export const participantMachine = setup({
   },
 }).createMachine({
   id: 'participant',
-  context: ({ input }) => ({ ...input, decision: null, elapsed: 0, retries: 0, abortReason: '' }),
+  context: ({ input }) => ({ ...input, decision: null, retries: 0, abortReason: '' }),
   initial: 'routing',
   states: {
     routing: {

@@ -4,6 +4,10 @@
  * `p:<txid>`), routes the transaction's messages and executions to it, and
  * stops it when it is done.
  *
+ * Their timers run on one wheel: an actor hears `tick` once per
+ * `txRetryTicks`, in the phase of the tick it was spawned at, so a node tick
+ * costs events for one slot of the wheel, not for every transaction in flight.
+ *
  * After a leader change the new leader rebuilds its in-doubt work from the
  * log (every `txRetryTicks`): a coordinator prepare with no decision is
  * resolved to abort, a decision with no ACK is resent, a prepared
@@ -14,7 +18,7 @@ import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../pro
 import { hasDecisionEntry } from '../store/state.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
-import { sendToNode, shareAck, type NodeEnv } from './env.js';
+import { escalateChildError, sendToNode, shareAck, type NodeEnv } from './env.js';
 import type { TxExecutedEvent } from './events.js';
 import { participantMachine, type ParticipantMode } from './participant.js';
 
@@ -23,6 +27,8 @@ export interface TransactionsContext {
   coordinators: Set<string>;
   participants: Set<string>;
   ticks: number;
+  /** Actor ids by slot: slot k ticks at node ticks that are k modulo txRetryTicks. */
+  wheel: Set<string>[];
 }
 
 export type TransactionsEvent =
@@ -44,9 +50,16 @@ function clusterOf(env: NodeEnv, item: number | null | undefined): number {
   return clusterOfItem(env.topology, item ?? 0) ?? 0;
 }
 
+function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
+  const period = ctx.env.tuning.txRetryTicks;
+  while (ctx.wheel.length < period) ctx.wheel.push(new Set());
+  return ctx.wheel[ticks % period]!;
+}
+
 function spawnCoordinator(ctx: TransactionsContext, enqueue: Enqueue, input: Omit<CoordinatorInput, 'env'>): void {
   if (ctx.coordinators.has(input.txid)) return;
   ctx.coordinators.add(input.txid);
+  slotOf(ctx, ctx.ticks).add(coordId(input.txid));
   enqueue.spawnChild(coordinatorMachine, { id: coordId(input.txid), input: { ...input, env: ctx.env } });
 }
 
@@ -57,6 +70,7 @@ function spawnParticipant(
 ): void {
   if (ctx.participants.has(input.txid)) return;
   ctx.participants.add(input.txid);
+  slotOf(ctx, ctx.ticks).add(partId(input.txid));
   enqueue.spawnChild(participantMachine, { id: partId(input.txid), input: { ...input, env: ctx.env } });
 }
 
@@ -168,6 +182,7 @@ export const transactionsMachine = setup({
     input: {} as { env: NodeEnv },
   },
   actions: {
+    escalate: ({ context, event }) => escalateChildError(context.env, event as never),
     coordinate: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
       spawnCoordinator(context, enqueue, {
@@ -203,13 +218,15 @@ export const transactionsMachine = setup({
     }),
     finish: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;
-      if (e.role === 'coordinator' && context.coordinators.delete(e.txid)) enqueue.stopChild(coordId(e.txid));
-      if (e.role === 'participant' && context.participants.delete(e.txid)) enqueue.stopChild(partId(e.txid));
+      const id = e.role === 'coordinator' ? coordId(e.txid) : partId(e.txid);
+      const live = e.role === 'coordinator' ? context.coordinators : context.participants;
+      if (!live.delete(e.txid)) return;
+      for (const slot of context.wheel) if (slot.delete(id)) break;
+      enqueue.stopChild(id);
     }),
     tick: enqueueActions(({ context, enqueue }) => {
-      for (const txid of context.coordinators) enqueue.sendTo(coordId(txid), { type: 'tick' });
-      for (const txid of context.participants) enqueue.sendTo(partId(txid), { type: 'tick' });
-      if (++context.ticks % context.env.tuning.txRetryTicks === 0 && context.env.view.role === 'leader') {
+      for (const id of slotOf(context, ++context.ticks)) enqueue.sendTo(id, { type: 'tick' });
+      if (context.ticks % context.env.tuning.txRetryTicks === 0 && context.env.view.role === 'leader') {
         adoptInDoubt(context, enqueue);
       }
     }),
@@ -218,11 +235,12 @@ export const transactionsMachine = setup({
       for (const txid of context.participants) enqueue.stopChild(partId(txid));
       context.coordinators = new Set();
       context.participants = new Set();
+      context.wheel = [];
     }),
   },
 }).createMachine({
   id: 'transactions',
-  context: ({ input }) => ({ env: input.env, coordinators: new Set(), participants: new Set(), ticks: 0 }),
+  context: ({ input }) => ({ env: input.env, coordinators: new Set(), participants: new Set(), ticks: 0, wheel: [] }),
   on: {
     coordinate: { actions: 'coordinate' },
     participate: { actions: 'participate' },
@@ -231,6 +249,7 @@ export const transactionsMachine = setup({
     txDone: { actions: 'finish' },
     tick: { actions: 'tick' },
     reset: { actions: 'stopAll' },
+    'xstate.error.actor.*': { actions: 'escalate' },
   },
 });
 

@@ -233,13 +233,14 @@ export async function etcdBenchCommand(topology: Topology, opts: BenchOptions & 
   }
 }
 
-export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string }): Promise<number> {
+export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string; settleS?: number }): Promise<number> {
   const spinner = progressSpinner();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-bench-'));
   const cluster = opts.connect ? null : new LocalCluster(topology, dataDir);
   const { admin, transport: adminTransport } = tcpAdmin(topology, `bench-admin-${process.pid}`);
   const name = `bench-${process.pid}`;
   const { client, transport } = tcpClient(topology, name, Math.max(1, opts.clients));
+  let keepDataDir = Boolean(opts.dataDir);
   const stopOnSignal = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
@@ -255,12 +256,15 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     const run = await runWorkload(client, workload, opts, progress(spinner));
     const after = await statuses(admin, topology);
     spinner.text = 'auditing';
-    const audit = await new SetRunner({ topology, client, admin }).audit(10_000);
+    const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
     const report = makeReport(opts, run, audit, nodeUsage(before, after));
     process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, report.committed)}\n${formatAudit(audit)}\n`);
-    if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 1)}\n`);
-    return audit.conserved && audit.replicasAgree ? 0 : 1;
+    const deaths = cluster?.deaths() ?? [];
+    for (const line of deaths) process.stdout.write(`${line}\n`);
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, deaths }, null, 1)}\n`);
+    if (deaths.length > 0) keepDataDir = true;
+    return audit.conserved && audit.replicasAgree && deaths.length === 0 ? 0 : 1;
   } catch (err) {
     spinner.fail((err as Error).message);
     return 1;
@@ -271,6 +275,6 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     if (cluster) await cluster.stop();
     await transport.close();
     await adminTransport.close();
-    if (cluster && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (cluster && !keepDataDir) rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -73,6 +73,17 @@ export class LocalCluster {
     }
   }
 
+  /** Nodes whose process ended without being told to (a fail-stop or a crash), with where to read why. */
+  deaths(): string[] {
+    const out: string[] = [];
+    for (const [node, child] of this.procs) {
+      if (child.exitCode === null && child.signalCode === null) continue;
+      const how = child.signalCode ? `signal ${child.signalCode}` : `exit code ${child.exitCode}`;
+      out.push(`${nodeName(node)} stopped by itself (${how}); see ${join(this.dataDir, `${nodeName(node)}.log`)}`);
+    }
+    return out;
+  }
+
   /** Kills a node process outright (no clean shutdown), by its pid. */
   async kill(node: NodeId, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.procs.get(node);

@@ -124,6 +124,7 @@ addTopologyOptions(
     .option('--smallbank', 'SmallBank transaction kinds mapped onto reads and transfers')
     .option('--seed <n>', 'workload seed (default 1)', intArg(0))
     .option('--json <file>', 'also write the results as JSON')
+    .option('--settle <s>', 'how long the audit waits for in-doubt transactions to settle (default 10)', intArg(0, 3600))
     .option('--connect', 'use nodes already running at the configured addresses')
     .option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)', (v: string) => wrap(() => urlList(v)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
@@ -151,6 +152,7 @@ addTopologyOptions(
     smallbank: pick('smallbank', preset.smallbank ?? false),
     seed: pick('seed', 1),
     json: opts['json'] as string | undefined,
+    settleS: pick('settle', 10),
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
   };

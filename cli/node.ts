@@ -36,7 +36,11 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<() => Pr
     maxFrameBytes: topology.tuning.maxFrameBytes,
     log: logLine,
   });
-  const host = new NodeHost({ topology, node, transport, log, seed: opts.seed ?? node, logger: logLine, processStats });
+  const host = new NodeHost({
+    topology, node, transport, log, seed: opts.seed ?? node, logger: logLine, processStats,
+    // Fail-stop: the log holds everything synced; a restart replays it.
+    onFatal: () => process.exit(70),
+  });
   await host.start();
   await transport.start();
   logLine(`listening on ${addr.host}:${addr.port}, replayed ${log.size} events, executed through seq ${host.state.executedThrough}`);

@@ -44,6 +44,13 @@ export interface HostOptions {
   logger?: (line: string) => void;
   /** The process's CPU time and resident memory, when the node has a process of its own. */
   processStats?: () => { cpuMs: number; rssBytes: number; heapUsedBytes: number };
+  /**
+   * Called once if the node stops itself: an actor threw, or the log could
+   * not be written. The node has already stopped taking and sending
+   * messages; a process exits here. Without it the error is thrown from the
+   * turn that found it.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 const realClock: Clock = {
@@ -62,6 +69,7 @@ export class NodeHost {
   private turnScheduled = false;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
+  private failure: Error | null = null;
   /** Synced batches written, and events in them (for tests and stats). */
   readonly stats = { batches: 0, events: 0, turns: 0, snapshots: 0 };
   private sinceSnapshot = 0;
@@ -109,9 +117,11 @@ export class NodeHost {
         // A failed node is disconnected: nothing leaves it.
         if (!state.failed) this.sends.push(env.to ? { ...env, epoch: state.set } : env);
       },
+      fatal: (error, actor) => this.fail(error, `actor ${actor} threw`),
     };
     const clock = this.wrapClock(this.opts.clock ?? realClock);
     this.actor = createActor(nodeMachine, { input: { env: this.env }, clock, id: `n${node}` });
+    this.actor.subscribe({ error: (err) => this.fail(err, 'the node actor threw') });
     this.actor.start();
     this.opts.transport.onEnvelope((env) => this.receive(env));
   }
@@ -123,6 +133,7 @@ export class NodeHost {
         clock.setTimeout(() => {
           if (this.stopped) return;
           fn();
+          this.surfaceFailure();
           this.scheduleTurn();
         }, ms),
       clearTimeout: (id) => clock.clearTimeout(id),
@@ -155,7 +166,28 @@ export class NodeHost {
     this.inbox = [];
     for (const envelope of batch) this.actor.send({ type: 'message', envelope });
     this.actor.send({ type: 'endOfTurn' });
+    this.surfaceFailure();
+    if (this.failure) return;
     this.commit();
+  }
+
+  private surfaceFailure(): void {
+    if (this.failure && !this.opts.onFatal) throw this.failure;
+  }
+
+  /**
+   * Fail-stop: the turn that found the error is dropped unwritten and unsent
+   * (as if the process had died before its write), nothing more is taken or
+   * sent, and the log stays as the last synced batch left it.
+   */
+  private fail(error: unknown, what: string): void {
+    if (this.failure) return;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.stopped = true;
+    this.events = [];
+    this.sends = [];
+    this.log(`stopping: ${what}: ${this.failure.stack ?? this.failure.message}`);
+    this.opts.onFatal?.(this.failure);
   }
 
   /** Writes this turn's events as one synced batch, then releases its output. */
@@ -187,7 +219,7 @@ export class NodeHost {
       for (const s of sends) transport.send(s);
       transport.flush();
     });
-    this.chain.catch((err) => this.log(`event log write failed: ${(err as Error).message}`));
+    this.chain.catch((err) => this.fail(err, 'the event log write failed'));
     return this.chain;
   }
 
