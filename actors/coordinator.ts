@@ -53,7 +53,9 @@ export type CoordinatorEvent =
   | { type: 'ack' }
   | { type: 'queried' }
   /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */
-  | { type: 'tick' };
+  | { type: 'tick' }
+  /** The leader stepped down or the set was flushed: stop here, quietly. */
+  | { type: 'drop' };
 
 function propose(ctx: CoordinatorContext, phase: number, seq?: number, reason?: string): Notice {
   return { to: ACTOR.proposer, event: { type: 'propose', command: ctx.command, phase, seq, reason } };
@@ -175,6 +177,7 @@ export const coordinatorMachine = setup({
   id: 'coordinator',
   context: ({ input }) => ({ ...input, localPrepared: false, remotePrepared: false, abortReason: '', elapsed: 0, retries: 0 }),
   initial: 'routing',
+  on: { drop: '.dropped' },
   states: {
     routing: {
       always: [
@@ -233,5 +236,6 @@ export const coordinatorMachine = setup({
       entry: 'reportDone',
       type: 'final',
     },
+    dropped: { type: 'final' },
   },
 });

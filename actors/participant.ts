@@ -40,7 +40,9 @@ export type ParticipantEvent =
   | TxExecutedEvent
   | { type: 'prepareAgain'; from: NodeId }
   | { type: 'decision'; commit: boolean; from: NodeId }
-  | { type: 'tick' };
+  | { type: 'tick' }
+  /** The leader stepped down or the set was flushed: stop here, quietly. */
+  | { type: 'drop' };
 
 function propose(ctx: ParticipantContext, phase: number, seq?: number, reason?: string): Notice {
   return { to: ACTOR.proposer, event: { type: 'propose', command: ctx.command, phase, seq, reason } };
@@ -119,6 +121,7 @@ export const participantMachine = setup({
   id: 'participant',
   context: ({ input }) => ({ ...input, decision: null, retries: 0, abortReason: '' }),
   initial: 'routing',
+  on: { drop: '.dropped' },
   states: {
     routing: {
       always: [
@@ -173,5 +176,6 @@ export const participantMachine = setup({
       entry: 'reportDone',
       type: 'final',
     },
+    dropped: { type: 'final' },
   },
 });

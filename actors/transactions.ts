@@ -13,7 +13,7 @@
  * resolved to abort, a decision with no ACK is resent, a prepared
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
-import { enqueueActions, setup } from 'xstate';
+import { createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
 import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { hasDecisionEntry } from '../store/state.js';
 import { clusterOfItem } from '../protocol/topology.js';
@@ -24,8 +24,15 @@ import { participantMachine, type ParticipantMode } from './participant.js';
 
 export interface TransactionsContext {
   env: NodeEnv;
-  coordinators: Set<string>;
-  participants: Set<string>;
+  /**
+   * The live coordinator and participant actors, by actor id. They are not
+   * XState children: XState copies a parent's whole children object on every
+   * spawn and stop, which with a thousand transactions in flight cost more
+   * than the transactions. Created with this actor as parent, they share the
+   * node's system and report errors here all the same.
+   */
+  actors: Map<string, AnyActorRef>;
+  self: AnyActorRef;
   ticks: number;
   /** Actor ids by slot: slot k ticks at node ticks that are k modulo txRetryTicks. */
   wheel: Set<string>[];
@@ -50,6 +57,20 @@ function clusterOf(env: NodeEnv, item: number | null | undefined): number {
   return clusterOfItem(env.topology, item ?? 0) ?? 0;
 }
 
+function start(ctx: TransactionsContext, enqueue: Enqueue, id: string, ref: AnyActorRef): void {
+  ctx.actors.set(id, ref);
+  slotOf(ctx, ctx.ticks).add(id);
+  enqueue(() => ref.start());
+}
+
+/** Passes an event to a live transaction actor; false if there is none by that id. */
+function tell(ctx: TransactionsContext, enqueue: Enqueue, id: string, event: { type: string } & Record<string, unknown>): boolean {
+  const ref = ctx.actors.get(id);
+  if (!ref) return false;
+  enqueue(() => ref.send(event));
+  return true;
+}
+
 function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
   const period = ctx.env.tuning.txRetryTicks;
   while (ctx.wheel.length < period) ctx.wheel.push(new Set());
@@ -57,10 +78,9 @@ function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
 }
 
 function spawnCoordinator(ctx: TransactionsContext, enqueue: Enqueue, input: Omit<CoordinatorInput, 'env'>): void {
-  if (ctx.coordinators.has(input.txid)) return;
-  ctx.coordinators.add(input.txid);
-  slotOf(ctx, ctx.ticks).add(coordId(input.txid));
-  enqueue.spawnChild(coordinatorMachine, { id: coordId(input.txid), input: { ...input, env: ctx.env } });
+  const id = coordId(input.txid);
+  if (ctx.actors.has(id)) return;
+  start(ctx, enqueue, id, createActor(coordinatorMachine, { id, parent: ctx.self, input: { ...input, env: ctx.env } }));
 }
 
 function spawnParticipant(
@@ -68,10 +88,9 @@ function spawnParticipant(
   enqueue: Enqueue,
   input: { txid: string; command: Command; coordinatorCluster: number; coordinator: NodeId; mode: ParticipantMode; seq?: number },
 ): void {
-  if (ctx.participants.has(input.txid)) return;
-  ctx.participants.add(input.txid);
-  slotOf(ctx, ctx.ticks).add(partId(input.txid));
-  enqueue.spawnChild(participantMachine, { id: partId(input.txid), input: { ...input, env: ctx.env } });
+  const id = partId(input.txid);
+  if (ctx.actors.has(id)) return;
+  start(ctx, enqueue, id, createActor(participantMachine, { id, parent: ctx.self, input: { ...input, env: ctx.env } }));
 }
 
 /** Messages between leaders; the sender leads its cluster, which is worth remembering. */
@@ -80,15 +99,13 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
   const from = envelope.from ?? 0;
   if (envelope.txVote) {
     const v = envelope.txVote;
-    if (ctx.coordinators.has(v.txid ?? '')) {
-      enqueue.sendTo(coordId(v.txid!), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '' });
-    }
+    tell(ctx, enqueue, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '' });
     return;
   }
   if (envelope.txAck) {
     const txid = envelope.txAck.txid ?? '';
-    if (ctx.coordinators.has(txid)) enqueue.sendTo(coordId(txid), { type: 'ack' });
-    else if (env.state.unacked.has(txid)) {
+    if (tell(ctx, enqueue, coordId(txid), { type: 'ack' })) return;
+    if (env.state.unacked.has(txid)) {
       env.record({ acked: { txid } });
       shareAck(env, txid);
     }
@@ -97,10 +114,7 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
   if (envelope.txDecision) {
     const d = envelope.txDecision;
     const txid = d.txid ?? '';
-    if (ctx.participants.has(txid)) {
-      enqueue.sendTo(partId(txid), { type: 'decision', commit: !!d.commit, from });
-      return;
-    }
+    if (tell(ctx, enqueue, partId(txid), { type: 'decision', commit: !!d.commit, from })) return;
     if (env.state.decisions.has(txid)) {
       sendToNode(env, from, { txAck: { txid } });
       return;
@@ -109,7 +123,7 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
       spawnParticipant(ctx, enqueue, { ...base, command: wal.command, mode: 'resume', seq: wal.seq });
-      enqueue.sendTo(partId(txid), { type: 'decision', commit: !!d.commit, from });
+      tell(ctx, enqueue, partId(txid), { type: 'decision', commit: !!d.commit, from });
     } else if (!d.commit) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(ctx, enqueue, { ...base, mode: 'fence' });
@@ -119,10 +133,7 @@ function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: Envelop
   if (envelope.txQuery) {
     const q = envelope.txQuery;
     const txid = q.txid ?? '';
-    if (ctx.coordinators.has(txid)) {
-      enqueue.sendTo(coordId(txid), { type: 'queried' });
-      return;
-    }
+    if (tell(ctx, enqueue, coordId(txid), { type: 'queried' })) return;
     const participantCluster = q.participantCluster ?? clusterOf(env, q.command?.transfer?.receiver);
     const decided = env.state.decisions.get(txid);
     const wal = env.state.wal.get(txid);
@@ -140,7 +151,7 @@ function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
   for (const w of env.state.wal.values()) {
     const t = w.command.transfer;
     if (w.role === 'coordinator') {
-      if (ctx.coordinators.has(w.txid)) continue;
+      if (ctx.actors.has(coordId(w.txid))) continue;
       // A decision already in the log (inherited in the NEW-VIEW) runs in its turn; never decide twice.
       if (hasDecisionEntry(env.state, w.txid)) continue;
       spawnCoordinator(ctx, enqueue, {
@@ -151,7 +162,7 @@ function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
         seq: w.seq,
         reason: 'coordinator changed',
       });
-    } else if (!ctx.participants.has(w.txid)) {
+    } else if (!ctx.actors.has(partId(w.txid))) {
       spawnParticipant(ctx, enqueue, {
         txid: w.txid,
         command: w.command,
@@ -163,7 +174,7 @@ function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
     }
   }
   for (const u of env.state.unacked.values()) {
-    if (ctx.coordinators.has(u.txid)) continue;
+    if (ctx.actors.has(coordId(u.txid))) continue;
     spawnCoordinator(ctx, enqueue, {
       txid: u.txid,
       command: u.command,
@@ -194,10 +205,7 @@ export const transactionsMachine = setup({
     }),
     participate: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'participate' }>;
-      if (context.participants.has(e.txid)) {
-        enqueue.sendTo(partId(e.txid), { type: 'prepareAgain', from: e.from });
-        return;
-      }
+      if (tell(context, enqueue, partId(e.txid), { type: 'prepareAgain', from: e.from })) return;
       const wal = context.env.state.wal.get(e.txid);
       spawnParticipant(context, enqueue, {
         txid: e.txid,
@@ -213,34 +221,31 @@ export const transactionsMachine = setup({
     }),
     forwardExecuted: enqueueActions(({ context, event, enqueue }) => {
       const e = event as TxExecutedEvent;
-      if (context.coordinators.has(e.txid)) enqueue.sendTo(coordId(e.txid), e);
-      if (context.participants.has(e.txid)) enqueue.sendTo(partId(e.txid), e);
+      tell(context, enqueue, coordId(e.txid), e);
+      tell(context, enqueue, partId(e.txid), e);
     }),
     finish: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;
       const id = e.role === 'coordinator' ? coordId(e.txid) : partId(e.txid);
-      const live = e.role === 'coordinator' ? context.coordinators : context.participants;
-      if (!live.delete(e.txid)) return;
+      // It is in a final state: XState has already stopped it and let go of it.
+      if (!context.actors.delete(id)) return;
       for (const slot of context.wheel) if (slot.delete(id)) break;
-      enqueue.stopChild(id);
     }),
     tick: enqueueActions(({ context, enqueue }) => {
-      for (const id of slotOf(context, ++context.ticks)) enqueue.sendTo(id, { type: 'tick' });
+      for (const id of slotOf(context, ++context.ticks)) tell(context, enqueue, id, { type: 'tick' });
       if (context.ticks % context.env.tuning.txRetryTicks === 0 && context.env.view.role === 'leader') {
         adoptInDoubt(context, enqueue);
       }
     }),
     stopAll: enqueueActions(({ context, enqueue }) => {
-      for (const txid of context.coordinators) enqueue.stopChild(coordId(txid));
-      for (const txid of context.participants) enqueue.stopChild(partId(txid));
-      context.coordinators = new Set();
-      context.participants = new Set();
+      for (const id of context.actors.keys()) tell(context, enqueue, id, { type: 'drop' });
+      context.actors = new Map();
       context.wheel = [];
     }),
   },
 }).createMachine({
   id: 'transactions',
-  context: ({ input }) => ({ env: input.env, coordinators: new Set(), participants: new Set(), ticks: 0, wheel: [] }),
+  context: ({ input, self }) => ({ env: input.env, actors: new Map(), self, ticks: 0, wheel: [] }),
   on: {
     coordinate: { actions: 'coordinate' },
     participate: { actions: 'participate' },

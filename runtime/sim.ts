@@ -96,6 +96,8 @@ export class SimCluster {
   readonly logs = new Map<NodeId, EventLog>();
   private readonly disks = new Map<NodeId, SimDisk>();
   private readonly skews = new Map<NodeId, number>();
+  /** Nodes that stopped themselves (an actor threw, a write failed): the run fails with the first. */
+  private readonly fatal: Error[] = [];
   private readonly syncDelayMs?: [number, number];
   private readonly diskRng;
   readonly client: BankClient;
@@ -176,6 +178,8 @@ export class SimCluster {
       clock: this.clock(node),
       defer: (fn) => this.scheduler.schedule(0, fn),
       logger: () => undefined,
+      // A node that stops itself fails the run at once, with the node's own account of why.
+      onFatal: (error) => this.fatal.push(new Error(`n${node} stopped itself: ${error.stack ?? error.message}`)),
     });
     await host.start();
     this.hosts.set(node, host);
@@ -223,6 +227,7 @@ export class SimCluster {
   async runUntil(done: () => boolean, maxMs = 60_000): Promise<boolean> {
     const limit = this.scheduler.now() + maxMs;
     while (!done()) {
+      if (this.fatal.length > 0) throw this.fatal[0];
       if (!this.scheduler.step(limit)) {
         await this.settle();
         if (done()) return true;

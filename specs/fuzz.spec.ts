@@ -613,7 +613,16 @@ function describeShot(s: Shot): string {
   return `to n${s.to}, ${s.kind}${set}: ${json}`;
 }
 
-type AnyRef = { id: string; getSnapshot(): { status: string; error?: unknown; children?: Record<string, AnyRef> } };
+type AnyRef = {
+  id: string;
+  getSnapshot(): { status: string; error?: unknown; children?: Record<string, AnyRef>; context?: { actors?: Map<string, AnyRef> } };
+};
+
+/** An actor's children, and the transaction actors the transactions actor keeps outside XState's children. */
+function childrenOf(snap: ReturnType<AnyRef['getSnapshot']>): [string, AnyRef][] {
+  const actors = snap.context?.actors instanceof Map ? [...snap.context.actors] : [];
+  return [...Object.entries(snap.children ?? {}), ...actors];
+}
 
 /** Actors of a node that died of an error: XState drops a child's error on the floor unless someone listens. */
 function deadActors(sim: SimCluster): string[] {
@@ -621,7 +630,7 @@ function deadActors(sim: SimCluster): string[] {
   const walk = (ref: AnyRef, path: string) => {
     const snap = ref.getSnapshot();
     if (snap.status === 'error') out.push(`${path}: ${snap.error instanceof Error ? snap.error.stack : String(snap.error)}`);
-    for (const [id, child] of Object.entries(snap.children ?? {})) walk(child, `${path}/${id}`);
+    for (const [id, child] of childrenOf(snap)) walk(child, `${path}/${id}`);
   };
   for (const [n, host] of sim.hosts) walk((host as unknown as { actor: AnyRef }).actor, `n${n}`);
   return out;
@@ -633,7 +642,7 @@ function txActors(sim: SimCluster): string[] {
   for (const [n, host] of sim.hosts) {
     const root = (host as unknown as { actor: AnyRef }).actor.getSnapshot();
     const tx = root.children?.transactions?.getSnapshot();
-    for (const id of Object.keys(tx?.children ?? {})) out.push(`n${n}/${id}`);
+    for (const [id] of tx ? childrenOf(tx) : []) out.push(`n${n}/${id}`);
   }
   return out;
 }
