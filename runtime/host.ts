@@ -58,6 +58,12 @@ const realClock: Clock = {
   clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
 };
 
+interface Group {
+  events: LogEventProps[];
+  sends: EnvelopeProps[];
+  snapshot?: LogEventProps;
+}
+
 export class NodeHost {
   readonly node: NodeId;
   private readonly opts: HostOptions;
@@ -68,6 +74,8 @@ export class NodeHost {
   private sends: EnvelopeProps[] = [];
   private turnScheduled = false;
   private chain: Promise<void> = Promise.resolve();
+  /** Turns waiting for the write in flight; they go to the log together. */
+  private openGroup: Group | null = null;
   private stopped = false;
   private failure: Error | null = null;
   /** Synced batches written, and events in them (for tests and stats). */
@@ -190,14 +198,19 @@ export class NodeHost {
     this.opts.onFatal?.(this.failure);
   }
 
-  /** Writes this turn's events as one synced batch, then releases its output. */
+  /**
+   * Queues this turn's events for the log and its output behind them. While
+   * a write is in flight, the turns that finish meanwhile join one group,
+   * written as one synced batch when that write is done (group commit): one
+   * fsync for all of them, not one each in a row. A group's output leaves
+   * only once the group is durable.
+   */
   private commit(): Promise<void> {
     const events = this.events;
     const sends = this.sends;
     this.events = [];
     this.sends = [];
     if (events.length === 0 && sends.length === 0) return this.chain;
-    const { log, transport } = this.opts;
     // Now the state is exactly the fold of every event recorded, this turn's included.
     this.sinceSnapshot += events.length;
     let snapshot: LogEventProps | null = null;
@@ -205,22 +218,38 @@ export class NodeHost {
       snapshot = { snapshot: takeSnapshot(this.env.state, this.opts.topology.tuning.retainEntries) };
       this.sinceSnapshot = 0;
     }
-    this.chain = this.chain.then(async () => {
-      if (events.length > 0) {
-        await log.append(events);
-        this.stats.batches++;
-        this.stats.events += events.length;
-      }
-      if (snapshot) {
-        await log.compact(snapshot);
-        this.stats.snapshots++;
-      }
-      if (this.stopped) return;
-      for (const s of sends) transport.send(s);
-      transport.flush();
-    });
-    this.chain.catch((err) => this.fail(err, 'the event log write failed'));
+    let group = this.openGroup;
+    if (!group) {
+      const g: Group = { events: [], sends: [] };
+      this.openGroup = group = g;
+      this.chain = this.chain.then(() => this.write(g));
+      this.chain.catch((err) => this.fail(err, 'the event log write failed'));
+    }
+    for (const e of events) group.events.push(e);
+    for (const s of sends) group.sends.push(s);
+    if (snapshot) {
+      // The snapshot is the state after exactly these events: nothing later may join the group.
+      group.snapshot = snapshot;
+      this.openGroup = null;
+    }
     return this.chain;
+  }
+
+  private async write(group: Group): Promise<void> {
+    if (this.openGroup === group) this.openGroup = null;
+    const { log, transport } = this.opts;
+    if (group.events.length > 0) {
+      await log.append(group.events);
+      this.stats.batches++;
+      this.stats.events += group.events.length;
+    }
+    if (group.snapshot) {
+      await log.compact(group.snapshot);
+      this.stats.snapshots++;
+    }
+    if (this.stopped) return;
+    for (const s of group.sends) transport.send(s);
+    transport.flush();
   }
 
   /** Resolves once everything recorded so far is durable and sent. */
