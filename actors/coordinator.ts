@@ -175,7 +175,7 @@ export const coordinatorMachine = setup({
   },
 }).createMachine({
   id: 'coordinator',
-  context: ({ input }) => ({ ...input, localPrepared: false, remotePrepared: false, abortReason: '', elapsed: 0, retries: 0 }),
+  context: ({ input }) => Object.assign({}, input, { localPrepared: false, remotePrepared: false, abortReason: '', elapsed: 0, retries: 0 }),
   initial: 'routing',
   on: { drop: '.dropped' },
   states: {

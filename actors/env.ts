@@ -66,12 +66,14 @@ export interface Notice {
   event: { type: string } & Record<string, unknown>;
 }
 
+// Envelopes are built with Object.assign, not `{ ...body, from, to }`: V8 takes
+// a slow path for a spread followed by more properties (microseconds a message).
 export function sendToPeers(env: NodeEnv, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
-  for (const peer of env.peers) env.send({ ...body, from: env.self, to: peer });
+  for (const peer of env.peers) env.send(Object.assign({ from: env.self, to: peer }, body));
 }
 
 export function sendToNode(env: NodeEnv, to: NodeId, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
-  env.send({ ...body, from: env.self, to });
+  env.send(Object.assign({ from: env.self, to }, body));
 }
 
 /** Heartbeats that repeat an ACK, so a follower that misses one still hears it. */

@@ -156,13 +156,13 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number 
     return [];
   }
   const base = { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster };
-  if (heldBy(ctx, receiver, id) || env.state.wal.has(id)) return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
+  if (heldBy(ctx, receiver, id) || env.state.wal.has(id)) return [{ to: ACTOR.transactions, event: Object.assign({}, base, { mode: 'start' }) }];
   if (isLocked(ctx, receiver)) {
     if (park(ctx, [receiver], id, e, until)) return [];
-    return [{ to: ACTOR.transactions, event: { ...base, mode: 'locked' } }];
+    return [{ to: ACTOR.transactions, event: Object.assign({}, base, { mode: 'locked' }) }];
   }
   lock(ctx, receiver, id);
-  return [{ to: ACTOR.transactions, event: { ...base, mode: 'start' } }];
+  return [{ to: ACTOR.transactions, event: Object.assign({}, base, { mode: 'start' }) }];
 }
 
 /**

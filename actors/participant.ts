@@ -119,7 +119,7 @@ export const participantMachine = setup({
   },
 }).createMachine({
   id: 'participant',
-  context: ({ input }) => ({ ...input, decision: null, retries: 0, abortReason: '' }),
+  context: ({ input }) => Object.assign({}, input, { decision: null, retries: 0, abortReason: '' }),
   initial: 'routing',
   on: { drop: '.dropped' },
   states: {

@@ -80,7 +80,7 @@ function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
 function spawnCoordinator(ctx: TransactionsContext, enqueue: Enqueue, input: Omit<CoordinatorInput, 'env'>): void {
   const id = coordId(input.txid);
   if (ctx.actors.has(id)) return;
-  start(ctx, enqueue, id, createActor(coordinatorMachine, { id, parent: ctx.self, input: { ...input, env: ctx.env } }));
+  start(ctx, enqueue, id, createActor(coordinatorMachine, { id, parent: ctx.self, input: Object.assign({}, input, { env: ctx.env }) }));
 }
 
 function spawnParticipant(
@@ -90,7 +90,7 @@ function spawnParticipant(
 ): void {
   const id = partId(input.txid);
   if (ctx.actors.has(id)) return;
-  start(ctx, enqueue, id, createActor(participantMachine, { id, parent: ctx.self, input: { ...input, env: ctx.env } }));
+  start(ctx, enqueue, id, createActor(participantMachine, { id, parent: ctx.self, input: Object.assign({}, input, { env: ctx.env }) }));
 }
 
 /** Messages between leaders; the sender leads its cluster, which is worth remembering. */

@@ -50,6 +50,8 @@ export interface BenchReport {
   audit: Audit | null;
   /** Per node, over the run: CPU time, synced batches and events, and resident memory at the end. */
   nodes: NodeUsage[];
+  /** CPU time of the bench process itself over the run (it shares the machine with the nodes). */
+  clientCpuMs: number;
 }
 
 export interface NodeUsage {
@@ -94,8 +96,9 @@ export function nodeUsage(before: Map<number, Status>, after: Map<number, Status
   });
 }
 
-export function formatNodeUsage(nodes: NodeUsage[], committed: number): string {
-  if (nodes.length === 0) return '';
+export function formatNodeUsage(nodes: NodeUsage[], committed: number, clientCpuMs: number): string {
+  const client = `client     : ${(clientCpuMs / 1000).toFixed(2)} CPU-s in the bench process itself`;
+  if (nodes.length === 0) return client;
   const cpu = nodes.reduce((t, u) => t + u.cpuMs, 0);
   const rows = nodes.map(
     (u) =>
@@ -106,6 +109,7 @@ export function formatNodeUsage(nodes: NodeUsage[], committed: number): string {
   return [
     `nodes      : ${(cpu / 1000).toFixed(2)} CPU-s in all, ${committed ? ((cpu * 1000) / committed).toFixed(0) : '-'} µs of node CPU per commit`,
     ...rows,
+    client,
   ].join('\n');
 }
 
@@ -120,7 +124,7 @@ export async function runWorkload(
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
-): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number }> {
+): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
     let s = stats.get(k);
@@ -128,6 +132,7 @@ export async function runWorkload(
     return s;
   };
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const deadline = opts.durationS ? started + opts.durationS * 1000 : Infinity;
   let issued = 0;
   let done = 0;
@@ -149,7 +154,8 @@ export async function runWorkload(
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.clients) }, loop));
   if (timer) clearInterval(timer);
-  return { stats, elapsedMs: performance.now() - started, done };
+  const used = process.cpuUsage(cpu);
+  return { stats, elapsedMs: performance.now() - started, done, clientCpuMs: (used.user + used.system) / 1000 };
 }
 
 export function formatBenchTable(report: BenchReport): string {
@@ -173,7 +179,7 @@ export function formatBenchTable(report: BenchReport): string {
 
 type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-function makeReport(options: BenchOptions, { stats, elapsedMs, done }: Run, audit: Audit | null, nodes: NodeUsage[]): BenchReport {
+function makeReport(options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[]): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
   return {
@@ -186,6 +192,7 @@ function makeReport(options: BenchOptions, { stats, elapsedMs, done }: Run, audi
     latencyMs: Object.fromEntries([...stats].map(([k, s]) => [k, latencySummary(s.latency)])),
     audit,
     nodes,
+    clientCpuMs,
   };
 }
 
@@ -221,7 +228,7 @@ export async function etcdBenchCommand(topology: Topology, opts: BenchOptions & 
     const expectedTotal = topology.items * topology.initialBalance;
     const report = makeReport(opts, run, null, []);
     const money = total === expectedTotal ? `money conserved (total ${total})` : `MONEY NOT CONSERVED: total ${total}, expected ${expectedTotal}`;
-    process.stdout.write(`${formatBenchTable(report)}\netcd       : ${opts.endpoints.join(', ')}\naudit: ${money}\n`);
+    process.stdout.write(`${formatBenchTable(report)}\netcd       : ${opts.endpoints.join(', ')}\n${formatNodeUsage([], 0, report.clientCpuMs)}\naudit: ${money}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, etcd: { endpoints: opts.endpoints, total, expectedTotal } }, null, 1)}\n`);
     return total === expectedTotal ? 0 : 1;
   } catch (err) {
@@ -259,7 +266,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
     const report = makeReport(opts, run, audit, nodeUsage(before, after));
-    process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, report.committed)}\n${formatAudit(audit)}\n`);
+    process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, deaths }, null, 1)}\n`);

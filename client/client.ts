@@ -112,7 +112,8 @@ export class BankClient {
   private async submit(cluster: number, op: Omit<Command, 'client' | 'timestamp'>): Promise<TxResult> {
     const slot = await this.takeSlot();
     slot.timestamp++;
-    const command: Command = { ...op, client: slot.name, timestamp: slot.timestamp };
+    // (Object.assign, not a spread with more properties after it: V8's slow path for those costs microseconds.)
+    const command: Command = Object.assign({}, op, { client: slot.name, timestamp: slot.timestamp });
     const id = `${slot.name}:${slot.timestamp}`;
     return new Promise<TxResult>((resolve) => {
       const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve };
@@ -186,7 +187,7 @@ export class BankClient {
     this.timers.clearTimeout(req.timer);
     const latencyMs = this.timers.now() - req.startedAt;
     if (!req.retried && r.node) this.sampleLatency(latencyMs);
-    req.resolve({ ...r, latencyMs, requestId: id });
+    req.resolve(Object.assign({}, r, { latencyMs, requestId: id }));
     this.releaseSlot(req.slot);
   }
 

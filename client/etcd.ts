@@ -116,7 +116,7 @@ export class EtcdBankClient {
 
   async transfer(sender: number, receiver: number, amount: number): Promise<TxResult> {
     const started = performance.now();
-    const done = (r: Omit<TxResult, 'latencyMs'>): TxResult => ({ ...r, latencyMs: performance.now() - started });
+    const done = (r: Omit<TxResult, 'latencyMs'>): TxResult => Object.assign({}, r, { latencyMs: performance.now() - started });
     const problem =
       itemProblem(sender) ??
       itemProblem(receiver) ??
@@ -146,7 +146,7 @@ export class EtcdBankClient {
 
   async read(item: number): Promise<TxResult> {
     const started = performance.now();
-    const done = (r: Omit<TxResult, 'latencyMs'>): TxResult => ({ ...r, latencyMs: performance.now() - started });
+    const done = (r: Omit<TxResult, 'latencyMs'>): TxResult => Object.assign({}, r, { latencyMs: performance.now() - started });
     const problem = itemProblem(item);
     if (problem) return done({ status: 'failed', reason: problem });
     try {

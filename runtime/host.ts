@@ -123,7 +123,9 @@ export class NodeHost {
       },
       send: (env) => {
         // A failed node is disconnected: nothing leaves it.
-        if (!state.failed) this.sends.push(env.to ? { ...env, epoch: state.set } : env);
+        if (state.failed) return;
+        if (env.to) env = Object.assign({}, env, { epoch: state.set });
+        this.sends.push(env);
       },
       fatal: (error, actor) => this.fail(error, `actor ${actor} threw`),
     };
