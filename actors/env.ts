@@ -108,9 +108,22 @@ interface Enqueue {
   sendTo: (...args: any[]) => void;
 }
 
-/** Queues each notice as an XState sendTo to the sibling's system id. */
+/** Kinds of notice that come in runs (one per request), and the event that carries a run of them. */
+const JOINED: Record<string, string> = { admit: 'admitAll', release: 'releaseAll', propose: 'proposeAll', read: 'readAll' };
+
+/**
+ * Queues each notice as an XState sendTo to the sibling's system id. A run
+ * of notices of one kind to one actor (see JOINED) goes as one event that
+ * carries them all, in order.
+ */
 export function deliverNotices(enqueue: Enqueue, notices: Notice[]): void {
-  for (const n of notices) {
-    enqueue.sendTo(({ system }: { system: { get(id: string): unknown } }) => system.get(n.to), n.event);
+  for (let i = 0; i < notices.length; ) {
+    const n = notices[i]!;
+    const joined = JOINED[n.event.type];
+    let j = i + 1;
+    if (joined) while (j < notices.length && notices[j]!.to === n.to && notices[j]!.event.type === n.event.type) j++;
+    const event = j - i > 1 ? { type: joined!, events: notices.slice(i, j).map((m) => m.event) } : n.event;
+    enqueue.sendTo(({ system }: { system: { get(id: string): unknown } }) => system.get(n.to), event);
+    i = j;
   }
 }

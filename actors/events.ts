@@ -54,12 +54,22 @@ export type AdmitEvent = { type: 'admit'; command: Command };
 export type ReleaseEvent = { type: 'release'; command: Command };
 /** Root -> executor: a balance read at the leader. */
 export type ReadEvent = { type: 'read'; command: Command };
+/**
+ * Several events of one kind for one actor, from one turn: `deliverNotices`
+ * joins a run of them into one, so a turn with hundreds of requests costs the
+ * actors a few dispatches, not hundreds.
+ */
+export type AdmitAllEvent = { type: 'admitAll'; events: AdmitEvent[] };
+export type ReleaseAllEvent = { type: 'releaseAll'; events: ReleaseEvent[] };
+export type ProposeAllEvent = { type: 'proposeAll'; events: ProposeEvent[] };
+export type ReadAllEvent = { type: 'readAll'; events: ReadEvent[] };
 export type ExecuteEvent = { type: 'execute' };
 export type ResetEvent = { type: 'reset' };
 
 /** Events the node's root machine takes from its runtime. */
 export type NodeInput =
-  | { type: 'message'; envelope: EnvelopeProps }
+  /** A turn's envelopes, in arrival order. */
+  | { type: 'messages'; envelopes: EnvelopeProps[] }
   | EndOfTurnEvent
   | { type: 'fail' }
   | { type: 'recover' }

@@ -25,7 +25,7 @@ import { entryKey, shardbank, type Command, type NodeId } from '../protocol/mess
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf } from '../store/state.js';
 import { ACTOR, deliverNotices, sendToNode, type NodeEnv, type Notice } from './env.js';
-import type { AdmitEvent, ReleaseEvent } from './events.js';
+import type { AdmitAllEvent, AdmitEvent, ReleaseAllEvent, ReleaseEvent } from './events.js';
 import { failReply, replyTo, requestId } from './replies.js';
 import { txRole } from './transfer.js';
 
@@ -50,7 +50,15 @@ interface Parked {
 
 export type PrepareTxEvent = { type: 'prepare'; command: Command; from: NodeId; coordinatorCluster: number };
 
-export type LockManagerEvent = AdmitEvent | ReleaseEvent | PrepareTxEvent | { type: 'reset' } | { type: 'tick' } | { type: 'adopt' };
+export type LockManagerEvent =
+  | AdmitEvent
+  | AdmitAllEvent
+  | ReleaseEvent
+  | ReleaseAllEvent
+  | PrepareTxEvent
+  | { type: 'reset' }
+  | { type: 'tick' }
+  | { type: 'adopt' };
 
 function problemWith(env: NodeEnv, command: Command): string | null {
   const t = command.transfer;
@@ -213,8 +221,17 @@ export const lockManagerMachine = setup({
     admitPrepare: enqueueActions(({ context, event, enqueue }) => {
       deliverNotices(enqueue, admitPrepare(context, event as PrepareTxEvent));
     }),
+    admitAll: enqueueActions(({ context, event, enqueue }) => {
+      const notices: Notice[] = [];
+      for (const e of (event as AdmitAllEvent).events) for (const n of admit(context, e.command)) notices.push(n);
+      deliverNotices(enqueue, notices);
+    }),
     release: enqueueActions(({ context, event, enqueue }) => {
       release(context, (event as ReleaseEvent).command);
+      if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
+    }),
+    releaseAll: enqueueActions(({ context, event, enqueue }) => {
+      for (const e of (event as ReleaseAllEvent).events) release(context, e.command);
       if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
     }),
     tick: enqueueActions(({ context, enqueue }) => {
@@ -232,8 +249,10 @@ export const lockManagerMachine = setup({
   context: ({ input }) => ({ env: input.env, locks: new Map(), parked: [], ticks: 0 }),
   on: {
     admit: { actions: 'admit' },
+    admitAll: { actions: 'admitAll' },
     prepare: { actions: 'admitPrepare' },
     release: { actions: 'release' },
+    releaseAll: { actions: 'releaseAll' },
     reset: { actions: 'clear' },
     adopt: { actions: ['clear', 'adopt'] },
     tick: { actions: 'tick' },

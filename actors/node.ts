@@ -169,8 +169,10 @@ export const nodeMachine = setup({
   actions: {
     escalate: ({ context, event }) => escalateChildError(context.env, event as never),
     route: enqueueActions(({ context, event, enqueue }) => {
-      const e = event as Extract<NodeEvent, { type: 'message' }>;
-      deliverNotices(enqueue, routeMessage(context.env, e.envelope));
+      const e = event as Extract<NodeEvent, { type: 'messages' }>;
+      const notices: Notice[] = [];
+      for (const envelope of e.envelopes) for (const n of routeMessage(context.env, envelope)) notices.push(n);
+      deliverNotices(enqueue, notices);
     }),
     tickChildren: enqueueActions(({ enqueue }) => {
       deliverNotices(enqueue, [
@@ -231,7 +233,7 @@ export const nodeMachine = setup({
       entry: 'scheduleTick',
       exit: 'stopClock',
       on: {
-        message: { actions: 'route' },
+        messages: { actions: 'route' },
         tick: { actions: ['tickChildren', 'scheduleTick'] },
         endOfTurn: { actions: 'endTurn' },
         fail: { target: 'failed', actions: 'recordFailed' },

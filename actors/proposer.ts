@@ -10,8 +10,8 @@
  */
 import { enqueueActions, setup } from 'xstate';
 import { ballotEquals, entryKey, shardbank, slotKeyOf, wireKeyOf, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
-import { ACTOR, deliverNotices, sendToNode, sendToPeers, type NodeEnv } from './env.js';
-import type { AcceptedEvent, EndOfTurnEvent, LeadEvent, ProposeEvent, StepDownEvent, TickEvent } from './events.js';
+import { ACTOR, deliverNotices, sendToNode, sendToPeers, type NodeEnv, type Notice } from './env.js';
+import type { AcceptedEvent, EndOfTurnEvent, LeadEvent, ProposeAllEvent, ProposeEvent, StepDownEvent, TickEvent } from './events.js';
 import { hasDecisionEntry } from '../store/state.js';
 import { failReply, requestId } from './replies.js';
 
@@ -40,7 +40,15 @@ export interface ProposerContext {
   ticks: number;
 }
 
-export type ProposerEvent = LeadEvent | StepDownEvent | ProposeEvent | AcceptedEvent | EndOfTurnEvent | TickEvent | { type: 'reset' };
+export type ProposerEvent =
+  | LeadEvent
+  | StepDownEvent
+  | ProposeEvent
+  | ProposeAllEvent
+  | AcceptedEvent
+  | EndOfTurnEvent
+  | TickEvent
+  | { type: 'reset' };
 
 function inflightLimit(env: NodeEnv): number {
   return env.tuning.maxInflightRounds * env.tuning.maxBatch;
@@ -82,6 +90,21 @@ function commitReady(ctx: ProposerContext, keys: number[]): void {
   if (chosen.length === 0) return;
   env.record({ committed: { keys: chosen } });
   sendToPeers(env, { commit: { ballot: ctx.ballot, keys: chosen } });
+}
+
+function enqueue(ctx: ProposerContext, e: ProposeEvent): void {
+  const phase = e.phase ?? (e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE);
+  // A decision already in the log (inherited in a NEW-VIEW) is that slot's value: proposing
+  // it again, with a new seq to run at, could give one Paxos instance two values.
+  if (e.seq !== undefined && hasDecisionEntry(ctx.env.state, requestId(e.command))) return;
+  ctx.queue.push({ command: e.command, phase, seq: e.seq, reason: e.reason });
+  if (ctx.queue.length >= ctx.env.tuning.maxBatch) proposeQueued(ctx);
+}
+
+/** The queue is full: the client hears `overloaded`, and the transfer's locks go. */
+function refuse(ctx: ProposerContext, command: Command): Notice {
+  failReply(ctx.env, command, 'overloaded');
+  return { to: ACTOR.lockManager, event: { type: 'release', command } };
 }
 
 function retransmit(ctx: ProposerContext): void {
@@ -128,19 +151,17 @@ export const proposerMachine = setup({
       context.nextSeq = env.state.maxSeq + 1;
       commitReady(context, [...context.pending.keys()]);
     },
-    enqueue: ({ context, event }) => {
-      const e = event as ProposeEvent;
-      const phase = e.phase ?? (e.skipped ? shardbank.Phase.PHASE_ABORT : shardbank.Phase.PHASE_NONE);
-      // A decision already in the log (inherited in a NEW-VIEW) is that slot's value: proposing
-      // it again, with a new seq to run at, could give one Paxos instance two values.
-      if (e.seq !== undefined && hasDecisionEntry(context.env.state, requestId(e.command))) return;
-      context.queue.push({ command: e.command, phase, seq: e.seq, reason: e.reason });
-      if (context.queue.length >= context.env.tuning.maxBatch) proposeQueued(context);
-    },
+    enqueue: ({ context, event }) => enqueue(context, event as ProposeEvent),
     refuseOverload: enqueueActions(({ context, event, enqueue }) => {
-      const { command } = event as ProposeEvent;
-      failReply(context.env, command, 'overloaded');
-      deliverNotices(enqueue, [{ to: ACTOR.lockManager, event: { type: 'release', command } }]);
+      deliverNotices(enqueue, [refuse(context, (event as ProposeEvent).command)]);
+    }),
+    enqueueAll: enqueueActions(({ context, event, enqueue: enqueueAction }) => {
+      const refused: Notice[] = [];
+      for (const e of (event as ProposeAllEvent).events) {
+        if (context.queue.length >= context.env.tuning.maxQueue) refused.push(refuse(context, e.command));
+        else enqueue(context, e);
+      }
+      deliverNotices(enqueueAction, refused);
     }),
     flushQueue: ({ context }) => proposeQueued(context),
     countVote: ({ context, event }) => {
@@ -193,6 +214,7 @@ export const proposerMachine = setup({
     leading: {
       on: {
         propose: [{ guard: 'queueFull', actions: 'refuseOverload' }, { actions: 'enqueue' }],
+        proposeAll: { actions: 'enqueueAll' },
         accepted: { actions: 'countVote' },
         endOfTurn: { actions: 'flushQueue' },
         tick: { actions: 'onTick' },

@@ -174,7 +174,7 @@ export class NodeHost {
     this.stats.turns++;
     const batch = this.inbox;
     this.inbox = [];
-    for (const envelope of batch) this.actor.send({ type: 'message', envelope });
+    if (batch.length > 0) this.actor.send({ type: 'messages', envelopes: batch });
     this.actor.send({ type: 'endOfTurn' });
     this.surfaceFailure();
     if (this.failure) return;
