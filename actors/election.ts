@@ -11,7 +11,7 @@
  */
 import { and, enqueueActions, setup } from 'xstate';
 import { compareBallots, wireKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
-import { ACTOR, acksForHeartbeat, deliverNotices, sendToNode, sendToPeers, type NodeEnv, type Notice } from './env.js';
+import { ACTOR, acksForHeartbeat, deliverNotices, sendToNode, sendToPeers, sendToPeersNow, type NodeEnv, type Notice } from './env.js';
 import type {
   ContactEvent,
   FlushedEvent,
@@ -194,7 +194,9 @@ export const electionMachine = setup({
       if (++context.sinceHeartbeat < env.tuning.heartbeatTicks) return;
       context.sinceHeartbeat = 0;
       const acked = acksForHeartbeat(env);
-      sendToPeers(env, { heartbeat: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, acked } });
+      // Not behind the log: commitThrough is a hint (a follower asks for what it lacks, and
+      // that answer is durable first); the ACKs it repeats are the participant's, already durable there.
+      sendToPeersNow(env, { heartbeat: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, acked } });
     },
     installInitialView: ({ context, event }) => {
       const { env } = context;

@@ -38,6 +38,13 @@ export interface NodeEnv {
   record(event: LogEventProps): void;
   send(env: EnvelopeProps): void;
   /**
+   * For a message that vouches for nothing in this node's log (a leader's
+   * heartbeat): it leaves at the end of the turn, without waiting behind the
+   * log write in flight. A heartbeat held up by a slow fsync or a compaction
+   * would look like a dead leader, and the followers would depose it.
+   */
+  sendNow(env: EnvelopeProps): void;
+  /**
    * An actor of this node threw: its state can no longer be trusted, so the
    * node stops on the spot (fail-stop) and recovers, if restarted, from its log.
    */
@@ -70,6 +77,11 @@ export interface Notice {
 // a slow path for a spread followed by more properties (microseconds a message).
 export function sendToPeers(env: NodeEnv, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
   for (const peer of env.peers) env.send(Object.assign({ from: env.self, to: peer }, body));
+}
+
+/** See NodeEnv.sendNow: only for what promises nothing about this node's log. */
+export function sendToPeersNow(env: NodeEnv, body: Omit<EnvelopeProps, 'from' | 'to'>): void {
+  for (const peer of env.peers) env.sendNow(Object.assign({ from: env.self, to: peer }, body));
 }
 
 export function sendToNode(env: NodeEnv, to: NodeId, body: Omit<EnvelopeProps, 'from' | 'to'>): void {

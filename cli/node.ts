@@ -40,6 +40,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<() => Pr
     topology, node, transport, log, seed: opts.seed ?? node, logger: logLine, processStats,
     // Fail-stop: the log holds everything synced; a restart replays it.
     onFatal: () => process.exit(70),
+    turnBudgetMs: topology.tuning.turnBudgetMs,
   });
   await host.start();
   await transport.start();

@@ -59,6 +59,12 @@ export interface Tuning {
   clientTimeoutMs: number;
   /** Client: time after which a request is given up as `failed`. */
   clientGiveUpMs: number;
+  /**
+   * A node process spends at most this long (ms) of one turn on its inbox
+   * before it lets its timers run (the simulator, being deterministic, has no
+   * such budget).
+   */
+  turnBudgetMs: number;
 }
 
 export interface Topology {
@@ -90,6 +96,7 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   retainEntries: 2000,
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
+  turnBudgetMs: 20,
 });
 
 /** The cluster (1-based) a node belongs to. */

@@ -51,7 +51,16 @@ export interface HostOptions {
    * turn that found it.
    */
   onFatal?: (error: Error) => void;
+  /**
+   * How long one turn may spend on its inbox before the rest waits for the
+   * next turn (real processes; the simulator leaves it unset, so that runs
+   * depend on the seed alone).
+   */
+  turnBudgetMs?: number;
 }
+
+/** Envelopes handed to the actors at once when a turn has a budget. */
+const TURN_SLICE = 64;
 
 const realClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
@@ -72,12 +81,15 @@ export class NodeHost {
   private inbox: EnvelopeProps[] = [];
   private events: LogEventProps[] = [];
   private sends: EnvelopeProps[] = [];
+  /** This turn's messages that need no write behind them (NodeEnv.sendNow). */
+  private sendsNow: EnvelopeProps[] = [];
   private turnScheduled = false;
   private chain: Promise<void> = Promise.resolve();
   /** Turns waiting for the write in flight; they go to the log together. */
   private openGroup: Group | null = null;
   private stopped = false;
   private failure: Error | null = null;
+  private lastView = '';
   /** Synced batches written, and events in them (for tests and stats). */
   readonly stats = { batches: 0, events: 0, turns: 0, snapshots: 0 };
   private sinceSnapshot = 0;
@@ -127,6 +139,10 @@ export class NodeHost {
         if (env.to) env = Object.assign({}, env, { epoch: state.set });
         this.sends.push(env);
       },
+      sendNow: (env) => {
+        if (state.failed) return;
+        this.sendsNow.push(Object.assign({}, env, { epoch: state.set }));
+      },
       fatal: (error, actor) => this.fail(error, `actor ${actor} threw`),
     };
     const clock = this.wrapClock(this.opts.clock ?? realClock);
@@ -144,6 +160,7 @@ export class NodeHost {
           if (this.stopped) return;
           fn();
           this.surfaceFailure();
+          this.noteViewChange();
           this.scheduleTurn();
         }, ms),
       clearTimeout: (id) => clock.clearTimeout(id),
@@ -172,13 +189,58 @@ export class NodeHost {
     this.turnScheduled = false;
     if (this.stopped) return;
     this.stats.turns++;
-    const batch = this.inbox;
-    this.inbox = [];
-    if (batch.length > 0) this.actor.send({ type: 'messages', envelopes: batch });
+    this.takeInbox();
     this.actor.send({ type: 'endOfTurn' });
     this.surfaceFailure();
     if (this.failure) return;
+    this.noteViewChange();
+    this.releaseNow();
     this.commit();
+    // What the budget left for later: the next turn, after the timers have had their go.
+    if (this.inbox.length > 0) this.scheduleTurn();
+  }
+
+  /**
+   * Hands the inbox to the actors. Under `turnBudgetMs`, in slices, and only
+   * until the budget is spent: a backlog of thousands of requests would
+   * otherwise hold the event loop long enough for the node's own timers (its
+   * heartbeats) to miss their time, and its followers would depose it.
+   */
+  private takeInbox(): void {
+    const budget = this.opts.turnBudgetMs;
+    const inbox = this.inbox;
+    if (inbox.length === 0) return;
+    if (budget === undefined) {
+      this.inbox = [];
+      this.actor.send({ type: 'messages', envelopes: inbox });
+      return;
+    }
+    const started = performance.now();
+    let i = 0;
+    while (i < inbox.length && (i === 0 || performance.now() - started < budget)) {
+      const slice = inbox.slice(i, i + TURN_SLICE);
+      i += slice.length;
+      this.actor.send({ type: 'messages', envelopes: slice });
+    }
+    this.inbox = i < inbox.length ? inbox.slice(i) : [];
+  }
+
+  /** Role and ballot changes go to the node's log file: when a cluster changes leader, and who started it. */
+  private noteViewChange(): void {
+    const { role, leader, ballot } = this.env.view;
+    const key = `${role} ${leader} ${ballot.round ?? 0}.${ballot.node ?? 0}`;
+    if (key === this.lastView) return;
+    this.lastView = key;
+    const b = `<${ballot.round ?? 0}, n${ballot.node ?? 0}>`;
+    this.log(role === 'leader' ? `leading with ballot ${b}` : role === 'candidate' ? `campaigning with ballot ${b}` : `following n${leader || '?'} (ballot ${b})`);
+  }
+
+  private releaseNow(): void {
+    if (this.sendsNow.length === 0) return;
+    const { transport } = this.opts;
+    for (const s of this.sendsNow) transport.send(s);
+    this.sendsNow = [];
+    transport.flush();
   }
 
   private surfaceFailure(): void {
@@ -196,6 +258,7 @@ export class NodeHost {
     this.stopped = true;
     this.events = [];
     this.sends = [];
+    this.sendsNow = [];
     this.log(`stopping: ${what}: ${this.failure.stack ?? this.failure.message}`);
     this.opts.onFatal?.(this.failure);
   }
@@ -293,6 +356,7 @@ export class NodeHost {
       } else {
         reply.error = 'unknown admin command';
       }
+      this.releaseNow();
       await this.commit();
       await this.idle();
     } catch (err) {

@@ -39,6 +39,7 @@ test('an actor that throws stops the node: the root hears of it and reports whic
       applyEvent(state, ev);
     },
     send: () => undefined,
+    sendNow: () => undefined,
     fatal: (error, actor) => fatal.push({ error, actor }),
   };
   const node = createActor(nodeMachine, { input: { env } }).start();

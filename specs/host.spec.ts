@@ -1,0 +1,120 @@
+/**
+ * The node runtime around the actors: turns that finish while a write is in
+ * flight share the next synced batch, a leader's heartbeats do not wait
+ * behind its log, and a turn with a budget leaves a backlog for later turns.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { shardbank, type EnvelopeProps, type LogEventProps } from '../protocol/messages.js';
+import { makeTopology } from '../protocol/topology.js';
+import type { Transport } from '../protocol/transport.js';
+import { NodeHost } from '../runtime/host.js';
+import { EventLog, type NodeLog } from '../store/eventlog.js';
+
+/** A log whose writes wait until `release()` while `held` is set. */
+class HeldLog implements NodeLog {
+  held = false;
+  appends: number[] = [];
+  private waiting: (() => void)[] = [];
+  private readonly inner = EventLog.inMemory();
+  open = () => this.inner.open();
+  readAll = () => this.inner.readAll();
+  clear = () => this.inner.clear();
+  close = () => this.inner.close();
+  compact = (s: LogEventProps) => this.inner.compact(s);
+  get size() {
+    return this.inner.size;
+  }
+  async append(events: LogEventProps[]): Promise<void> {
+    if (this.held) await new Promise<void>((r) => this.waiting.push(r));
+    this.appends.push(events.length);
+    return this.inner.append(events);
+  }
+  release(): void {
+    this.held = false;
+    for (const r of this.waiting.splice(0)) r();
+  }
+}
+
+function harness(turnBudgetMs?: number) {
+  const topology = makeTopology({});
+  const log = new HeldLog();
+  const sent: EnvelopeProps[] = [];
+  let handler: (env: EnvelopeProps) => void = () => undefined;
+  const transport: Transport = {
+    send: (env) => sent.push(env),
+    flush: () => undefined,
+    onEnvelope: (h) => (handler = h),
+    close: async () => undefined,
+  };
+  const host = new NodeHost({ topology, node: 1, transport, log, turnBudgetMs, logger: () => undefined });
+  // As off the wire: decoded, so the body's oneof is set.
+  const deliver = (env: EnvelopeProps) => handler(shardbank.Envelope.decode(shardbank.Envelope.encode(env).finish()));
+  const transfer = (ts: number, sender: number) => deliver({ from: 0, fromClient: 'c', request: { command: { client: 'c', timestamp: ts, transfer: { sender, receiver: sender + 1, amount: 1 } } } });
+  const read = (ts: number, item: number) => deliver({ from: 0, fromClient: `r${ts}`, request: { command: { client: `r${ts}`, timestamp: ts, read: { item } } } });
+  return { topology, log, sent, host, deliver, transfer, read };
+}
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a test body against a started leader, and stops it however the body ends. */
+async function withLeader(turnBudgetMs: number | undefined, body: (h: ReturnType<typeof harness>) => Promise<void>): Promise<void> {
+  const h = harness(turnBudgetMs);
+  await h.host.start();
+  try {
+    await h.host.admin({ flush: { leader: 1, set: 1, initialBalance: 10 } }, '');
+    await body(h);
+  } finally {
+    h.log.release();
+    await h.host.stop();
+  }
+}
+
+test('heartbeats leave while the log write is stuck; what the write holds back waits for it', () =>
+  withLeader(undefined, async (h) => {
+    h.log.held = true;
+    h.transfer(1, 10);
+    await wait(h.topology.tuning.tickMs * 3);
+    const sentWhileHeld = h.sent.length;
+    await wait(h.topology.tuning.tickMs * 6);
+    const later = h.sent.slice(sentWhileHeld);
+    assert.ok(later.some((e) => e.heartbeat), 'heartbeats go on while the write is stuck');
+    assert.not.ok(h.sent.some((e) => e.accept), 'the accept waits for its own write');
+
+    h.log.release();
+    await wait(h.topology.tuning.tickMs * 2);
+    assert.ok(h.sent.some((e) => e.accept), 'and leaves once it is durable');
+  }));
+
+test('turns that finish while a write is in flight are written together, as one synced batch', () =>
+  withLeader(undefined, async (h) => {
+    h.log.held = true;
+    h.transfer(1, 10);
+    await wait(5);
+    // Three more turns while the first write waits.
+    for (let i = 0; i < 3; i++) {
+      h.transfer(2 + i, 20 + 2 * i);
+      await wait(5);
+    }
+    const before = h.log.appends.length;
+    h.log.release();
+    await h.host.idle();
+    const batches = h.log.appends.slice(before);
+    assert.is(batches.length, 2, `the held write, then one batch for the turns behind it (got ${batches.join(', ')} events)`);
+    const accepted = (await h.log.readAll()).filter((e) => e.accepted).flatMap((e) => e.accepted!.entries ?? []);
+    assert.is(accepted.length, 4, 'every turn\'s entry is in the log');
+  }));
+
+test('a turn budget leaves a backlog to later turns, and every request is still answered', () =>
+  withLeader(0, async (h) => {
+    const turns = h.host.stats.turns;
+    const n = 300;
+    for (let i = 1; i <= n; i++) h.read(i, i);
+    await wait(50);
+    await h.host.idle();
+    const replies = h.sent.filter((e) => e.reply);
+    assert.is(replies.length, n);
+    assert.ok(h.host.stats.turns - turns >= Math.ceil(n / 64), `${h.host.stats.turns - turns} turns for ${n} reads`);
+  }));
+
+test.run();
