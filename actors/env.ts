@@ -38,10 +38,14 @@ export interface NodeEnv {
   record(event: LogEventProps): void;
   send(env: EnvelopeProps): void;
   /**
-   * For a message that vouches for nothing in this node's log (a leader's
-   * heartbeat): it leaves at the end of the turn, without waiting behind the
-   * log write in flight. A heartbeat held up by a slow fsync or a compaction
-   * would look like a dead leader, and the followers would depose it.
+   * For a message that vouches for nothing in this node's log: it leaves at
+   * the end of the turn, without waiting behind the log write in flight.
+   * A leader's heartbeat (held up by a slow fsync or a compaction it would
+   * look like a dead leader, and the followers would depose it), and its
+   * ACCEPT requests: a proposal is not a vote, so the followers write theirs
+   * while the leader writes its own, one fsync off the critical path. A
+   * restarted node never proposes again under its old ballot, so a proposal
+   * it sent and then lost cannot meet a different value in the same slot.
    */
   sendNow(env: EnvelopeProps): void;
   /**

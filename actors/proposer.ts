@@ -10,7 +10,7 @@
  */
 import { enqueueActions, setup } from 'xstate';
 import { ballotEquals, entryKey, shardbank, slotKeyOf, wireKeyOf, type Ballot, type Command, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
-import { ACTOR, deliverNotices, sendToNode, sendToPeers, type NodeEnv, type Notice } from './env.js';
+import { ACTOR, deliverNotices, sendToNode, sendToPeers, sendToPeersNow, type NodeEnv, type Notice } from './env.js';
 import type { AcceptedEvent, EndOfTurnEvent, LeadEvent, ProposeAllEvent, ProposeEvent, StepDownEvent, TickEvent } from './events.js';
 import { hasDecisionEntry } from '../store/state.js';
 import { failReply, requestId } from './replies.js';
@@ -72,7 +72,10 @@ function proposeQueued(ctx: ProposerContext): void {
     for (const entry of entries) {
       ctx.pending.set(slotKeyOf(entry), { entry, votes: new Set([env.self]), sentAtTick: ctx.ticks });
     }
-    sendToPeers(env, { accept: { ballot: ctx.ballot, entries } });
+    // A proposal, not a vote: it goes out while our own record of it is still being written.
+    // Our vote counts at once, but everything it can lead to (a commit, a reply) is sent
+    // after that record is durable, so it never counts before it is.
+    sendToPeersNow(env, { accept: { ballot: ctx.ballot, entries } });
   }
   commitReady(ctx, [...ctx.pending.keys()]);
 }

@@ -70,20 +70,23 @@ async function withLeader(turnBudgetMs: number | undefined, body: (h: ReturnType
   }
 }
 
-test('heartbeats leave while the log write is stuck; what the write holds back waits for it', () =>
+test('heartbeats and accept requests leave while the log write is stuck; replies wait for it', () =>
   withLeader(undefined, async (h) => {
     h.log.held = true;
     h.transfer(1, 10);
+    await wait(5);
+    assert.ok(h.sent.some((e) => e.accept), 'the accept goes out while its record is being written');
+    h.read(2, 20);
     await wait(h.topology.tuning.tickMs * 3);
     const sentWhileHeld = h.sent.length;
     await wait(h.topology.tuning.tickMs * 6);
     const later = h.sent.slice(sentWhileHeld);
     assert.ok(later.some((e) => e.heartbeat), 'heartbeats go on while the write is stuck');
-    assert.not.ok(h.sent.some((e) => e.accept), 'the accept waits for its own write');
+    assert.not.ok(h.sent.some((e) => e.reply), 'a reply waits for the writes before it');
 
     h.log.release();
     await wait(h.topology.tuning.tickMs * 2);
-    assert.ok(h.sent.some((e) => e.accept), 'and leaves once it is durable');
+    assert.ok(h.sent.some((e) => e.reply), 'and leaves once they are durable');
   }));
 
 test('turns that finish while a write is in flight are written together, as one synced batch', () =>
