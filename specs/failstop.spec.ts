@@ -14,7 +14,7 @@ import { createRng } from '../protocol/rng.js';
 import { makeTopology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import { NodeHost } from '../runtime/host.js';
-import { EventLog, type NodeLog } from '../store/eventlog.js';
+import { ControlledLog } from './support/log.js';
 import { applyEvent, emptyState } from '../store/state.js';
 
 test('an actor that throws stops the node: the root hears of it and reports which actor, with the error', () => {
@@ -51,26 +51,9 @@ test('an actor that throws stops the node: the root hears of it and reports whic
   assert.is((fatal[0]!.error as Error).message, 'promise could not be recorded');
 });
 
-/** A log that works until `broken` is set, then refuses every write. */
-class BreakableLog implements NodeLog {
-  broken = false;
-  private readonly inner = EventLog.inMemory();
-  open = () => this.inner.open();
-  readAll = () => this.inner.readAll();
-  clear = () => this.inner.clear();
-  close = () => this.inner.close();
-  compact = (s: LogEventProps) => this.inner.compact(s);
-  get size() {
-    return this.inner.size;
-  }
-  append(events: LogEventProps[]): Promise<void> {
-    return this.broken ? Promise.reject(new Error('disk full')) : this.inner.append(events);
-  }
-}
-
 test('a log write that fails stops the node: onFatal gets the error, and nothing is sent or taken afterwards', async () => {
   const topology = makeTopology({});
-  const log = new BreakableLog();
+  const log = new ControlledLog();
   const sent: EnvelopeProps[] = [];
   let handler: (env: EnvelopeProps) => void = () => undefined;
   // As off the wire: decoded, so the body's oneof is set.

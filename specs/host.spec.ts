@@ -5,40 +5,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { shardbank, type EnvelopeProps, type LogEventProps } from '../protocol/messages.js';
+import { shardbank, type EnvelopeProps } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import { NodeHost } from '../runtime/host.js';
-import { EventLog, type NodeLog } from '../store/eventlog.js';
-
-/** A log whose writes wait until `release()` while `held` is set. */
-class HeldLog implements NodeLog {
-  held = false;
-  appends: number[] = [];
-  private waiting: (() => void)[] = [];
-  private readonly inner = EventLog.inMemory();
-  open = () => this.inner.open();
-  readAll = () => this.inner.readAll();
-  clear = () => this.inner.clear();
-  close = () => this.inner.close();
-  compact = (s: LogEventProps) => this.inner.compact(s);
-  get size() {
-    return this.inner.size;
-  }
-  async append(events: LogEventProps[]): Promise<void> {
-    if (this.held) await new Promise<void>((r) => this.waiting.push(r));
-    this.appends.push(events.length);
-    return this.inner.append(events);
-  }
-  release(): void {
-    this.held = false;
-    for (const r of this.waiting.splice(0)) r();
-  }
-}
+import { ControlledLog } from './support/log.js';
 
 function harness(turnBudgetMs?: number) {
   const topology = makeTopology({});
-  const log = new HeldLog();
+  const log = new ControlledLog();
   const sent: EnvelopeProps[] = [];
   let handler: (env: EnvelopeProps) => void = () => undefined;
   const transport: Transport = {
