@@ -174,20 +174,25 @@ export const nodeMachine = setup({
       for (const envelope of e.envelopes) for (const n of routeMessage(context.env, envelope)) notices.push(n);
       deliverNotices(enqueue, notices);
     }),
-    tickChildren: enqueueActions(({ enqueue }) => {
-      deliverNotices(enqueue, [
-        { to: ACTOR.election, event: { type: 'tick' } },
-        { to: ACTOR.acceptor, event: { type: 'tick' } },
-        { to: ACTOR.proposer, event: { type: 'tick' } },
-        { to: ACTOR.transactions, event: { type: 'tick' } },
-        { to: ACTOR.lockManager, event: { type: 'tick' } },
-      ]);
+    // Only a leader proposes, keeps transactions and parks requests: the other
+    // nodes' proposer, transactions and lock manager have nothing to time.
+    tickChildren: enqueueActions(({ context, enqueue }) => {
+      const tick = { type: 'tick' };
+      const notices: Notice[] = [
+        { to: ACTOR.election, event: tick },
+        { to: ACTOR.acceptor, event: tick },
+      ];
+      if (context.env.view.role === 'leader') {
+        notices.push({ to: ACTOR.proposer, event: tick }, { to: ACTOR.transactions, event: tick }, { to: ACTOR.lockManager, event: tick });
+      }
+      deliverNotices(enqueue, notices);
     }),
-    endTurn: enqueueActions(({ enqueue }) => {
-      deliverNotices(enqueue, [
-        { to: ACTOR.proposer, event: { type: 'endOfTurn' } },
-        { to: ACTOR.executor, event: { type: 'execute' } },
-      ]);
+    endTurn: enqueueActions(({ context, enqueue }) => {
+      const { env } = context;
+      const notices: Notice[] = [];
+      if (env.view.role === 'leader') notices.push({ to: ACTOR.proposer, event: { type: 'endOfTurn' } });
+      if (env.state.commitThrough > env.state.executedThrough) notices.push({ to: ACTOR.executor, event: { type: 'execute' } });
+      deliverNotices(enqueue, notices);
     }),
     scheduleTick: raise({ type: 'tick' }, { id: 'tick', delay: ({ context }) => context.env.tuning.tickMs }),
     stopClock: cancel('tick'),

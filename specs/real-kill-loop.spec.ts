@@ -73,12 +73,13 @@ test('nodes SIGKILLed repeatedly under load come back from their (compacted) log
     await Promise.all(restarts);
     assert.is(down.size, 0, 'every killed node is back');
     const runner = new SetRunner({ topology, client, admin });
-    const audit = await runner.audit(10_000);
+    // Settling can take a new election and a catch-up after the last restart: wait up to 30 s (it returns once settled).
+    const audit = await runner.audit(30_000);
     assert.ok((outcomes['committed'] ?? 0) > 50, `work got done: ${JSON.stringify(outcomes)}`);
     assert.ok(kills >= 5, `${kills} nodes killed`);
     assert.ok(audit.conserved, `total ${audit.total}, expected ${audit.expectedTotal}: ${JSON.stringify(audit)} ${JSON.stringify(outcomes)}`);
     assert.ok(audit.replicasAgree, 'replicas of each cluster agree');
-    assert.is(audit.inDoubt, 0, 'no cross-shard transaction in doubt');
+    assert.is(audit.inDoubt, 0, `no cross-shard transaction in doubt: ${JSON.stringify(audit)}`);
   } finally {
     client.abandonAll();
     await cluster.stop();

@@ -13,6 +13,7 @@ import { shardbank, type EnvelopeProps, type NodeId } from '../protocol/messages
 import { createRng } from '../protocol/rng.js';
 import { clusterNodes, clusterOfItem, clusterOfNode } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
+import { applyEvent, emptyState, hasDecisionEntry } from '../store/state.js';
 import { ALL, assertNothingInDoubt, assertReplicasEqual, entriesOf, outcome, settle, totalMoney } from './support/bank.js';
 
 const { Phase } = shardbank;
@@ -322,5 +323,28 @@ for (const seed of [1, 2, 3, 4]) {
     await sim.stop();
   });
 }
+
+/**
+ * Found by the simulator (seed 75, once timing moved): a decision entry that a
+ * value from a higher ballot replaced in its slot still counted as "in the
+ * log", so the new leader never decided the transaction and its WAL kept the
+ * sender locked for good.
+ */
+test('a decision entry replaced in its slot by a higher ballot no longer counts as the transaction\'s decision', () => {
+  const { Phase } = shardbank;
+  const state = emptyState(1, 10);
+  const tx = { client: 'a', timestamp: 1, transfer: { sender: 1, receiver: 4001, amount: 1 } };
+  const other = { client: 'b', timestamp: 1, transfer: { sender: 2, receiver: 3, amount: 1 } };
+  // The abort of tx, at its prepare's seq 5, to run at seq 9, proposed under ballot <2, n2>.
+  applyEvent(state, { accepted: { entries: [{ seq: 5, phase: Phase.PHASE_ABORT, runsAt: 9, ballot: { round: 2, node: 2 }, command: tx }] } });
+  assert.ok(hasDecisionEntry(state, 'a:1'));
+  // A NEW-VIEW under <3, n3> puts another value in instance 9.
+  applyEvent(state, { accepted: { entries: [{ seq: 9, phase: Phase.PHASE_NONE, ballot: { round: 3, node: 3 }, command: other }] } });
+  assert.is(state.log.get(9)?.command?.client, 'b');
+  assert.not.ok(hasDecisionEntry(state, 'a:1'), 'nothing in the log decides tx any more');
+  // The same decision accepted again under the higher ballot is indexed once more.
+  applyEvent(state, { accepted: { entries: [{ seq: 5, phase: Phase.PHASE_ABORT, runsAt: 10, ballot: { round: 3, node: 3 }, command: tx }] } });
+  assert.ok(hasDecisionEntry(state, 'a:1'));
+});
 
 test.run();

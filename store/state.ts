@@ -160,8 +160,23 @@ function slotFromEntry(e: Entry, committed: boolean): LogSlot {
   };
 }
 
-/** Stores a slot, keeping the index of 2PC decisions by transaction up to date. */
+/**
+ * Stores a slot, keeping the index of 2PC decisions by transaction up to
+ * date: a value from a higher ballot can replace a decision in its slot, and
+ * then that transaction has no decision entry there any more (were it still
+ * indexed, no leader would ever decide it again, and its WAL would hold its
+ * lock for good).
+ */
 function putSlot(state: ReplicaState, key: number, slot: LogSlot): void {
+  const old = state.log.get(key);
+  if (old && (old.runsAt ?? 0) > 0 && old.command) {
+    const txid = requestId(old.command);
+    if ((slot.runsAt ?? 0) === 0 || !slot.command || requestId(slot.command) !== txid) {
+      const kept = (state.decisionSlots.get(txid) ?? []).filter((k) => k !== key);
+      if (kept.length === 0) state.decisionSlots.delete(txid);
+      else state.decisionSlots.set(txid, kept);
+    }
+  }
   state.log.set(key, slot);
   if ((slot.runsAt ?? 0) === 0 || !slot.command) return;
   const txid = requestId(slot.command);
