@@ -2,7 +2,9 @@
  * Keeps one coordinator or participant actor per cross-shard transaction in
  * flight at this leader: spawns it with an explicit id (`c:<txid>`,
  * `p:<txid>`), routes the transaction's messages and executions to it, and
- * stops it when it is done.
+ * lets go of it when it is done (a final state; XState has stopped it then).
+ * When the leader steps down, the actors still running are dropped: sent
+ * `drop`, they go to a final state that does nothing.
  *
  * Their timers run on one wheel: an actor hears `tick` once per
  * `txRetryTicks`, in the phase of the tick it was spawned at, so a node tick
