@@ -161,7 +161,10 @@ export class NodeHost {
           fn();
           this.surfaceFailure();
           this.noteViewChange();
-          this.scheduleTurn();
+          // A tick that changed nothing at a node that leads nothing needs no turn after it.
+          if (this.env.view.role === 'leader' || this.events.length + this.sends.length + this.sendsNow.length + this.inbox.length > 0) {
+            this.scheduleTurn();
+          }
         }, ms),
       clearTimeout: (id) => clock.clearTimeout(id),
     };
