@@ -48,7 +48,7 @@ export interface BenchReport {
   outcomes: Record<string, Record<string, number>>;
   latencyMs: Record<string, Record<string, number>>;
   audit: Audit | null;
-  /** Per node, over the run: CPU time, synced batches and events, and resident memory at the end. */
+  /** Per node, over the run: CPU time, batches written (and fsynced) and events, and resident memory at the end. */
   nodes: NodeUsage[];
   /** CPU time of the bench process itself over the run (it shares the machine with the nodes). */
   clientCpuMs: number;
@@ -60,6 +60,7 @@ export interface NodeUsage {
   cpuMs: number;
   turns: number;
   batches: number;
+  syncs: number;
   events: number;
   rssMb: number;
   heapMb: number;
@@ -89,6 +90,7 @@ export function nodeUsage(before: Map<number, Status>, after: Map<number, Status
       cpuMs: n(s.cpuMs) - n(b.cpuMs),
       turns: n(s.turns) - n(b.turns),
       batches: n(s.batches) - n(b.batches),
+      syncs: n(s.syncs) - n(b.syncs),
       events: n(s.events) - n(b.events),
       rssMb: n(s.rssBytes) / 2 ** 20,
       heapMb: n(s.heapUsedBytes) / 2 ** 20,
@@ -103,7 +105,7 @@ export function formatNodeUsage(nodes: NodeUsage[], committed: number, clientCpu
   const rows = nodes.map(
     (u) =>
       `  n${u.node} ${u.role.padEnd(8)} cpu ${(u.cpuMs / 1000).toFixed(2).padStart(6)} s  ` +
-      `${String(u.batches).padStart(7)} synced batches, ${(u.events / Math.max(1, u.batches)).toFixed(1).padStart(5)} events each  ` +
+      `${String(u.batches).padStart(7)} batches (${String(u.syncs).padStart(7)} fsynced), ${(u.events / Math.max(1, u.batches)).toFixed(1).padStart(5)} events each  ` +
       `rss ${u.rssMb.toFixed(0).padStart(4)} MB (heap ${u.heapMb.toFixed(0)} MB)`,
   );
   return [

@@ -67,6 +67,19 @@ const realClock: Clock = {
   clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
 };
 
+/**
+ * Whether an event must be on disk before what follows it is seen. A promise,
+ * an accepted entry, a view, a flush, a failure or a recovery is this node's
+ * word to others. A commit, an execution or an ACK is not: each follows from
+ * entries already chosen (durable on a majority) and is learned again from
+ * the leader after a power cut, with the same result, since execution is a
+ * function of the chosen log. A batch of only those goes to LevelDB without
+ * an fsync; the next synced batch carries it to disk.
+ */
+function needsSync(ev: LogEventProps): boolean {
+  return !(ev.committed || ev.executed || ev.acked);
+}
+
 interface Group {
   events: LogEventProps[];
   sends: EnvelopeProps[];
@@ -91,7 +104,7 @@ export class NodeHost {
   private failure: Error | null = null;
   private lastView = '';
   /** Synced batches written, and events in them (for tests and stats). */
-  readonly stats = { batches: 0, events: 0, turns: 0, snapshots: 0 };
+  readonly stats = { batches: 0, syncs: 0, events: 0, turns: 0, snapshots: 0 };
   private sinceSnapshot = 0;
 
   constructor(opts: HostOptions) {
@@ -307,7 +320,9 @@ export class NodeHost {
     if (this.openGroup === group) this.openGroup = null;
     const { log, transport } = this.opts;
     if (group.events.length > 0) {
-      await log.append(group.events);
+      const sync = group.events.some(needsSync);
+      await log.append(group.events, { sync });
+      if (sync) this.stats.syncs++;
       this.stats.batches++;
       this.stats.events += group.events.length;
     }
@@ -386,6 +401,7 @@ export class NodeHost {
       unacked: state.unacked.size,
       turns: this.stats.turns,
       batches: this.stats.batches,
+      syncs: this.stats.syncs,
       events: this.stats.events,
       snapshots: this.stats.snapshots,
       logSize: this.opts.log.size,

@@ -203,6 +203,11 @@ export class SimCluster {
     this.network.isolate(node);
   }
 
+  /** Every running node's appends made without a sync reach its disk (no power cut came). */
+  async settleDisks(): Promise<void> {
+    for (const [node, disk] of this.disks) if (this.hosts.has(node)) await this.until(disk.settle());
+  }
+
   /** Every event a node ever synced (with `syncDelayMs`), whatever compaction later deleted. */
   journal(node: NodeId): LogEventProps[] {
     return this.disks.get(node)?.journal ?? [];

@@ -26,17 +26,38 @@ export class SimDisk {
     const generation = ++this.generation;
     const disk = this;
     let queue: Promise<void> = Promise.resolve();
+    // Appended without a sync, not durable yet: a crash or a restart (a new process) loses them.
+    const unsynced: LogEventProps[] = [];
+    this.settleUnsynced = () => {
+      if (generation !== disk.generation || unsynced.length === 0) return queue;
+      const pending = unsynced.splice(0);
+      queue = queue.then(() => disk.durable.append(pending)).then(() => {
+        disk.journal.push(...pending);
+      });
+      return queue;
+    };
     return {
       open: () => disk.durable.open(),
-      append(events: LogEventProps[]) {
+      append(events: LogEventProps[], opts: { sync?: boolean } = {}) {
+        if (opts.sync === false) {
+          // In the OS's hands, not the disk's: the next synced append takes it along, a crash loses it.
+          return new Promise<void>((resolve) => {
+            disk.scheduler.schedule(0, () => {
+              if (generation !== disk.generation) return;
+              unsynced.push(...events);
+              resolve();
+            });
+          });
+        }
         // Syncs complete in order; a crash (a newer generation) drops the rest.
         const done = new Promise<void>((resolve) => {
           disk.scheduler.schedule(disk.syncDelayMs(), () => {
             if (generation !== disk.generation) return;
+            const all = [...unsynced.splice(0), ...events];
             queue = queue
-              .then(() => disk.durable.append(events))
+              .then(() => disk.durable.append(all))
               .then(() => {
-                disk.journal.push(...events);
+                disk.journal.push(...all);
                 resolve();
               });
           });
@@ -47,10 +68,12 @@ export class SimDisk {
         return new Promise<void>((resolve) => {
           disk.scheduler.schedule(disk.syncDelayMs(), () => {
             if (generation !== disk.generation) return;
+            const pending = unsynced.splice(0);
             queue = queue
+              .then(() => disk.durable.append(pending))
               .then(() => disk.durable.compact(snapshot))
               .then(() => {
-                disk.journal.push(snapshot);
+                disk.journal.push(...pending, snapshot);
                 resolve();
               });
           });
@@ -63,6 +86,16 @@ export class SimDisk {
         return disk.durable.size;
       },
     };
+  }
+
+  private settleUnsynced: () => Promise<void> = () => Promise.resolve();
+
+  /**
+   * What the OS does in its own time when no power cut comes: the appends
+   * the running process made without a sync reach the disk.
+   */
+  settle(): Promise<void> {
+    return this.settleUnsynced();
   }
 
   /** The process died: appends not yet synced are lost. */

@@ -299,6 +299,8 @@ class Run {
   private async check(): Promise<string[]> {
     const violations: string[] = [];
     const { sim, topology } = this;
+    // Commits and executions are written without a sync; with no power cut at the end, they reach the disk.
+    await sim.settleDisks();
     const v = (msg: string) => violations.push(msg);
     let total = 0;
     for (let c = 1; c <= topology.clusters; c++) {

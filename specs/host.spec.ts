@@ -95,4 +95,23 @@ test('a turn budget leaves a backlog to later turns, and every request is still 
     assert.ok(h.host.stats.turns - turns >= Math.ceil(n / 64), `${h.host.stats.turns - turns} turns for ${n} reads`);
   }));
 
+test('what a node promises is fsynced before it is sent; commits and executions are written without an fsync', () =>
+  withLeader(undefined, async (h) => {
+    h.transfer(1, 10);
+    await wait(10);
+    const accept = h.sent.find((e) => e.accept)?.accept;
+    assert.ok(accept, 'the leader proposed');
+    // n2 accepts: with the leader's own vote, a majority of three.
+    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, keys: accept!.entries!.map((e) => ({ seq: e.seq, phase: e.phase })) } });
+    await wait(10);
+    await h.host.idle();
+    assert.ok(h.sent.some((e) => e.reply?.status === shardbank.Status.COMMITTED), 'the client heard committed');
+    const kinds = h.log.writes.map((w) => ({ sync: w.sync, kinds: [...new Set(w.events.flatMap((e) => Object.keys(e).filter((k) => (e as Record<string, unknown>)[k] != null)))] }));
+    const acceptedWrite = kinds.find((w) => w.kinds.includes('accepted'));
+    const executedWrite = kinds.find((w) => w.kinds.includes('executed'));
+    assert.ok(acceptedWrite?.sync, `the accepted entry was fsynced: ${JSON.stringify(kinds)}`);
+    assert.is(executedWrite?.sync, false, `the commit and execution were not: ${JSON.stringify(kinds)}`);
+    assert.equal(executedWrite?.kinds.sort(), ['committed', 'executed'], 'and nothing else rode along');
+  }));
+
 test.run();

@@ -25,7 +25,12 @@ function keyFor(index: number): string {
 /** What a node needs of its log; the simulator's disk provides it too. */
 export interface NodeLog {
   open(): Promise<void>;
-  append(events: LogEventProps[]): Promise<void>;
+  /**
+   * Appends events as one batch. With `sync: false` it may resolve before
+   * the batch is on disk: a power cut can lose it, and with it everything
+   * after it, until the next synced append makes all of them durable.
+   */
+  append(events: LogEventProps[], opts?: { sync?: boolean }): Promise<void>;
   readAll(): Promise<shardbank.LogEvent[]>;
   clear(): Promise<void>;
   close(): Promise<void>;
@@ -64,15 +69,17 @@ export class EventLog implements NodeLog {
 
   /**
    * Appends events as one record (keyed by the index of its first event);
-   * resolves once it is durable. One record a turn keeps the store's per-write
-   * cost off each event.
+   * resolves once it is durable, or, with `sync: false`, once LevelDB has it
+   * (a later synced append makes it durable too: LevelDB's log is one file,
+   * written in order). One record a turn keeps the store's per-write cost off
+   * each event.
    */
-  async append(events: LogEventProps[]): Promise<void> {
+  async append(events: LogEventProps[], opts: { sync?: boolean } = {}): Promise<void> {
     if (events.length === 0) return;
     const key = keyFor(this.nextIndex);
     this.nextIndex += events.length;
     const value = shardbank.LogEvent.encode(events.length === 1 ? events[0]! : { batch: { events } }).finish();
-    await this.db.batch([{ type: 'put', key, value }], { sync: this.sync });
+    await this.db.batch([{ type: 'put', key, value }], { sync: this.sync && opts.sync !== false });
   }
 
   /** Every event in order, with its index (records holding a batch are flattened). */

@@ -10,6 +10,8 @@ export class ControlledLog implements NodeLog {
   broken = false;
   /** The number of events in each write that went through. */
   readonly appends: number[] = [];
+  /** Each write that went through: its events, and whether it asked for an fsync. */
+  readonly writes: { events: LogEventProps[]; sync: boolean }[] = [];
   private waiting: (() => void)[] = [];
   private readonly inner = EventLog.inMemory();
   open = () => this.inner.open();
@@ -20,10 +22,11 @@ export class ControlledLog implements NodeLog {
   get size() {
     return this.inner.size;
   }
-  async append(events: LogEventProps[]): Promise<void> {
+  async append(events: LogEventProps[], opts: { sync?: boolean } = {}): Promise<void> {
     if (this.held) await new Promise<void>((r) => this.waiting.push(r));
     if (this.broken) throw new Error('disk full');
     this.appends.push(events.length);
+    this.writes.push({ events, sync: opts.sync !== false });
     return this.inner.append(events);
   }
   release(): void {
