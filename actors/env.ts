@@ -124,13 +124,16 @@ interface Enqueue {
   sendTo: (...args: any[]) => void;
 }
 
-/** Kinds of notice that come in runs (one per request), and the event that carries a run of them. */
+/**
+ * Kinds of notice that come one per request, and the event that carries a
+ * run of them: the actors take these only in runs (of one or more).
+ */
 const JOINED: Record<string, string> = { admit: 'admitAll', release: 'releaseAll', propose: 'proposeAll', read: 'readAll' };
 
 /**
  * Queues each notice as an XState sendTo to the sibling's system id. A run
- * of notices of one kind to one actor (see JOINED) goes as one event that
- * carries them all, in order.
+ * of notices of a JOINED kind to one actor goes as one event that carries
+ * them all, in order.
  */
 export function deliverNotices(enqueue: Enqueue, notices: Notice[]): void {
   for (let i = 0; i < notices.length; ) {
@@ -138,7 +141,7 @@ export function deliverNotices(enqueue: Enqueue, notices: Notice[]): void {
     const joined = JOINED[n.event.type];
     let j = i + 1;
     if (joined) while (j < notices.length && notices[j]!.to === n.to && notices[j]!.event.type === n.event.type) j++;
-    const event = j - i > 1 ? { type: joined!, events: notices.slice(i, j).map((m) => m.event) } : n.event;
+    const event = joined ? { type: joined, events: notices.slice(i, j).map((m) => m.event) } : n.event;
     enqueue.sendTo(({ system }: { system: { get(id: string): unknown } }) => system.get(n.to), event);
     i = j;
   }

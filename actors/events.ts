@@ -55,9 +55,9 @@ export type ReleaseEvent = { type: 'release'; command: Command };
 /** Root -> executor: a balance read at the leader. */
 export type ReadEvent = { type: 'read'; command: Command };
 /**
- * Several events of one kind for one actor, from one turn: `deliverNotices`
- * joins a run of them into one, so a turn with hundreds of requests costs the
- * actors a few dispatches, not hundreds.
+ * A run of admits, releases, proposals or reads for one actor, from one turn:
+ * `deliverNotices` sends them only this way, so a turn with hundreds of
+ * requests costs the actors a few dispatches, not hundreds.
  */
 export type AdmitAllEvent = { type: 'admitAll'; events: AdmitEvent[] };
 export type ReleaseAllEvent = { type: 'releaseAll'; events: ReleaseEvent[] };

@@ -14,7 +14,7 @@ import { shardbank, type Command, type LogEventProps } from '../protocol/message
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
 import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
-import type { ExecuteEvent, ReadAllEvent, ReadEvent } from './events.js';
+import type { ExecuteEvent, ReadAllEvent } from './events.js';
 import { replyTo } from './replies.js';
 import { executeSlot } from './transfer.js';
 
@@ -24,7 +24,7 @@ export interface ExecutorContext {
   env: NodeEnv;
 }
 
-export type ExecutorEvent = ExecuteEvent | ReadEvent | ReadAllEvent;
+export type ExecutorEvent = ExecuteEvent | ReadAllEvent;
 
 function apply(env: NodeEnv, slot: LogSlot, notices: Notice[]): void {
   const ev: LogEventProps = executeSlot(env, slot);
@@ -88,7 +88,6 @@ export const executorMachine = setup({
     executeCommitted: enqueueActions(({ context, enqueue }) => {
       deliverNotices(enqueue, executeReady(context.env));
     }),
-    answerRead: ({ context, event }) => answerRead(context.env, (event as ReadEvent).command),
     answerReads: ({ context, event }) => {
       for (const e of (event as ReadAllEvent).events) answerRead(context.env, e.command);
     },
@@ -98,7 +97,6 @@ export const executorMachine = setup({
   context: ({ input }) => ({ env: input.env }),
   on: {
     execute: { actions: 'executeCommitted' },
-    read: { actions: 'answerRead' },
     readAll: { actions: 'answerReads' },
   },
 });

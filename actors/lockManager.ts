@@ -25,7 +25,7 @@ import { entryKey, shardbank, type Command, type NodeId } from '../protocol/mess
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf } from '../store/state.js';
 import { ACTOR, deliverNotices, sendToNode, type NodeEnv, type Notice } from './env.js';
-import type { AdmitAllEvent, AdmitEvent, ReleaseAllEvent, ReleaseEvent } from './events.js';
+import type { AdmitAllEvent, AdmitEvent, ReleaseAllEvent } from './events.js';
 import { failReply, replyTo, requestId } from './replies.js';
 import { txRole } from './transfer.js';
 
@@ -51,9 +51,7 @@ interface Parked {
 export type PrepareTxEvent = { type: 'prepare'; command: Command; from: NodeId; coordinatorCluster: number };
 
 export type LockManagerEvent =
-  | AdmitEvent
   | AdmitAllEvent
-  | ReleaseEvent
   | ReleaseAllEvent
   | PrepareTxEvent
   | { type: 'reset' }
@@ -215,9 +213,6 @@ export const lockManagerMachine = setup({
     input: {} as { env: NodeEnv },
   },
   actions: {
-    admit: enqueueActions(({ context, event, enqueue }) => {
-      deliverNotices(enqueue, admit(context, (event as AdmitEvent).command));
-    }),
     admitPrepare: enqueueActions(({ context, event, enqueue }) => {
       deliverNotices(enqueue, admitPrepare(context, event as PrepareTxEvent));
     }),
@@ -225,10 +220,6 @@ export const lockManagerMachine = setup({
       const notices: Notice[] = [];
       for (const e of (event as AdmitAllEvent).events) for (const n of admit(context, e.command)) notices.push(n);
       deliverNotices(enqueue, notices);
-    }),
-    release: enqueueActions(({ context, event, enqueue }) => {
-      release(context, (event as ReleaseEvent).command);
-      if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
     }),
     releaseAll: enqueueActions(({ context, event, enqueue }) => {
       for (const e of (event as ReleaseAllEvent).events) release(context, e.command);
@@ -248,10 +239,8 @@ export const lockManagerMachine = setup({
   id: 'lockManager',
   context: ({ input }) => ({ env: input.env, locks: new Map(), parked: [], ticks: 0 }),
   on: {
-    admit: { actions: 'admit' },
     admitAll: { actions: 'admitAll' },
     prepare: { actions: 'admitPrepare' },
-    release: { actions: 'release' },
     releaseAll: { actions: 'releaseAll' },
     reset: { actions: 'clear' },
     adopt: { actions: ['clear', 'adopt'] },

@@ -43,7 +43,6 @@ export interface ProposerContext {
 export type ProposerEvent =
   | LeadEvent
   | StepDownEvent
-  | ProposeEvent
   | ProposeAllEvent
   | AcceptedEvent
   | EndOfTurnEvent
@@ -138,9 +137,6 @@ export const proposerMachine = setup({
     events: {} as ProposerEvent,
     input: {} as { env: NodeEnv },
   },
-  guards: {
-    queueFull: ({ context }) => context.queue.length >= context.env.tuning.maxQueue,
-  },
   actions: {
     takeLead: ({ context, event }) => {
       const e = event as LeadEvent;
@@ -154,10 +150,6 @@ export const proposerMachine = setup({
       context.nextSeq = env.state.maxSeq + 1;
       commitReady(context, [...context.pending.keys()]);
     },
-    enqueue: ({ context, event }) => enqueue(context, event as ProposeEvent),
-    refuseOverload: enqueueActions(({ context, event, enqueue }) => {
-      deliverNotices(enqueue, [refuse(context, (event as ProposeEvent).command)]);
-    }),
     enqueueAll: enqueueActions(({ context, event, enqueue: enqueueAction }) => {
       const refused: Notice[] = [];
       for (const e of (event as ProposeAllEvent).events) {
@@ -216,7 +208,6 @@ export const proposerMachine = setup({
     },
     leading: {
       on: {
-        propose: [{ guard: 'queueFull', actions: 'refuseOverload' }, { actions: 'enqueue' }],
         proposeAll: { actions: 'enqueueAll' },
         accepted: { actions: 'countVote' },
         endOfTurn: { actions: 'flushQueue' },
