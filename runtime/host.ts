@@ -103,7 +103,7 @@ export class NodeHost {
   private stopped = false;
   private failure: Error | null = null;
   private lastView = '';
-  /** Synced batches written, and events in them (for tests and stats). */
+  /** Batches written (and how many were fsynced), and events in them (for tests and stats). */
   readonly stats = { batches: 0, syncs: 0, events: 0, turns: 0, snapshots: 0 };
   private sinceSnapshot = 0;
 
@@ -253,9 +253,14 @@ export class NodeHost {
 
   private releaseNow(): void {
     if (this.sendsNow.length === 0) return;
-    const { transport } = this.opts;
-    for (const s of this.sendsNow) transport.send(s);
+    const sends = this.sendsNow;
     this.sendsNow = [];
+    this.release(sends);
+  }
+
+  private release(sends: EnvelopeProps[]): void {
+    const { transport } = this.opts;
+    for (const s of sends) transport.send(s);
     transport.flush();
   }
 
@@ -282,9 +287,9 @@ export class NodeHost {
   /**
    * Queues this turn's events for the log and its output behind them. While
    * a write is in flight, the turns that finish meanwhile join one group,
-   * written as one synced batch when that write is done (group commit): one
+   * written as one batch when that write is done (group commit): at most one
    * fsync for all of them, not one each in a row. A group's output leaves
-   * only once the group is durable.
+   * only once the group is written (and fsynced, if `needsSync`).
    */
   private commit(): Promise<void> {
     const events = this.events;
@@ -318,7 +323,7 @@ export class NodeHost {
 
   private async write(group: Group): Promise<void> {
     if (this.openGroup === group) this.openGroup = null;
-    const { log, transport } = this.opts;
+    const { log } = this.opts;
     if (group.events.length > 0) {
       const sync = group.events.some(needsSync);
       await log.append(group.events, { sync });
@@ -330,9 +335,7 @@ export class NodeHost {
       await log.compact(group.snapshot);
       this.stats.snapshots++;
     }
-    if (this.stopped) return;
-    for (const s of group.sends) transport.send(s);
-    transport.flush();
+    if (!this.stopped) this.release(group.sends);
   }
 
   /** Resolves once everything recorded so far is durable and sent. */
@@ -381,8 +384,7 @@ export class NodeHost {
       reply.error = (err as Error).message;
     }
     if (client) {
-      this.opts.transport.send({ from: this.node, toClient: client, adminReply: reply });
-      this.opts.transport.flush();
+      this.release([{ from: this.node, toClient: client, adminReply: reply }]);
     }
     return reply;
   }
