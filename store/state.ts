@@ -168,20 +168,25 @@ function slotFromEntry(e: Entry, committed: boolean): LogSlot {
  * lock for good).
  */
 function putSlot(state: ReplicaState, key: number, slot: LogSlot): void {
-  const old = state.log.get(key);
-  if (old && (old.runsAt ?? 0) > 0 && old.command) {
-    const txid = requestId(old.command);
-    if ((slot.runsAt ?? 0) === 0 || !slot.command || requestId(slot.command) !== txid) {
-      const kept = (state.decisionSlots.get(txid) ?? []).filter((k) => k !== key);
-      if (kept.length === 0) state.decisionSlots.delete(txid);
-      else state.decisionSlots.set(txid, kept);
-    }
-  }
+  const before = decidedBy(state.log.get(key));
+  const after = decidedBy(slot);
+  if (before !== null && before !== after) keepDecisionSlots(state, before, (k) => k !== key);
   state.log.set(key, slot);
-  if ((slot.runsAt ?? 0) === 0 || !slot.command) return;
-  const txid = requestId(slot.command);
-  const keys = state.decisionSlots.get(txid) ?? [];
-  if (!keys.includes(key)) state.decisionSlots.set(txid, [...keys, key]);
+  if (after === null) return;
+  const keys = state.decisionSlots.get(after) ?? [];
+  if (!keys.includes(key)) state.decisionSlots.set(after, [...keys, key]);
+}
+
+/** The transaction a slot holds a 2PC decision of, or null. */
+function decidedBy(slot: LogSlot | undefined): string | null {
+  return slot && (slot.runsAt ?? 0) > 0 && slot.command ? requestId(slot.command) : null;
+}
+
+/** Keeps the instance keys of a transaction's decision entries that pass; none left, it has none. */
+function keepDecisionSlots(state: ReplicaState, txid: string, keep: (key: number) => boolean): void {
+  const kept = (state.decisionSlots.get(txid) ?? []).filter(keep);
+  if (kept.length === 0) state.decisionSlots.delete(txid);
+  else state.decisionSlots.set(txid, kept);
 }
 
 /** Applies one event to the state, in place. */
@@ -308,11 +313,7 @@ function applyTransaction(state: ReplicaState, x: shardbank.Executed.$Properties
 export function takeSnapshot(state: ReplicaState, retain: number): shardbank.Snapshot.$Properties {
   const lowWater = Math.max(state.lowWater, state.executedThrough - retain);
   for (const key of state.log.keys()) if (key <= lowWater) state.log.delete(key);
-  for (const [txid, keys] of state.decisionSlots) {
-    const kept = keys.filter((k) => k > lowWater);
-    if (kept.length === 0) state.decisionSlots.delete(txid);
-    else state.decisionSlots.set(txid, kept);
-  }
+  for (const txid of [...state.decisionSlots.keys()]) keepDecisionSlots(state, txid, (k) => k > lowWater);
   state.lowWater = lowWater;
   return snapshotOf(state);
 }
