@@ -28,12 +28,12 @@ export class SimDisk {
     let queue: Promise<void> = Promise.resolve();
     // Appended without a sync, not durable yet: a crash or a restart (a new process) loses them.
     const unsynced: LogEventProps[] = [];
+    // What reaches the disk goes into the journal too, in the order it got there.
+    const writeDurably = (events: LogEventProps[]) => disk.durable.append(events).then(() => void disk.journal.push(...events));
     this.settleUnsynced = () => {
       if (generation !== disk.generation || unsynced.length === 0) return queue;
       const pending = unsynced.splice(0);
-      queue = queue.then(() => disk.durable.append(pending)).then(() => {
-        disk.journal.push(...pending);
-      });
+      queue = queue.then(() => writeDurably(pending));
       return queue;
     };
     return {
@@ -54,12 +54,7 @@ export class SimDisk {
           disk.scheduler.schedule(disk.syncDelayMs(), () => {
             if (generation !== disk.generation) return;
             const all = [...unsynced.splice(0), ...events];
-            queue = queue
-              .then(() => disk.durable.append(all))
-              .then(() => {
-                disk.journal.push(...all);
-                resolve();
-              });
+            queue = queue.then(() => writeDurably(all)).then(resolve);
           });
         });
         return done;
@@ -70,10 +65,10 @@ export class SimDisk {
             if (generation !== disk.generation) return;
             const pending = unsynced.splice(0);
             queue = queue
-              .then(() => disk.durable.append(pending))
+              .then(() => writeDurably(pending))
               .then(() => disk.durable.compact(snapshot))
               .then(() => {
-                disk.journal.push(...pending, snapshot);
+                disk.journal.push(snapshot);
                 resolve();
               });
           });
