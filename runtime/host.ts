@@ -4,10 +4,12 @@
  * Work happens in turns. A turn feeds every envelope that arrived since the
  * last one to the actors, then ends the turn (the proposer cuts its batch,
  * the executor runs what is committed). The events the turn recorded go to
- * the log as one synced batch, and only when that batch is durable are the
- * turn's messages and replies released (persist, then send: DESIGN rule 2).
- * While a batch is being written the next turn already runs; its output waits
- * for its own batch. Timers enter the same way: a tick is a turn.
+ * the log as one batch, and only when that batch is durable are the turn's
+ * messages and replies released (persist, then send: DESIGN rule 2). While a
+ * batch is being written the next turn already runs; its output waits for
+ * its own batch. A turn that recorded only what follows from durable entries
+ * (commits, executions, ACKs) sends at once and leaves its events to the next
+ * batch (see `commit`). Timers enter the same way: a tick is a turn.
  */
 import { createActor, type Actor } from 'xstate';
 import type { NodeEnv } from '../actors/env.js';
@@ -59,6 +61,10 @@ export interface HostOptions {
   turnBudgetMs?: number;
 }
 
+/** How long events that need no fsync may wait for a write to ride along with, and how many. */
+const HELD_MS = 10;
+const HELD_MAX = 4096;
+
 /** Envelopes handed to the actors at once when a turn has a budget. */
 const TURN_SLICE = 64;
 
@@ -100,6 +106,11 @@ export class NodeHost {
   private chain: Promise<void> = Promise.resolve();
   /** Turns waiting for the write in flight; they go to the log together. */
   private openGroup: Group | null = null;
+  /** Groups chained and not yet written. */
+  private writing = 0;
+  /** Events that need no fsync, recorded while no write was in flight: they go with the next write. */
+  private held: LogEventProps[] = [];
+  private heldTimer: unknown = null;
   private stopped = false;
   private failure: Error | null = null;
   private lastView = '';
@@ -280,6 +291,7 @@ export class NodeHost {
     this.events = [];
     this.sends = [];
     this.sendsNow = [];
+    this.held = [];
     this.log(`stopping: ${what}: ${this.failure.stack ?? this.failure.message}`);
     this.opts.onFatal?.(this.failure);
   }
@@ -290,6 +302,13 @@ export class NodeHost {
    * written as one batch when that write is done (group commit): at most one
    * fsync for all of them, not one each in a row. A group's output leaves
    * only once the group is written (and fsynced, if `needsSync`).
+   *
+   * A turn that records nothing this node gives its word on (only commits,
+   * executions, ACKs), with no write in flight, needs no write of its own
+   * before its output: everything before it is durable already, and what it
+   * recorded follows from that. Its output leaves now, and its events are
+   * held to ride along with the next write (or a write of their own after
+   * `HELD_MS`): one LevelDB batch fewer per such turn.
    */
   private commit(): Promise<void> {
     const events = this.events;
@@ -304,13 +323,14 @@ export class NodeHost {
       snapshot = { snapshot: takeSnapshot(this.env.state, this.opts.topology.tuning.retainEntries) };
       this.sinceSnapshot = 0;
     }
-    let group = this.openGroup;
-    if (!group) {
-      const g: Group = { events: [], sends: [] };
-      this.openGroup = group = g;
-      this.chain = this.chain.then(() => this.write(g));
-      this.chain.catch((err) => this.fail(err, 'the event log write failed'));
+    if (!snapshot && this.writing === 0 && !events.some(needsSync)) {
+      for (const e of events) this.held.push(e);
+      if (this.held.length >= HELD_MAX) this.writeHeld();
+      else this.holdFor(HELD_MS);
+      if (sends.length > 0) this.release(sends);
+      return this.chain;
     }
+    const group = this.groupToJoin();
     for (const e of events) group.events.push(e);
     for (const s of sends) group.sends.push(s);
     if (snapshot) {
@@ -319,6 +339,37 @@ export class NodeHost {
       this.openGroup = null;
     }
     return this.chain;
+  }
+
+  /** The group the next write will carry, opened (and chained) if there is none; held events go first. */
+  private groupToJoin(): Group {
+    let group = this.openGroup;
+    if (!group) {
+      const g: Group = { events: [], sends: [] };
+      this.openGroup = group = g;
+      this.writing++;
+      this.chain = this.chain.then(() => this.write(g)).finally(() => this.writing--);
+      this.chain.catch((err) => this.fail(err, 'the event log write failed'));
+    }
+    if (this.held.length > 0) {
+      for (const e of this.held) group.events.push(e);
+      this.held = [];
+    }
+    return group;
+  }
+
+  /** Writes the held events now, as a batch of their own (or in the group already waiting). */
+  private writeHeld(): void {
+    if (this.held.length > 0 && !this.stopped) this.groupToJoin();
+  }
+
+  private holdFor(ms: number): void {
+    if (this.heldTimer !== null) return;
+    const clock = this.opts.clock ?? realClock;
+    this.heldTimer = clock.setTimeout(() => {
+      this.heldTimer = null;
+      this.writeHeld();
+    }, ms);
   }
 
   private async write(group: Group): Promise<void> {
@@ -338,10 +389,12 @@ export class NodeHost {
     if (!this.stopped) this.release(group.sends);
   }
 
-  /** Resolves once everything recorded so far is durable and sent. */
+  /** Resolves once everything recorded so far is written (fsynced where it must be) and sent. */
   async idle(): Promise<void> {
     let seen: Promise<void> | undefined;
-    while (seen !== this.chain || this.turnScheduled) {
+    for (;;) {
+      this.writeHeld();
+      if (seen === this.chain && !this.turnScheduled) return;
       seen = this.chain;
       await seen;
       if (this.turnScheduled) await new Promise<void>((r) => (this.opts.defer ?? setImmediate)(r));
@@ -418,11 +471,13 @@ export class NodeHost {
   /** Dies on the spot, as a killed process: nothing pending is written or sent. */
   kill(): void {
     this.stopped = true;
+    this.held = [];
     this.actor.stop();
   }
 
   /** Stops the actors and waits for pending writes; the transport and log are the caller's. */
   async stop(): Promise<void> {
+    this.writeHeld();
     await this.chain.catch(() => undefined);
     this.stopped = true;
     this.actor.stop();

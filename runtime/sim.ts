@@ -205,7 +205,13 @@ export class SimCluster {
 
   /** Every running node's appends made without a sync reach its disk (no power cut came). */
   async settleDisks(): Promise<void> {
-    for (const [node, disk] of this.disks) if (this.hosts.has(node)) await this.until(disk.settle());
+    for (const [node, disk] of this.disks) {
+      const host = this.hosts.get(node);
+      if (!host) continue;
+      // Events a node holds for its next write go to the disk first.
+      await this.until(host.idle());
+      await this.until(disk.settle());
+    }
   }
 
   /** Every event a node ever synced (with `syncDelayMs`), whatever compaction later deleted. */

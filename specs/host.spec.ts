@@ -114,4 +114,49 @@ test('what a node promises is fsynced before it is sent; commits and executions 
     assert.equal(executedWrite?.kinds.sort(), ['committed', 'executed'], 'and nothing else rode along');
   }));
 
+test('a turn of only commits and executions, with no write in flight, answers at once; its events ride with the next write', () =>
+  withLeader(undefined, async (h) => {
+    const kindsOf = (events: { [k: string]: unknown }[]) => new Set(events.flatMap((e) => Object.keys(e).filter((k) => e[k] != null)));
+    h.transfer(1, 10);
+    await wait(10);
+    const accept = h.sent.find((e) => e.accept)?.accept;
+    assert.ok(accept, 'the leader proposed');
+    await h.host.idle();
+    const writesBefore = h.log.writes.length;
+    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, keys: accept!.entries!.map((e) => ({ seq: e.seq, phase: e.phase })) } });
+    // The next turn's write is stuck: whatever the commit turn recorded is not on the log yet.
+    h.log.held = true;
+    await wait(2);
+    assert.ok(h.sent.some((e) => e.reply?.status === shardbank.Status.COMMITTED), 'the client heard committed before any write of the commit');
+    assert.is(h.log.writes.length, writesBefore, 'nothing was written for the commit turn');
+    h.transfer(2, 20);
+    await wait(20);
+    h.log.release();
+    await h.host.idle();
+    const next = h.log.writes.slice(writesBefore);
+    assert.ok(next.length >= 1);
+    const first = next[0]!;
+    assert.ok(first.sync, 'the next write is the second transfer\'s accepted entry, fsynced');
+    const kinds = kindsOf(first.events as { [k: string]: unknown }[]);
+    assert.ok(kinds.has('accepted') && kinds.has('committed') && kinds.has('executed'), `the first transfer's commit rode along: ${[...kinds].join(', ')}`);
+    const log = await h.log.readAll();
+    const ix = (pred: (e: shardbank.LogEvent) => boolean) => log.findIndex(pred);
+    assert.ok(ix((e) => !!e.executed) < ix((e) => !!e.accepted?.entries?.some((x) => x.command?.timestamp === 2)), 'in the order they were recorded');
+  }));
+
+test('events held for a later write reach the log on their own when no write comes', () =>
+  withLeader(undefined, async (h) => {
+    h.transfer(1, 10);
+    await wait(10);
+    const accept = h.sent.find((e) => e.accept)?.accept;
+    await h.host.idle();
+    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, keys: accept!.entries!.map((e) => ({ seq: e.seq, phase: e.phase })) } });
+    await wait(2);
+    assert.not.ok((await h.log.readAll()).some((e) => e.executed), 'held at first');
+    await wait(40);
+    const w = h.log.writes.find((x) => x.events.some((e) => e.executed));
+    assert.ok(w, 'written after a short wait');
+    assert.is(w!.sync, false, 'without an fsync');
+  }));
+
 test.run();
