@@ -61,9 +61,10 @@ function propose(ctx: CoordinatorContext, phase: number, seq?: number, reason?: 
   return { to: ACTOR.proposer, event: { type: 'propose', command: ctx.command, phase, seq, reason } };
 }
 
+/** A request that vouches for nothing here: it leaves without waiting for the log (NodeEnv.sendNow). */
 function sendPrepare(ctx: CoordinatorContext, everyone: boolean): void {
   const { env } = ctx;
-  sendToCluster(env, ctx.participantCluster, { txPrepare: { txid: ctx.txid, command: ctx.command, coordinatorCluster: env.cluster } }, everyone);
+  sendToCluster(env, ctx.participantCluster, { txPrepare: { txid: ctx.txid, command: ctx.command, coordinatorCluster: env.cluster } }, everyone, true);
 }
 
 function sendDecision(ctx: CoordinatorContext, everyone: boolean): void {

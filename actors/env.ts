@@ -46,6 +46,9 @@ export interface NodeEnv {
    * while the leader writes its own, one fsync off the critical path. A
    * restarted node never proposes again under its old ballot, so a proposal
    * it sent and then lost cannot meet a different value in the same slot.
+   * A coordinator's PREPARE too: it asks, and vouches for nothing. Should
+   * the coordinator's prepare entry then be lost, the participant's query
+   * for the decision meets a fence (an abort ordered first).
    */
   sendNow(env: EnvelopeProps): void;
   /**
@@ -111,11 +114,18 @@ export function acksForHeartbeat(env: NodeEnv): string[] {
   return out;
 }
 
-/** To another cluster's believed leader, or to all its nodes (a retry, when the leader may have changed). */
-export function sendToCluster(env: NodeEnv, cluster: number, body: Omit<EnvelopeProps, 'from' | 'to'>, everyone = false): void {
+/**
+ * To another cluster's believed leader, or to all its nodes (a retry, when
+ * the leader may have changed). `now`: see NodeEnv.sendNow.
+ */
+export function sendToCluster(env: NodeEnv, cluster: number, body: Omit<EnvelopeProps, 'from' | 'to'>, everyone = false, now = false): void {
   const members = clusterNodes(env.topology, cluster);
   const leader = env.leaders.get(cluster) ?? members[0]!;
-  for (const node of everyone ? members : [leader]) sendToNode(env, node, body);
+  for (const node of everyone ? members : [leader]) {
+    const envelope = Object.assign({ from: env.self, to: node }, body);
+    if (now) env.sendNow(envelope);
+    else env.send(envelope);
+  }
 }
 
 /** The part of XState's `enqueue` helper used to pass notices to siblings. */

@@ -37,14 +37,17 @@ export interface LockManagerContext {
    * leader change: several inherited entries on one item may wait to run.
    */
   locks: Map<number, Set<string>>;
-  /** Requests waiting for a prepared transaction's lock, with the tick they give up at. */
-  parked: Parked[];
+  /** Requests waiting for a prepared transaction's lock, by request id, in arrival order. */
+  parked: Map<string, Parked>;
   ticks: number;
 }
 
 interface Parked {
   id: string;
+  /** The tick it gives up at. */
   until: number;
+  /** The locked items it waits for. */
+  items: number[];
   event: AdmitEvent | PrepareTxEvent;
 }
 
@@ -95,18 +98,24 @@ function park(ctx: LockManagerContext, items: number[], id: string, event: Parke
   const { state } = ctx.env;
   const holders = items.filter((i) => isLocked(ctx, i)).flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
   if (!holders.every((h) => state.wal.has(h))) return false;
-  if (ctx.parked.length >= ctx.env.tuning.maxQueue) return false;
-  if (!ctx.parked.some((p) => p.id === id)) ctx.parked.push({ id, event, until: until ?? ctx.ticks + ctx.env.tuning.lockWaitTicks });
+  if (ctx.parked.size >= ctx.env.tuning.maxQueue) return false;
+  if (!ctx.parked.has(id)) ctx.parked.set(id, { id, event, items, until: until ?? ctx.ticks + ctx.env.tuning.lockWaitTicks });
   return true;
 }
 
-/** Gives every parked request another go, in arrival order. */
-function retryParked(ctx: LockManagerContext): Notice[] {
-  const parked = ctx.parked;
-  ctx.parked = [];
+/**
+ * Gives the parked requests that `pick` selects another go, in arrival
+ * order: those waiting for an item just released, or those whose wait is
+ * over (they take the conflict now, unless the item is free). The others
+ * would only park again.
+ */
+function retryParked(ctx: LockManagerContext, pick: (p: Parked) => boolean): Notice[] {
+  const chosen: Parked[] = [];
+  for (const p of ctx.parked.values()) if (pick(p)) chosen.push(p);
   const out: Notice[] = [];
-  for (const p of parked) {
-    out.push(...(p.event.type === 'admit' ? admit(ctx, p.event.command, p.until) : admitPrepare(ctx, p.event, p.until)));
+  for (const p of chosen) {
+    ctx.parked.delete(p.id);
+    for (const n of p.event.type === 'admit' ? admit(ctx, p.event.command, p.until) : admitPrepare(ctx, p.event, p.until)) out.push(n);
   }
   return out;
 }
@@ -222,22 +231,28 @@ export const lockManagerMachine = setup({
       deliverNotices(enqueue, notices);
     }),
     releaseAll: enqueueActions(({ context, event, enqueue }) => {
-      for (const e of (event as ReleaseAllEvent).events) release(context, e.command);
-      if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
+      const released = new Set<number>();
+      for (const e of (event as ReleaseAllEvent).events) {
+        release(context, e.command);
+        const t = e.command.transfer;
+        if (t) released.add(t.sender ?? 0).add(t.receiver ?? 0);
+      }
+      // A prepared transaction's WAL lock goes when its decision runs, which releases the same items.
+      if (context.parked.size > 0) deliverNotices(enqueue, retryParked(context, (p) => p.items.some((i) => released.has(i))));
     }),
     tick: enqueueActions(({ context, enqueue }) => {
-      context.ticks++;
-      if (context.parked.length > 0) deliverNotices(enqueue, retryParked(context));
+      const ticks = ++context.ticks;
+      if (context.parked.size > 0) deliverNotices(enqueue, retryParked(context, (p) => ticks >= p.until));
     }),
     clear: ({ context }) => {
       context.locks = new Map();
-      context.parked = [];
+      context.parked = new Map();
     },
     adopt: ({ context }) => adoptPending(context),
   },
 }).createMachine({
   id: 'lockManager',
-  context: ({ input }) => ({ env: input.env, locks: new Map(), parked: [], ticks: 0 }),
+  context: ({ input }) => ({ env: input.env, locks: new Map(), parked: new Map(), ticks: 0 }),
   on: {
     admitAll: { actions: 'admitAll' },
     prepare: { actions: 'admitPrepare' },

@@ -250,6 +250,8 @@ test('an intra-shard transfer on an item held by a prepared transaction waits fo
 
   assert.is(outcome(cross), 'committed');
   assert.is(outcome(intra), 'committed');
+  const { lockWaitTicks, tickMs } = sim.topology.tuning;
+  assert.ok(intra.latencyMs < (lockWaitTicks - 2) * tickMs, `it ran once the decision freed the item, not at the end of its wait (${intra.latencyMs} ms)`);
   const { seq: crossSeq } = entriesOf(sim, 1, 1001, 3001)[0]!;
   for (const n of C1) {
     assert.equal(entriesOf(sim, n, 1001, 1002).map((e) => e.phase), [Phase.PHASE_NONE]);
