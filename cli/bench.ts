@@ -30,6 +30,8 @@ export interface BenchOptions {
   skew: number;
   seed: number;
   smallbank?: boolean;
+  /** Seconds of the same workload run first and not counted: JIT compilation, caches, a steady pipeline. */
+  warmupS?: number;
 }
 
 
@@ -40,6 +42,8 @@ interface KindStats {
 
 export interface BenchReport {
   options: BenchOptions;
+  /** Operations run in the warm-up, not counted below. */
+  warmupOperations: number;
   elapsedS: number;
   operations: number;
   committed: number;
@@ -181,11 +185,12 @@ export function formatBenchTable(report: BenchReport): string {
 
 type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-function makeReport(options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[]): BenchReport {
+function makeReport(options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
   return {
     options,
+    warmupOperations,
     elapsedS: elapsedMs / 1000,
     operations: done,
     committed,
@@ -202,6 +207,19 @@ function progress(spinner: Ora): (n: number, ms: number) => void {
   return (n, ms) => {
     spinner.text = `${n} operations, ${((n * 1000) / Math.max(1, ms)).toFixed(0)}/s`;
   };
+}
+
+/** Runs the workload for `warmupS` seconds and forgets the results; returns how many operations ran. */
+export async function warmUp(client: Pick<BankClient, 'transfer' | 'read'>, workload: Workload, opts: BenchOptions, spinner: Ora): Promise<number> {
+  if (!opts.warmupS) return 0;
+  spinner.start(`warming up for ${opts.warmupS} s`);
+  const run = await runWorkload(client, workload, Object.assign({}, opts, { count: undefined, durationS: opts.warmupS }));
+  return run.done;
+}
+
+function warmupLine(report: BenchReport): string {
+  const s = report.options.warmupS;
+  return s ? `warm-up    : ${report.warmupOperations} operations over ${s} s before the run, not counted above\n` : '';
 }
 
 function workloadFor(topology: Topology, opts: BenchOptions): Workload {
@@ -222,15 +240,17 @@ export async function etcdBenchCommand(topology: Topology, opts: BenchOptions & 
   try {
     spinner.start(`writing ${topology.items} accounts to etcd`);
     await client.load(topology.items, topology.initialBalance);
+    const workload = workloadFor(topology, opts);
+    const warmed = await warmUp(client, workload, opts, spinner);
     spinner.start('running');
-    const run = await runWorkload(client, workloadFor(topology, opts), opts, progress(spinner));
+    const run = await runWorkload(client, workload, opts, progress(spinner));
     spinner.text = 'auditing';
     const total = await client.total(topology.items);
     spinner.stop();
     const expectedTotal = topology.items * topology.initialBalance;
-    const report = makeReport(opts, run, null, []);
+    const report = makeReport(opts, run, null, [], warmed);
     const money = total === expectedTotal ? `money conserved (total ${total})` : `MONEY NOT CONSERVED: total ${total}, expected ${expectedTotal}`;
-    process.stdout.write(`${formatBenchTable(report)}\netcd       : ${opts.endpoints.join(', ')}\n${formatNodeUsage([], 0, report.clientCpuMs)}\naudit: ${money}\n`);
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}etcd       : ${opts.endpoints.join(', ')}\n${formatNodeUsage([], 0, report.clientCpuMs)}\naudit: ${money}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, etcd: { endpoints: opts.endpoints, total, expectedTotal } }, null, 1)}\n`);
     return total === expectedTotal ? 0 : 1;
   } catch (err) {
@@ -260,6 +280,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     }
     await flushCluster(admin, topology, 1);
     const workload = workloadFor(topology, opts);
+    const warmed = await warmUp(client, workload, opts, spinner);
     const before = await statuses(admin, topology);
     spinner.start('running');
     const run = await runWorkload(client, workload, opts, progress(spinner));
@@ -267,8 +288,8 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     spinner.text = 'auditing';
     const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report = makeReport(opts, run, audit, nodeUsage(before, after));
-    process.stdout.write(`${formatBenchTable(report)}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    const report = makeReport(opts, run, audit, nodeUsage(before, after), warmed);
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, deaths }, null, 1)}\n`);

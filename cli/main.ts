@@ -125,6 +125,7 @@ addTopologyOptions(
     .option('--seed <n>', 'workload seed (default 1)', intArg(0))
     .option('--json <file>', 'also write the results as JSON')
     .option('--settle <s>', 'how long the audit waits for in-doubt transactions to settle (default 10)', intArg(0, 3600))
+    .option('--warmup <s>', 'run the workload this many seconds first, not counted (default 0)', intArg(0, 3600))
     .option('--connect', 'use nodes already running at the configured addresses')
     .option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)', (v: string) => wrap(() => urlList(v)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
@@ -153,6 +154,7 @@ addTopologyOptions(
     seed: pick('seed', 1),
     json: opts['json'] as string | undefined,
     settleS: pick('settle', 10),
+    warmupS: pick('warmup', 0),
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
   };

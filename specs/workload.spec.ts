@@ -4,6 +4,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { Ora } from 'ora';
+import { runWorkload, warmUp } from '../cli/bench.js';
 import { Workload, ZipfSampler } from '../cli/workload.js';
 import { clusterOfItem, makeTopology } from '../protocol/topology.js';
 
@@ -73,6 +75,34 @@ test('the same seed gives the same workload; bad shares are refused', () => {
   assert.equal(a, b);
   assert.throws(() => new Workload(topology, { seed: 1, readOnlyPct: 120, crossShardPct: 0, distribution: 'uniform', skew: 0 }), /read-only/);
   assert.throws(() => new Workload(topology, { seed: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'zipf', skew: 2 }), /skew/);
+});
+
+test('a warm-up runs the same workload for its seconds, and the counted run goes on from there', async () => {
+  const seen: number[] = [];
+  const client = {
+    transfer: async (sender: number) => {
+      seen.push(sender);
+      await new Promise((r) => setTimeout(r, 1));
+      return { status: 'committed', reason: '', latencyMs: 1 } as const;
+    },
+    read: async (item: number) => {
+      seen.push(item);
+      return { status: 'ok', reason: '', latencyMs: 1 } as const;
+    },
+  };
+  const opts = { seed: 3, readOnlyPct: 0, crossShardPct: 20, distribution: 'uniform' as const, skew: 0, clients: 4, warmupS: 1 };
+  const workload = new Workload(topology, opts);
+  const spinner = { start: () => spinner } as unknown as Ora;
+  const started = performance.now();
+  const warmed = await warmUp(client, workload, opts, spinner);
+  assert.ok(performance.now() - started >= 1000, 'it ran for its second');
+  assert.ok(warmed > 0 && warmed === seen.length, `${warmed} operations in the warm-up`);
+  const run = await runWorkload(client, workload, Object.assign({}, opts, { count: 50 }));
+  assert.is(run.done, 50, 'the counted run has only its own operations');
+  assert.is(run.stats.get('overall')?.latency.count, 50);
+  const fresh = new Workload(topology, opts);
+  const expected = Array.from({ length: warmed + 50 }, () => fresh.next().sender);
+  assert.equal(seen, expected, 'one stream of draws: the run continues where the warm-up stopped');
 });
 
 test.run();
