@@ -1,8 +1,9 @@
 /**
  * What a node's actors share. The durable state is read freely and changed
  * only through `record` (which applies the event and queues it for the next
- * synced batch); everything that leaves the node goes through `send`, which
- * the runtime releases only after that batch is durable (DESIGN rule 2).
+ * batch); everything that leaves the node goes through `send`, which the
+ * runtime releases only once everything it may depend on is durable (DESIGN
+ * rule 2; see NodeHost.commit).
  * The machines themselves never touch sockets, disks, clocks or Math.random.
  */
 import type { Ballot, EnvelopeProps, LogEventProps, NodeId } from '../protocol/messages.js';

@@ -78,9 +78,10 @@ const realClock: Clock = {
  * an accepted entry, a view, a flush, a failure or a recovery is this node's
  * word to others. A commit, an execution or an ACK is not: each follows from
  * entries already chosen (durable on a majority) and is learned again from
- * the leader after a power cut, with the same result, since execution is a
- * function of the chosen log. A batch of only those goes to LevelDB without
- * an fsync; the next synced batch carries it to disk.
+ * the leader after a crash or a power cut, with the same result, since
+ * execution is a function of the chosen log. A batch of only those goes to
+ * LevelDB without an fsync (or rides with the next batch, see `commit`); the
+ * next synced batch carries it to disk.
  */
 function needsSync(ev: LogEventProps): boolean {
   return !(ev.committed || ev.executed || ev.acked);
