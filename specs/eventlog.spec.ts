@@ -21,13 +21,18 @@ async function indexed(log: EventLog): Promise<[number, number][]> {
   return out;
 }
 
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'shardbank-eventlog-'));
+/** Runs a test body with a fresh temporary directory, removed however the body ends. */
+async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'shardbank-eventlog-'));
+  try {
+    await body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-test('a batch is one record; its events read back in order with their indices, across a reopen', async () => {
-  const dir = tempDir();
-  try {
+test('a batch is one record; its events read back in order with their indices, across a reopen', () =>
+  withTempDir(async (dir) => {
     const log = EventLog.onDisk(dir);
     await log.open();
     await log.append([executed(1), executed(2), executed(3)]);
@@ -48,14 +53,10 @@ test('a batch is one record; its events read back in order with their indices, a
     assert.equal(await indexed(again), [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [5, 6]]);
     assert.is(await again.count(), 6);
     await again.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('compaction keeps the snapshot and the batches after it', async () => {
-  const dir = tempDir();
-  try {
+test('compaction keeps the snapshot and the batches after it', () =>
+  withTempDir(async (dir) => {
     const log = EventLog.onDisk(dir);
     await log.open();
     await log.append([executed(1), executed(2)]);
@@ -65,14 +66,10 @@ test('compaction keeps the snapshot and the batches after it', async () => {
     const events = await log.readAll();
     assert.is(events[0]!.snapshot?.executedThrough, 2);
     await log.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a log written one event per record reads and continues', async () => {
-  const dir = tempDir();
-  try {
+test('a log written one event per record reads and continues', () =>
+  withTempDir(async (dir) => {
     const raw = new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view' });
     await raw.batch(
       [1, 2, 3].map((seq, i) => ({ type: 'put' as const, key: i.toString(16).padStart(12, '0'), value: shardbank.LogEvent.encode(executed(seq)).finish() })),
@@ -84,9 +81,6 @@ test('a log written one event per record reads and continues', async () => {
     await log.append([executed(4), executed(5)]);
     assert.equal(await indexed(log), [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]);
     await log.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
 test.run();
