@@ -5,56 +5,52 @@
  * is at least the promised one (NACKing the rest so a stale leader learns it
  * was deposed), records commits, and keeps a replica current: a follower that
  * sees a commit point beyond its own, or a commit for an entry it lacks, asks
- * the leader for the committed entries it missed.
+ * the leader for the committed entries it missed (`catchingUp`, one request
+ * in flight, asked again after `retransmitTicks`).
  */
-import { setup } from 'xstate';
-import { compareBallots, entryKey, slotKeyOf, wireKeyOf, type Ballot, type Entry, type EntryKey, type NodeId } from '../protocol/messages.js';
-import { committedAt, slotHasBallot, snapshotOf } from '../store/state.js';
-import { sendToNode, type NodeEnv } from './env.js';
-import { requestId } from './replies.js';
-import { txRole } from './transfer.js';
+import { assign, enqueueActions, raise, setup } from 'xstate';
+import { compareBallots, requestId, slotKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
+import { invariant } from '../store/invariant.js';
+import { committedAt, entryFromSlot, slotFromEntry, slotHasBallot, snapshotOf } from '../store/state.js';
+import { addressed, record, send, type Body, type Effect } from './effects.js';
 import type {
   AcceptEvent,
+  AcceptorEvent,
   CatchupReplyEvent,
   CatchupRequestEvent,
   CommitEvent,
   GrantPromiseEvent,
   HeartbeatEvent,
   NewViewEvent,
-  RecoveredEvent,
-  TickEvent,
+  ViewEvent,
 } from './events.js';
-import { slotToEntry } from './newView.js';
+import { NO_VIEW, type ActorInput, type View } from './node-info.js';
+import { txRole } from './transfer.js';
 
-export interface AcceptorContext {
-  env: NodeEnv;
-  /** Ticks to wait before asking for catch-up again (one request in flight). */
+export interface AcceptorContext extends ActorInput {
+  view: View;
+  /** Ticks left before catch-up may be asked for again. */
   catchupWait: number;
 }
 
-export type AcceptorEvent =
-  | AcceptEvent
-  | NewViewEvent
-  | CommitEvent
-  | HeartbeatEvent
-  | CatchupRequestEvent
-  | CatchupReplyEvent
-  | GrantPromiseEvent
-  | TickEvent
-  | RecoveredEvent;
+/** Raised by a handler that found this replica behind `leader`: ask for what follows `fromSeq - 1`. */
+type BehindEvent = { type: 'behind'; leader: NodeId; fromSeq: number };
 
-function keysOf(entries: Entry[]): EntryKey[] {
-  return entries.map(wireKeyOf);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
+
+function reply(ctx: AcceptorContext, to: NodeId, body: Body): Effect {
+  return send(addressed(ctx.info.self, to, body));
 }
 
-/** Raises the promise if needed; false when the ballot is below it. */
-function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefined): boolean {
-  const cmp = compareBallots(ballot, env.state.promised);
+/** Raises the promise if needed; false (and a NACK) when the ballot is below it. */
+function admitBallot(enqueue: Enqueue, ctx: AcceptorContext, from: NodeId, ballot: Ballot | null | undefined): boolean {
+  const cmp = compareBallots(ballot, ctx.state.promised);
   if (cmp < 0) {
-    sendToNode(env, from, { nack: { ballot, promised: env.state.promised } });
+    enqueue.emit(reply(ctx, from, { nack: { ballot, promised: ctx.state.promised } }));
     return false;
   }
-  if (cmp > 0) env.record({ promised: { ballot } });
+  if (cmp > 0) enqueue.emit(record({ promised: { ballot } }));
   return true;
 }
 
@@ -64,26 +60,15 @@ function admitBallot(env: NodeEnv, from: NodeId, ballot: Ballot | null | undefin
  * and ballot), or below the low-water mark, is acknowledged again without
  * being written again.
  */
-function acceptEntries(env: NodeEnv, from: NodeId, ballot: Ballot, entries: Entry[]): void {
-  const { state } = env;
-  const fresh = entries.filter((e) => {
+function acceptEntries(enqueue: Enqueue, ctx: AcceptorContext, from: NodeId, ballot: Ballot, entries: Entry[]): void {
+  const { state } = ctx;
+  const fresh: Entry[] = [];
+  for (const e of entries) {
     const key = slotKeyOf(e);
-    return key > state.lowWater && !slotHasBallot(state.log.get(key), ballot);
-  });
-  if (fresh.length > 0) {
-    const stamped = fresh.map((e) => ({ seq: e.seq, phase: e.phase, ballot, command: e.command, committed: false, reason: e.reason, runsAt: e.runsAt }));
-    env.record({ accepted: { entries: stamped } });
+    if (key > state.lowWater && !slotHasBallot(state.log.get(key), ballot)) fresh.push(entryFromSlot(slotFromEntry(e, false), ballot));
   }
-  sendToNode(env, from, { accepted: { ballot, keys: keysOf(entries) } });
-}
-
-function requestCatchup(ctx: AcceptorContext, leader: NodeId): void {
-  if (ctx.catchupWait > 0 || leader === ctx.env.self || leader === 0) return;
-  ctx.catchupWait = ctx.env.tuning.retransmitTicks;
-  const { env } = ctx;
-  sendToNode(env, leader, {
-    catchupRequest: { fromSeq: env.state.commitThrough + 1, maxEntries: env.tuning.maxCatchupEntries },
-  });
+  if (fresh.length > 0) enqueue.emit(record({ accepted: { entries: fresh } }));
+  enqueue.emit(reply(ctx, from, { accepted: { ballot, slots: entries.map(slotKeyOf) } }));
 }
 
 /**
@@ -91,16 +76,28 @@ function requestCatchup(ctx: AcceptorContext, leader: NodeId): void {
  * arrive before the decision has run here (the fold keeps it for then); one
  * for a decision already acknowledged changes nothing.
  */
-function learnAck(env: NodeEnv, txid: string): void {
-  if (env.state.unacked.has(txid) || !env.state.decisions.has(txid)) env.record({ acked: { txid } });
+function learnAck(enqueue: Enqueue, ctx: AcceptorContext, txid: string): void {
+  const { state } = ctx;
+  if (state.unacked.has(txid) || !state.decisions.has(txid)) enqueue.emit(record({ acked: { txid } }));
+}
+
+/**
+ * The first seq not yet committed once `slots` are recorded committed too (a
+ * handler's own records are folded in after its step, so it works it out).
+ */
+function nextUncommitted(ctx: AcceptorContext, slots: Iterable<number> = []): number {
+  const added = new Set(slots);
+  let c = ctx.state.commitThrough;
+  while (added.has(c + 1) || ctx.state.log.get(c + 1)?.committed) c++;
+  return c + 1;
 }
 
 /** Committed entries from `fromSeq` up to the commit point, at most `max`. */
-export function committedEntries(env: NodeEnv, fromSeq: number, max: number): Entry[] {
+export function committedEntries(ctx: ActorInput, fromSeq: number, max: number): Entry[] {
   const out: Entry[] = [];
-  const { state } = env;
+  const { state } = ctx;
   for (let seq = Math.max(1, fromSeq); seq <= state.commitThrough && out.length < max; seq++) {
-    for (const slot of committedAt(state, seq)) out.push(slotToEntry(slot));
+    for (const slot of committedAt(state, seq)) out.push(entryFromSlot(slot));
   }
   return out;
 }
@@ -108,120 +105,146 @@ export function committedEntries(env: NodeEnv, fromSeq: number, max: number): En
 export const acceptorMachine = setup({
   types: {
     context: {} as AcceptorContext,
-    events: {} as AcceptorEvent,
-    input: {} as { env: NodeEnv },
+    events: {} as AcceptorEvent | BehindEvent,
+    input: {} as ActorInput,
+    emitted: {} as Effect,
+  },
+  guards: {
+    waitOver: ({ context }) => context.catchupWait <= 1,
+    knowsLeader: ({ context, event }) => {
+      const leader = (event as BehindEvent).leader;
+      return leader !== 0 && leader !== context.info.self;
+    },
   },
   actions: {
-    onAccept: ({ context, event }) => {
-      const { env } = context;
+    onAccept: enqueueActions(({ context, event, enqueue }) => {
       const e = event as AcceptEvent;
-      if (!admitBallot(env, e.from, e.msg.ballot)) return;
-      acceptEntries(env, e.from, e.msg.ballot!, e.msg.entries ?? []);
-    },
-    onNewView: ({ context, event }) => {
-      const { env } = context;
+      if (!admitBallot(enqueue, context, e.from, e.msg.ballot)) return;
+      acceptEntries(enqueue, context, e.from, e.msg.ballot!, e.msg.entries ?? []);
+    }),
+    onNewView: enqueueActions(({ context, event, enqueue }) => {
       const e = event as NewViewEvent;
-      if (!admitBallot(env, e.from, e.msg.ballot)) return;
+      if (!admitBallot(enqueue, context, e.from, e.msg.ballot)) return;
       const log = e.msg.log ?? [];
-      env.record({ view: { view: e.msg, leader: e.from } });
-      acceptEntries(env, e.from, e.msg.ballot!, log);
+      enqueue.emit(record({ view: { view: e.msg, leader: e.from } }));
+      acceptEntries(enqueue, context, e.from, e.msg.ballot!, log);
       const chosen = log.filter((x) => x.committed);
-      if (chosen.length > 0) env.record({ committed: { keys: keysOf(chosen) } });
-    },
-    onCommit: ({ context, event }) => {
-      const { env } = context;
+      if (chosen.length > 0) enqueue.emit(record({ committed: { slots: chosen.map(slotKeyOf) } }));
+    }),
+    onCommit: enqueueActions(({ context, event, enqueue }) => {
       const e = event as CommitEvent;
-      const ready: EntryKey[] = [];
+      const ready: number[] = [];
       let missing = false;
-      for (const k of e.msg.keys ?? []) {
-        const slot = env.state.log.get(entryKey(k.seq ?? 0, k.phase));
+      for (const key of e.msg.slots ?? []) {
+        const slot = context.state.log.get(key);
         if (slot?.committed) continue;
-        if (slotHasBallot(slot, e.msg.ballot)) ready.push(k);
+        if (slotHasBallot(slot, e.msg.ballot)) ready.push(key);
         else missing = true;
       }
-      if (ready.length > 0) env.record({ committed: { keys: ready } });
-      if (missing) requestCatchup(context, e.from);
-    },
-    onHeartbeat: ({ context, event }) => {
+      if (ready.length > 0) enqueue.emit(record({ committed: { slots: ready } }));
+      if (missing) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: nextUncommitted(context, ready) });
+    }),
+    onHeartbeat: enqueueActions(({ context, event, enqueue }) => {
       const e = event as HeartbeatEvent;
-      const { state } = context.env;
       // Only the current leader's ACKs count: a stale heartbeat is not the word of anyone in charge.
-      if (compareBallots(e.msg.ballot, state.promised) < 0) return;
-      for (const txid of e.msg.acked ?? []) learnAck(context.env, txid);
-      if ((e.msg.commitThrough ?? 0) > context.env.state.commitThrough) requestCatchup(context, e.from);
-    },
-    onCatchupRequest: ({ context, event }) => {
-      const { env } = context;
+      if (compareBallots(e.msg.ballot, context.state.promised) < 0) return;
+      for (const txid of e.msg.acked ?? []) learnAck(enqueue, context, txid);
+      if ((e.msg.commitThrough ?? 0) > context.state.commitThrough) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: nextUncommitted(context) });
+    }),
+    onCatchupRequest: enqueueActions(({ context, event, enqueue }) => {
       const e = event as CatchupRequestEvent;
+      const { state, info, view } = context;
       // Behind what this node still keeps: the entries are gone, send the state instead.
-      if ((e.msg.fromSeq ?? 1) <= env.state.lowWater) {
-        sendToNode(env, e.from, { catchupReply: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, snapshot: snapshotOf(env.state) } });
+      if ((e.msg.fromSeq ?? 1) <= state.lowWater) {
+        enqueue.emit(reply(context, e.from, { catchupReply: { ballot: view.ballot, commitThrough: state.commitThrough, snapshot: snapshotOf(state) } }));
         return;
       }
-      const max = Math.min(e.msg.maxEntries || env.tuning.maxCatchupEntries, env.tuning.maxCatchupEntries);
-      const entries = committedEntries(env, e.msg.fromSeq ?? 1, max);
+      const max = Math.min(e.msg.maxEntries || info.tuning.maxCatchupEntries, info.tuning.maxCatchupEntries);
+      const entries = committedEntries(context, e.msg.fromSeq ?? 1, max);
       const acked = entries
-        .filter((x) => (x.runsAt ?? 0) > 0 && x.command && txRole(env.topology, env.cluster, x.command) === 'coordinator')
-        .filter((x) => !env.state.unacked.has(requestId(x.command!)))
-        .map((x) => requestId(x.command!));
-      sendToNode(env, e.from, {
-        catchupReply: { ballot: env.view.ballot, entries, commitThrough: env.state.commitThrough, acked },
-      });
-    },
-    onCatchupReply: ({ context, event }) => {
-      const { env } = context;
+        .filter((x) => (x.runsAt ?? 0) > 0 && x.command && txRole(info.topology, info.cluster, x.command) === 'coordinator')
+        .map((x) => requestId(x.command!))
+        .filter((txid) => !state.unacked.has(txid));
+      enqueue.emit(reply(context, e.from, { catchupReply: { ballot: view.ballot, entries, commitThrough: state.commitThrough, acked } }));
+    }),
+    onCatchupReply: enqueueActions(({ context, event, enqueue }) => {
       const e = event as CatchupReplyEvent;
-      context.catchupWait = 0;
+      const { state } = context;
       const snap = e.msg.snapshot;
       if (snap) {
         // Installed only if it is ahead; this node's own connection state stays its own.
-        if ((snap.executedThrough ?? 0) > env.state.executedThrough) env.record({ snapshot: { ...snap, failed: env.state.failed } });
+        if ((snap.executedThrough ?? 0) > state.executedThrough) {
+          enqueue.emit(record({ snapshot: Object.assign({}, snap, { failed: state.failed }) }));
+          enqueue.emit(record({ catchup: { what: 'snapshot', from: e.from, through: snap.executedThrough ?? 0 } }));
+        }
         return;
       }
-      const entries = (e.msg.entries ?? []).filter((x) => !env.state.log.get(slotKeyOf(x))?.committed);
+      const entries = (e.msg.entries ?? []).filter((x) => !state.log.get(slotKeyOf(x))?.committed);
       if (entries.length > 0) {
-        env.record({ accepted: { entries } });
-        env.record({ committed: { keys: keysOf(entries) } });
+        enqueue.emit(record({ accepted: { entries } }));
+        enqueue.emit(record({ committed: { slots: entries.map(slotKeyOf) } }));
+        enqueue.emit(record({ catchup: { what: 'received', from: e.from, entries: entries.length, through: e.msg.commitThrough ?? 0 } }));
       }
-      for (const txid of e.msg.acked ?? []) learnAck(env, txid);
+      for (const txid of e.msg.acked ?? []) learnAck(enqueue, context, txid);
       // Still behind and the reply was full: ask for the next chunk now.
-      if ((e.msg.commitThrough ?? 0) > env.state.commitThrough && entries.length > 0) requestCatchup(context, e.from);
-    },
-    onGrantPromise: ({ context, event }) => {
-      const { env } = context;
+      const next = nextUncommitted(context, entries.map(slotKeyOf));
+      if ((e.msg.commitThrough ?? 0) >= next && entries.length > 0) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: next });
+    }),
+    onGrantPromise: enqueueActions(({ context, event, enqueue }) => {
       const e = event as GrantPromiseEvent;
-      if (compareBallots(e.ballot, env.state.promised) <= 0) return;
-      env.record({ promised: { ballot: e.ballot } });
+      const { state } = context;
+      if (compareBallots(e.ballot, state.promised) <= 0) return;
+      enqueue.emit(record({ promised: { ballot: e.ballot } }));
       const accepted: Entry[] = [];
       // A 2PC decision counts at the seq it runs at, which may be above the candidate's commit point when its own is not.
-      for (const slot of env.state.log.values()) {
-        if (Math.max(slot.seq, slot.runsAt ?? 0) > e.commitThrough) accepted.push(slotToEntry(slot));
+      for (const slot of state.log.values()) {
+        if (Math.max(slot.seq, slot.runsAt ?? 0) > e.commitThrough) accepted.push(entryFromSlot(slot));
       }
       // Entries at or below our low-water mark are gone: if the candidate still needs them, it gets our state.
-      const snapshot = e.commitThrough < env.state.lowWater ? snapshotOf(env.state) : undefined;
-      sendToNode(env, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: env.state.commitThrough, snapshot } });
-    },
-    onTick: ({ context }) => {
-      if (context.catchupWait > 0) context.catchupWait--;
-    },
+      const snapshot = e.commitThrough < state.lowWater ? snapshotOf(state) : undefined;
+      enqueue.emit(reply(context, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: state.commitThrough, snapshot } }));
+    }),
+    askForCatchup: enqueueActions(({ context, event, enqueue }) => {
+      const { leader, fromSeq } = event as BehindEvent;
+      const { info } = context;
+      invariant(leader !== info.self, 'a node asks itself for catch-up');
+      enqueue.assign({ catchupWait: info.tuning.retransmitTicks });
+      enqueue.emit(record({ catchup: { what: 'requested', from: leader, fromSeq } }));
+      enqueue.emit(reply(context, leader, { catchupRequest: { fromSeq, maxEntries: info.tuning.maxCatchupEntries } }));
+    }),
+    countDown: assign({ catchupWait: ({ context }) => context.catchupWait - 1 }),
+    clearWait: assign({ catchupWait: 0 }),
+    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
     /** Back from a disconnection: ask the leader we knew for what we missed, before any heartbeat. */
-    onRecovered: ({ context }) => {
-      context.catchupWait = 0;
-      requestCatchup(context, context.env.view.leader);
-    },
+    askLeaderWeKnew: raise(({ context }) => ({ type: 'behind' as const, leader: context.view.leader, fromSeq: context.state.commitThrough + 1 })),
   },
 }).createMachine({
   id: 'acceptor',
-  context: ({ input }) => ({ env: input.env, catchupWait: 0 }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, catchupWait: 0 }),
+  initial: 'current',
   on: {
     accept: { actions: 'onAccept' },
     newView: { actions: 'onNewView' },
     commit: { actions: 'onCommit' },
     heartbeat: { actions: 'onHeartbeat' },
     catchupRequest: { actions: 'onCatchupRequest' },
-    catchupReply: { actions: 'onCatchupReply' },
     grantPromise: { actions: 'onGrantPromise' },
-    tick: { actions: 'onTick' },
-    recovered: { actions: 'onRecovered' },
+    view: { actions: 'noteView' },
+  },
+  states: {
+    current: {
+      on: {
+        behind: { guard: 'knowsLeader', target: 'catchingUp', actions: 'askForCatchup' },
+        catchupReply: { actions: 'onCatchupReply' },
+        recovered: { actions: 'askLeaderWeKnew' },
+      },
+    },
+    catchingUp: {
+      on: {
+        tick: [{ guard: 'waitOver', target: 'current', actions: 'clearWait' }, { actions: 'countDown' }],
+        catchupReply: { target: 'current', actions: ['clearWait', 'onCatchupReply'] },
+        recovered: { target: 'current', actions: ['clearWait', 'askLeaderWeKnew'] },
+      },
+    },
   },
 });

@@ -15,21 +15,19 @@
  * (`notify`). A participant asking about a transaction this cluster never
  * prepared gets an abort that is ordered first (`fence`), so a late P can
  * never turn it into a commit.
+ *
+ * Every phase it enters is a `txPhase` event in the node's log.
  */
-import { and, enqueueActions, not, setup } from 'xstate';
+import { and, assign, enqueueActions, not, sendParent, setup } from 'xstate';
 import { shardbank, type Command } from '../protocol/messages.js';
-import { ACTOR, deliverNotices, sendToCluster, shareAck, type NodeEnv, type Notice } from './env.js';
-import type { TxExecutedEvent } from './events.js';
-import { replyTo } from './replies.js';
+import type { CoordinatorEvent, CoordinatorMode, TransactionsEvent, TxExecutedEvent } from './events.js';
+import { post, tell } from './mail.js';
+import { ACTOR } from './node-info.js';
+import { txPhase, type TxActorInput } from './txPhase.js';
 
 const { Phase, Status } = shardbank;
 
-export type CoordinatorMode = 'start' | 'resolve' | 'notify' | 'fence';
-
-export interface CoordinatorInput {
-  env: NodeEnv;
-  txid: string;
-  command: Command;
+export interface CoordinatorInput extends TxActorInput {
   participantCluster: number;
   mode: CoordinatorMode;
   /** For resolve / notify: the seq of the P entry and the decision. */
@@ -47,34 +45,32 @@ interface CoordinatorContext extends CoordinatorInput {
   retries: number;
 }
 
-export type CoordinatorEvent =
-  | TxExecutedEvent
-  | { type: 'vote'; prepared: boolean; reason: string }
-  | { type: 'ack' }
-  | { type: 'queried' }
-  /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */
-  | { type: 'tick' }
-  /** The leader stepped down or the set was flushed: stop here, quietly. */
-  | { type: 'drop' };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
 
-function propose(ctx: CoordinatorContext, phase: number, seq?: number, reason?: string): Notice {
-  return { to: ACTOR.proposer, event: { type: 'propose', command: ctx.command, phase, seq, reason } };
+function toParent(enqueue: Enqueue, event: TransactionsEvent): void {
+  enqueue.sendParent(event);
 }
 
-/** A request that vouches for nothing here: it leaves without waiting for the log (NodeEnv.sendNow). */
-function sendPrepare(ctx: CoordinatorContext, everyone: boolean): void {
-  const { env } = ctx;
-  sendToCluster(env, ctx.participantCluster, { txPrepare: { txid: ctx.txid, command: ctx.command, coordinatorCluster: env.cluster } }, everyone, true);
+/** Notes the phase in the log. */
+function enter(enqueue: Enqueue, ctx: CoordinatorContext, phase: string, why = ''): void {
+  toParent(enqueue, { type: 'effects', effects: [txPhase(ctx, 'coordinator', phase, why)] });
 }
 
-function sendDecision(ctx: CoordinatorContext, everyone: boolean): void {
-  const { env } = ctx;
-  sendToCluster(
-    env,
-    ctx.participantCluster,
-    { txDecision: { txid: ctx.txid, commit: !!ctx.commit, command: ctx.command, coordinatorCluster: env.cluster, reason: ctx.reason ?? '' } },
-    everyone,
-  );
+function propose(enqueue: Enqueue, command: Command, phase: number, seq?: number, reason?: string): void {
+  post(enqueue, [tell(ACTOR.proposer, { type: 'propose', proposals: [{ command, phase, seq, reason }] })]);
+}
+
+function sendPrepare(enqueue: Enqueue, ctx: CoordinatorContext, everyone: boolean): void {
+  const body = { txPrepare: { txid: ctx.txid, command: ctx.command, coordinatorCluster: ctx.info.cluster } };
+  toParent(enqueue, { type: 'out', cluster: ctx.participantCluster, body, everyone });
+}
+
+function sendDecision(enqueue: Enqueue, ctx: CoordinatorContext, everyone: boolean): void {
+  const body = {
+    txDecision: { txid: ctx.txid, commit: !!ctx.commit, command: ctx.command, coordinatorCluster: ctx.info.cluster, reason: ctx.reason ?? '' },
+  };
+  toParent(enqueue, { type: 'out', cluster: ctx.participantCluster, body, everyone });
 }
 
 export const coordinatorMachine = setup({
@@ -91,52 +87,46 @@ export const coordinatorMachine = setup({
     decisionRan: ({ event }) => (event as TxExecutedEvent).phase >= Phase.PHASE_COMMIT,
     bothPrepared: ({ context }) => context.localPrepared && context.remotePrepared,
     mustAbort: ({ context }) => context.localPrepared && context.abortReason !== '',
-    timedOut: ({ context }) => context.elapsed * context.env.tuning.txRetryTicks >= context.env.tuning.txTimeoutTicks,
+    timedOut: ({ context }) => context.elapsed * context.info.tuning.txRetryTicks >= context.info.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,
     /** The decision may have run before this actor ordered it (it was already in the log). */
-    alreadyDecided: ({ context }) => context.env.state.decisions.has(context.txid),
+    alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
   },
   actions: {
     startPrepare: enqueueActions(({ context, enqueue }) => {
-      sendPrepare(context, false);
-      deliverNotices(enqueue, [propose(context, Phase.PHASE_PREPARE)]);
+      enter(enqueue, context, 'preparing');
+      sendPrepare(enqueue, context, false);
+      propose(enqueue, context.command, Phase.PHASE_PREPARE);
     }),
-    notePrepareRan: ({ context, event }) => {
+    notePrepareRan: assign(({ context, event }) => {
       const e = event as TxExecutedEvent;
-      context.seq = e.seq;
-      context.localPrepared = true;
-      if (e.status !== Status.COMMITTED) context.abortReason ||= e.reason || 'aborted';
-    },
-    noteVote: ({ context, event }) => {
+      const failed = e.status !== Status.COMMITTED;
+      return { seq: e.seq, localPrepared: true, abortReason: context.abortReason || (failed ? e.reason || 'aborted' : '') };
+    }),
+    noteVote: assign(({ context, event }) => {
       const e = event as Extract<CoordinatorEvent, { type: 'vote' }>;
-      if (e.prepared) context.remotePrepared = true;
-      else context.abortReason ||= e.reason ? `participant aborted: ${e.reason}` : 'participant aborted';
-    },
-    countTick: ({ context }) => {
-      context.elapsed++;
-    },
-    resendPrepare: ({ context }) => sendPrepare(context, ++context.retries % 2 === 0),
-    noteTimeout: ({ context }) => {
-      context.abortReason ||= context.localPrepared ? 'timeout' : 'no majority';
-    },
-    decideCommit: ({ context }) => {
-      context.commit = true;
-      context.reason = '';
-    },
-    decideAbort: ({ context }) => {
-      context.commit = false;
-      context.reason = context.abortReason || context.reason || 'aborted';
-    },
+      if (e.prepared) return { remotePrepared: true };
+      return { abortReason: context.abortReason || (e.reason ? `participant aborted: ${e.reason}` : 'participant aborted') };
+    }),
+    countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
+    resendPrepare: enqueueActions(({ context, enqueue }) => {
+      const retries = context.retries + 1;
+      enqueue.assign({ retries });
+      sendPrepare(enqueue, context, retries % 2 === 0);
+    }),
+    noteTimeout: assign({ abortReason: ({ context }) => context.abortReason || (context.localPrepared ? 'timeout' : 'no majority') }),
+    decideCommit: assign({ commit: true, reason: '' }),
+    decideAbort: assign(({ context }) => ({ commit: false, reason: context.abortReason || context.reason || 'aborted' })),
     orderDecision: enqueueActions(({ context, enqueue }) => {
-      context.elapsed = 0;
-      deliverNotices(enqueue, [
-        propose(context, context.commit ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.commit ? undefined : context.reason),
-      ]);
+      enqueue.assign({ elapsed: 0 });
+      enter(enqueue, context, context.commit ? 'deciding commit' : 'deciding abort', context.commit ? '' : context.reason ?? '');
+      propose(enqueue, context.command, context.commit ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.commit ? undefined : context.reason);
     }),
     orderFence: enqueueActions(({ context, enqueue }) => {
-      context.commit = false;
-      context.reason = 'unknown to the coordinator';
-      deliverNotices(enqueue, [propose(context, Phase.PHASE_ABORT, undefined, context.reason)]);
+      const reason = 'unknown to the coordinator';
+      enqueue.assign({ commit: false, reason });
+      enter(enqueue, context, 'fencing', reason);
+      propose(enqueue, context.command, Phase.PHASE_ABORT, undefined, reason);
     }),
     /**
      * Our own cluster has not ordered the prepare: answer now, as `failed`
@@ -145,34 +135,41 @@ export const coordinatorMachine = setup({
      * from the log), or a copy of it at another leader. The sender stays
      * locked until the P is resolved.
      */
-    giveUp: ({ context }) => {
-      if (context.env.view.role === 'leader') replyTo(context.env, context.command, { status: Status.FAILED, reason: 'no majority' });
-    },
-    /** What the participant must hear is what ran here (a decision inherited from the log may win). */
-    noteDecisionRan: ({ context, event }) => {
-      const e = event as TxExecutedEvent;
-      context.commit = e.phase === Phase.PHASE_COMMIT;
-      context.reason = context.commit ? '' : e.reason || context.reason;
-    },
-    takeDecisionFromLog: ({ context }) => {
-      context.commit = context.env.state.decisions.get(context.txid) === true;
-      if (!context.commit) context.reason ||= 'aborted';
-    },
-    startNotify: ({ context }) => {
-      context.elapsed = 0;
-      sendDecision(context, false);
-    },
-    // Periods keep the phase of the start, so the first one after startNotify may be short: skip it.
-    resendDecision: ({ context }) => {
-      if (context.elapsed >= 2) sendDecision(context, ++context.retries % 2 === 0);
-    },
-    recordAck: ({ context }) => {
-      context.env.record({ acked: { txid: context.txid } });
-      shareAck(context.env, context.txid);
-    },
-    reportDone: enqueueActions(({ context, enqueue }) => {
-      deliverNotices(enqueue, [{ to: ACTOR.transactions, event: { type: 'txDone', txid: context.txid, role: 'coordinator' } }]);
+    giveUp: enqueueActions(({ context, enqueue }) => {
+      enter(enqueue, context, 'abandoned', 'our own prepare never ran');
+      toParent(enqueue, { type: 'reply', command: context.command, reason: 'no majority' });
     }),
+    /** What the participant must hear is what ran here (a decision inherited from the log may win). */
+    noteDecisionRan: assign(({ context, event }) => {
+      const e = event as TxExecutedEvent;
+      const commit = e.phase === Phase.PHASE_COMMIT;
+      return { commit, reason: commit ? '' : e.reason || context.reason };
+    }),
+    takeDecisionFromLog: assign(({ context }) => {
+      const commit = context.state.decisions.get(context.txid) === true;
+      return { commit, reason: commit ? context.reason : context.reason || 'aborted' };
+    }),
+    startNotify: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ elapsed: 0 });
+      enter(enqueue, context, context.commit ? 'notifying commit' : 'notifying abort');
+      sendDecision(enqueue, context, false);
+    }),
+    notifyAgain: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ elapsed: 0 });
+      sendDecision(enqueue, context, false);
+    }),
+    // Periods keep the phase of the start, so the first one after startNotify may be short: skip it.
+    resendDecision: enqueueActions(({ context, enqueue }) => {
+      if (context.elapsed < 2) return;
+      const retries = context.retries + 1;
+      enqueue.assign({ retries });
+      sendDecision(enqueue, context, retries % 2 === 0);
+    }),
+    recordAck: enqueueActions(({ context, enqueue }) => {
+      enter(enqueue, context, 'done', 'participant acknowledged');
+      toParent(enqueue, { type: 'acked', txid: context.txid });
+    }),
+    reportDone: sendParent(({ context }) => ({ type: 'txDone' as const, txid: context.txid, role: 'coordinator' as const })),
   },
 }).createMachine({
   id: 'coordinator',
@@ -225,7 +222,7 @@ export const coordinatorMachine = setup({
       entry: 'startNotify',
       on: {
         ack: { target: 'done', actions: 'recordAck' },
-        queried: { actions: 'startNotify' },
+        queried: { actions: 'notifyAgain' },
         tick: { actions: ['countTick', 'resendDecision'] },
       },
     },
@@ -240,3 +237,4 @@ export const coordinatorMachine = setup({
     dropped: { type: 'final' },
   },
 });
+

@@ -8,220 +8,278 @@
  * lost contact cannot depose a working leader. A candidate with promises
  * from a majority builds the NEW-VIEW, sends it, and leads; a leader
  * heartbeats and steps down on seeing a higher ballot.
+ *
+ * The election owns the node's view (role, leader, ballot): every change is
+ * a `role` event in the log and a `view` event to the actors that route,
+ * reply or catch up.
  */
-import { and, enqueueActions, setup } from 'xstate';
-import { compareBallots, wireKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
-import { ACTOR, acksForHeartbeat, deliverNotices, sendToNode, sendToPeers, sendToPeersNow, type NodeEnv, type Notice } from './env.js';
-import type {
-  ContactEvent,
-  FlushedEvent,
-  NackEvent,
-  PrepareEvent,
-  PromiseEvent,
-  RecoveredEvent,
-  TickEvent,
-} from './events.js';
+import { and, assign, enqueueActions, setup } from 'xstate';
+import { ballotEquals, compareBallots, formatBallot, nodeName, slotKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
+import { mulberry32Step } from '../protocol/rng.js';
+import { invariant } from '../store/invariant.js';
+import { record, send, toEach, type Effect } from './effects.js';
+import type { ContactEvent, ElectionEvent, FlushedEvent, NackEvent, PrepareEvent, PromiseEvent, ShareAcksEvent } from './events.js';
+import { post, tell } from './mail.js';
 import { buildNewView } from './newView.js';
+import { ACTOR, NO_VIEW, type ActorInput, type Role, type View } from './node-info.js';
 
-export interface ElectionContext {
-  env: NodeEnv;
+export interface ElectionContext extends ActorInput {
+  view: View;
   /** Ticks since the leader was last heard (or the campaign started). */
   elapsed: number;
   timeoutTicks: number;
+  /** The state of this node's seeded random stream (mulberry32). */
+  rng: number;
   sinceHeartbeat: number;
   /** A candidate's promises, by node. */
-  promises: Map<NodeId, Entry[]>;
+  promises: ReadonlyMap<NodeId, Entry[]>;
   /** The highest PREPARE deferred while the leader was still heard. */
   deferred: { from: NodeId; ballot: Ballot; commitThrough: number } | null;
   /** Set by a flush: the next leader state is the set's initial view, no NEW-VIEW. */
   installing: boolean;
   /** The highest round seen in a PREPARE or NACK, so a new campaign goes above it. */
   seenRound: number;
+  /**
+   * ACKed decisions to tell the followers on the next few heartbeats: txid ->
+   * heartbeats left. Updated in place: ACKs come one per cross-shard
+   * transfer, and copying a map of a thousand entries costs about 40 µs.
+   */
+  acks: Map<string, number>;
 }
 
-export type ElectionEvent = TickEvent | ContactEvent | PrepareEvent | PromiseEvent | NackEvent | FlushedEvent | RecoveredEvent;
+/** The actors that keep a copy of the view. */
+const VIEW_WATCHERS = [ACTOR.node, ACTOR.acceptor, ACTOR.executor, ACTOR.lockManager, ACTOR.transactions] as const;
 
-function randomTimeout(env: NodeEnv): number {
-  return env.rng.int(env.tuning.electionTicksMin, env.tuning.electionTicksMax);
-}
+/** Heartbeats that repeat an ACK, so a follower that misses one still hears it. */
+const ACK_REPEATS = 3;
 
-function nack(env: NodeEnv, to: NodeId, ballot: Ballot | null | undefined): void {
-  sendToNode(env, to, { nack: { ballot, promised: env.state.promised } });
-}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
 
-function grant(ctx: ElectionContext, from: NodeId, ballot: Ballot, commitThrough: number): Notice[] {
-  ctx.env.view.leader = 0;
-  ctx.elapsed = 0;
-  ctx.deferred = null;
-  return [{ to: ACTOR.acceptor, event: { type: 'grantPromise', to: from, ballot, commitThrough } }];
-}
-
-function defer(ctx: ElectionContext, e: PrepareEvent): void {
-  const ballot = e.msg.ballot ?? { round: 0, node: 0 };
-  ctx.seenRound = Math.max(ctx.seenRound, ballot.round ?? 0);
-  if (!ctx.deferred || compareBallots(ballot, ctx.deferred.ballot) > 0) {
-    ctx.deferred = { from: e.from, ballot, commitThrough: e.msg.commitThrough ?? 0 };
+/** Why the view changes, in words for the log. */
+function why(event: ElectionEvent): string {
+  switch (event.type) {
+    case 'contact':
+      return `heard ${nodeName(event.from)} at ${formatBallot(event.ballot)}`;
+    case 'prepare':
+      return `${nodeName(event.from)} asks with ${formatBallot(event.msg.ballot)}`;
+    case 'nack':
+      return `${nodeName(event.from)} promised ${formatBallot(event.msg.promised)}`;
+    case 'promise':
+      return `promised by a majority`;
+    case 'tick':
+      return 'leader silent past the election timeout';
+    case 'flushed':
+      return 'the set starts';
+    case 'recovered':
+      return 'back from a disconnection';
+    default:
+      return event.type;
   }
+}
+
+/**
+ * Moves the view to `next`: a `role` event when the role or leader changes,
+ * and a `view` event to every watcher.
+ */
+function changeView(enqueue: Enqueue, prev: View, next: View, because: string, voters: NodeId[] = []): void {
+  if (prev.role === next.role && prev.leader === next.leader && ballotEquals(prev.ballot, next.ballot)) return;
+  enqueue.assign({ view: next });
+  if (prev.role !== next.role || prev.leader !== next.leader) {
+    enqueue.emit(record({ role: { role: next.role, leader: next.leader, ballot: next.ballot, why: because, voters } }));
+  }
+  post(
+    enqueue,
+    VIEW_WATCHERS.map((to) => tell(to, { type: 'view', view: next })),
+  );
+}
+
+function withRole(view: View, role: Role, patch: Partial<View> = {}): View {
+  return Object.assign({}, view, patch, { role });
+}
+
+/** A new election timeout, drawn from the node's seeded stream. */
+function drawTimeout(ctx: ElectionContext): { timeoutTicks: number; rng: number } {
+  const { electionTicksMin: min, electionTicksMax: max } = ctx.info.tuning;
+  const [v, rng] = mulberry32Step(ctx.rng);
+  return { timeoutTicks: min + Math.floor(v * (max - min + 1)), rng };
 }
 
 /** The candidate's ballot: one round above anything seen, with its own id. */
 function nextBallot(ctx: ElectionContext): Ballot {
-  const { env } = ctx;
-  const round = Math.max(env.state.promised.round ?? 0, env.view.ballot.round ?? 0, ctx.seenRound) + 1;
-  return { round, node: env.self };
+  const round = Math.max(ctx.state.promised.round ?? 0, ctx.view.ballot.round ?? 0, ctx.seenRound) + 1;
+  return { round, node: ctx.info.self };
+}
+
+function answered(candidate: NodeId, ballot: Ballot | null | undefined, answer: 'granted' | 'refused' | 'deferred', promised: Ballot): Effect {
+  return record({ vote: { candidate, ballot, answer, promised } });
+}
+
+/** Promises `ballot` to `from`: the acceptor records the promise and answers with its log. */
+function grant(enqueue: Enqueue, ctx: ElectionContext, event: ElectionEvent, from: NodeId, ballot: Ballot, commitThrough: number): void {
+  enqueue.emit(answered(from, ballot, 'granted', ctx.state.promised));
+  enqueue.assign({ elapsed: 0, deferred: null });
+  changeView(enqueue, ctx.view, Object.assign({}, ctx.view, { leader: 0 }), why(event));
+  post(enqueue, [tell(ACTOR.acceptor, { type: 'grantPromise', to: from, ballot, commitThrough })]);
 }
 
 export const electionMachine = setup({
   types: {
     context: {} as ElectionContext,
     events: {} as ElectionEvent,
-    input: {} as { env: NodeEnv },
+    input: {} as ActorInput,
+    emitted: {} as Effect,
   },
   guards: {
     timerExpired: ({ context }) => context.elapsed + 1 >= context.timeoutTicks,
-    hasDeferredPrepare: ({ context }) =>
-      context.deferred !== null && compareBallots(context.deferred.ballot, context.env.state.promised) > 0,
-    prepareIsStale: ({ context, event }) =>
-      compareBallots((event as PrepareEvent).msg.ballot, context.env.state.promised) <= 0,
+    hasDeferredPrepare: ({ context }) => context.deferred !== null && compareBallots(context.deferred.ballot, context.state.promised) > 0,
+    prepareIsStale: ({ context, event }) => compareBallots((event as PrepareEvent).msg.ballot, context.state.promised) <= 0,
     /** The P1 rule: grant only once our own leader has gone quiet (or is unknown, or is the one asking). */
     mayGrantNow: ({ context, event }) =>
-      context.env.view.leader === 0 ||
-      (event as PrepareEvent).from === context.env.view.leader ||
-      context.elapsed >= context.env.tuning.electionTicksMin,
+      context.view.leader === 0 || (event as PrepareEvent).from === context.view.leader || context.elapsed >= context.info.tuning.electionTicksMin,
     promiseCompletesQuorum: ({ context, event }) => {
       const e = event as PromiseEvent;
-      if (compareBallots(e.msg.ballot, context.env.view.ballot) !== 0) return false;
+      if (!ballotEquals(e.msg.ballot, context.view.ballot)) return false;
       const voters = new Set(context.promises.keys()).add(e.from);
-      return voters.size >= context.env.majority;
+      return voters.size >= context.info.majority;
     },
-    contactAtLeastMine: ({ context, event }) =>
-      compareBallots((event as ContactEvent).ballot, context.env.view.ballot) >= 0,
-    contactAboveMine: ({ context, event }) =>
-      compareBallots((event as ContactEvent).ballot, context.env.view.ballot) > 0,
-    nackAboveMine: ({ context, event }) =>
-      compareBallots((event as NackEvent).msg.promised, context.env.view.ballot) > 0,
-    isInitialLeader: ({ context, event }) => (event as FlushedEvent).leader === context.env.self,
+    contactAtLeastMine: ({ context, event }) => compareBallots((event as ContactEvent).ballot, context.view.ballot) >= 0,
+    contactAboveMine: ({ context, event }) => compareBallots((event as ContactEvent).ballot, context.view.ballot) > 0,
+    nackAboveMine: ({ context, event }) => compareBallots((event as NackEvent).msg.promised, context.view.ballot) > 0,
+    isInitialLeader: ({ context, event }) => (event as FlushedEvent).leader === context.info.self,
   },
   actions: {
-    resetTimer: ({ context }) => {
-      context.elapsed = 0;
-      context.timeoutTicks = randomTimeout(context.env);
-    },
-    countTick: ({ context }) => {
-      context.elapsed++;
-    },
-    becomeFollower: ({ context }) => {
-      context.env.view.role = 'follower';
-      context.promises = new Map();
-    },
-    followLeader: ({ context, event }) => {
+    resetTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context))),
+    countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
+    becomeFollower: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ promises: new Map() });
+      changeView(enqueue, context.view, withRole(context.view, 'follower'), why(event));
+    }),
+    followLeader: enqueueActions(({ context, event, enqueue }) => {
       const e = event as ContactEvent;
-      const { view } = context.env;
-      view.leader = e.from;
-      if (compareBallots(e.ballot, view.ballot) > 0) view.ballot = { ...e.ballot };
-      context.elapsed = 0;
-      context.deferred = null;
-    },
-    deferPrepare: ({ context, event }) => defer(context, event as PrepareEvent),
-    nack: ({ context, event }) => {
-      const e = event as PrepareEvent | NackEvent;
-      nack(context.env, e.from, e.msg.ballot);
-    },
-    noteNack: ({ context, event }) => {
-      context.seenRound = Math.max(context.seenRound, (event as NackEvent).msg.promised?.round ?? 0);
-    },
+      const ballot = compareBallots(e.ballot, context.view.ballot) > 0 ? e.ballot : context.view.ballot;
+      enqueue.assign({ elapsed: 0, deferred: null });
+      changeView(enqueue, context.view, Object.assign({}, context.view, { leader: e.from, ballot }), why(event));
+    }),
+    deferPrepare: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as PrepareEvent;
+      const ballot = e.msg.ballot ?? { round: 0, node: 0 };
+      enqueue.emit(answered(e.from, ballot, 'deferred', context.state.promised));
+      const deferred =
+        !context.deferred || compareBallots(ballot, context.deferred.ballot) > 0
+          ? { from: e.from, ballot, commitThrough: e.msg.commitThrough ?? 0 }
+          : context.deferred;
+      enqueue.assign({ seenRound: Math.max(context.seenRound, ballot.round ?? 0), deferred });
+    }),
+    /** A PREPARE at or below our promise: NACK it, so the candidate learns the ballot to beat. */
+    refusePrepare: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as PrepareEvent;
+      const { self } = context.info;
+      enqueue.emit(answered(e.from, e.msg.ballot, 'refused', context.state.promised));
+      enqueue.emit(send({ from: self, to: e.from, nack: { ballot: e.msg.ballot, promised: context.state.promised } }));
+    }),
+    noteNack: assign({ seenRound: ({ context, event }) => Math.max(context.seenRound, (event as NackEvent).msg.promised?.round ?? 0) }),
     grantPrepare: enqueueActions(({ context, event, enqueue }) => {
       const e = event as PrepareEvent;
-      deliverNotices(enqueue, grant(context, e.from, e.msg.ballot ?? { round: 0, node: 0 }, e.msg.commitThrough ?? 0));
+      grant(enqueue, context, event, e.from, e.msg.ballot ?? { round: 0, node: 0 }, e.msg.commitThrough ?? 0);
     }),
-    grantDeferred: enqueueActions(({ context, enqueue }) => {
+    grantDeferred: enqueueActions(({ context, event, enqueue }) => {
       const d = context.deferred!;
-      deliverNotices(enqueue, grant(context, d.from, d.ballot, d.commitThrough));
+      grant(enqueue, context, event, d.from, d.ballot, d.commitThrough);
     }),
-    startCampaign: ({ context }) => {
-      const { env } = context;
+    startCampaign: enqueueActions(({ context, event, enqueue }) => {
+      const { info, state } = context;
       const ballot = nextBallot(context);
-      env.view = { role: 'candidate', leader: 0, ballot };
-      env.record({ promised: { ballot } });
+      changeView(enqueue, context.view, { role: 'candidate', leader: 0, ballot }, why(event));
+      enqueue.emit(record({ promised: { ballot } }));
       // The candidate promises itself; its own log joins the merge directly.
-      context.promises = new Map([[env.self, []]]);
-      context.deferred = null;
-      sendToPeers(env, { prepare: { ballot, commitThrough: env.state.commitThrough } });
-    },
-    addPromise: ({ context, event }) => {
+      enqueue.assign({ promises: new Map([[info.self, []]]), deferred: null });
+      for (const s of toEach(info.self, info.peers, { prepare: { ballot, commitThrough: state.commitThrough } })) enqueue.emit(s);
+    }),
+    addPromise: enqueueActions(({ context, event, enqueue }) => {
       const e = event as PromiseEvent;
-      const { env } = context;
-      if (compareBallots(e.msg.ballot, env.view.ballot) !== 0) return;
+      if (!ballotEquals(e.msg.ballot, context.view.ballot)) return;
+      invariant(context.view.role === 'candidate', 'a promise counted outside a campaign');
+      enqueue.emit(record({ heard: { from: e.from, ballot: e.msg.ballot, entries: e.msg.accepted?.length ?? 0 } }));
       // A promiser that compacted past our commit point sent its state: take it before building the NEW-VIEW.
       const snap = e.msg.snapshot;
-      if (snap && (snap.executedThrough ?? 0) > env.state.executedThrough) env.record({ snapshot: { ...snap, failed: env.state.failed } });
-      context.promises.set(e.from, e.msg.accepted ?? []);
-    },
-    becomeLeader: enqueueActions(({ context, enqueue }) => {
-      const { env } = context;
-      env.view.role = 'leader';
-      env.view.leader = env.self;
-      context.sinceHeartbeat = 0;
+      if (snap && (snap.executedThrough ?? 0) > context.state.executedThrough) {
+        enqueue.emit(record({ snapshot: Object.assign({}, snap, { failed: context.state.failed }) }));
+      }
+      enqueue.assign({ promises: new Map(context.promises).set(e.from, e.msg.accepted ?? []) });
+    }),
+    becomeLeader: enqueueActions(({ context, event, enqueue }) => {
+      const { info, state } = context;
+      const ballot = context.view.ballot;
+      const voters = [...context.promises.keys()];
+      enqueue.assign({ sinceHeartbeat: 0, promises: new Map() });
       if (context.installing) {
-        context.installing = false;
-        deliverNotices(enqueue, [{ to: ACTOR.proposer, event: { type: 'lead', ballot: { ...env.view.ballot }, pending: [] } }]);
+        enqueue.assign({ installing: false });
+        changeView(enqueue, context.view, withRole(context.view, 'leader', { leader: info.self }), why(event));
+        post(enqueue, [tell(ACTOR.proposer, { type: 'lead', ballot, pending: [] })]);
         return;
       }
-      // (The NEW-VIEW below is recorded first, so the lock manager sees every entry it inherits.)
-      const ballot = { ...env.view.ballot };
-      const log = buildNewView(ballot, env.state.log.values(), [...context.promises.values()].flat(), env.state.lowWater);
-      context.promises = new Map();
-      env.record({ accepted: { entries: log } });
-      const chosen = log.filter((e) => e.committed).map(wireKeyOf);
-      if (chosen.length > 0) env.record({ committed: { keys: chosen } });
-      env.record({ view: { view: { ballot, log }, leader: env.self } });
-      sendToPeers(env, { newView: { ballot, log } });
-      const pending = log.filter((e) => !e.committed);
-      deliverNotices(enqueue, [
-        { to: ACTOR.proposer, event: { type: 'lead', ballot, pending } },
-        { to: ACTOR.lockManager, event: { type: 'adopt' } },
+      invariant(voters.length >= info.majority, () => `leading ${formatBallot(ballot)} with ${voters.length} of ${info.majority} promises`);
+      changeView(enqueue, context.view, withRole(context.view, 'leader', { leader: info.self }), why(event), voters);
+      // The NEW-VIEW is recorded before anything else runs, so the lock manager sees every entry it inherits.
+      const log = buildNewView(ballot, state.log.values(), [...context.promises.values()].flat(), state.lowWater);
+      enqueue.emit(record({ accepted: { entries: log } }));
+      const chosen = log.filter((e) => e.committed).map(slotKeyOf);
+      if (chosen.length > 0) enqueue.emit(record({ committed: { slots: chosen } }));
+      enqueue.emit(record({ view: { view: { ballot, log }, leader: info.self } }));
+      for (const s of toEach(info.self, info.peers, { newView: { ballot, log } })) enqueue.emit(s);
+      post(enqueue, [
+        tell(ACTOR.proposer, { type: 'lead', ballot, pending: log.filter((e) => !e.committed) }),
+        tell(ACTOR.lockManager, { type: 'adopt' }),
       ]);
     }),
     stepDown: enqueueActions(({ enqueue }) => {
-      deliverNotices(enqueue, [
-        { to: ACTOR.proposer, event: { type: 'stepDown' } },
-        { to: ACTOR.lockManager, event: { type: 'reset' } },
-        { to: ACTOR.transactions, event: { type: 'reset' } },
+      post(enqueue, [
+        tell(ACTOR.proposer, { type: 'stepDown' }),
+        tell(ACTOR.lockManager, { type: 'reset' }),
+        tell(ACTOR.transactions, { type: 'reset' }),
       ]);
     }),
-    heartbeatIfDue: ({ context }) => {
-      const { env } = context;
-      if (++context.sinceHeartbeat < env.tuning.heartbeatTicks) return;
-      context.sinceHeartbeat = 0;
-      const acked = acksForHeartbeat(env);
-      // Not behind the log: commitThrough is a hint (a follower asks for what it lacks, and
-      // that answer is durable first); the ACKs it repeats are the participant's, already durable there.
-      sendToPeersNow(env, { heartbeat: { ballot: env.view.ballot, commitThrough: env.state.commitThrough, acked } });
-    },
-    installInitialView: ({ context, event }) => {
-      const { env } = context;
+    heartbeatIfDue: enqueueActions(({ context, enqueue }) => {
+      const { info, state } = context;
+      const since = context.sinceHeartbeat + 1;
+      if (since < info.tuning.heartbeatTicks) {
+        enqueue.assign({ sinceHeartbeat: since });
+        return;
+      }
+      enqueue.assign({ sinceHeartbeat: 0 });
+      const acked = takeAcks(context.acks, info.tuning.maxBatch);
+      for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: context.view.ballot, commitThrough: state.commitThrough, acked } })) enqueue.emit(s);
+    }),
+    shareAcks: enqueueActions(({ context, event }) => {
+      const { txids } = event as ShareAcksEvent;
+      const max = context.info.tuning.maxQueue;
+      for (const txid of txids) if (context.acks.size < max) context.acks.set(txid, ACK_REPEATS);
+    }),
+    installInitialView: enqueueActions(({ context, event, enqueue }) => {
       const leader = (event as FlushedEvent).leader;
-      env.view = { role: 'follower', leader, ballot: { round: 1, node: leader } };
-      context.deferred = null;
-      context.promises = new Map();
-      context.installing = leader === env.self;
-      context.seenRound = 0;
-    },
-    forgetLeader: ({ context }) => {
-      context.env.view.leader = 0;
-    },
+      enqueue.assign({ deferred: null, promises: new Map(), installing: leader === context.info.self, seenRound: 0, acks: new Map() });
+      changeView(enqueue, context.view, { role: 'follower', leader, ballot: { round: 1, node: leader } }, why(event));
+    }),
+    forgetLeader: enqueueActions(({ context, event, enqueue }) => {
+      changeView(enqueue, context.view, Object.assign({}, context.view, { leader: 0 }), why(event));
+    }),
   },
 }).createMachine({
   id: 'election',
   context: ({ input }) => ({
-    env: input.env,
+    info: input.info,
+    state: input.state,
+    view: Object.assign({}, NO_VIEW, { ballot: Object.assign({}, input.state.promised) }),
     elapsed: 0,
-    timeoutTicks: input.env.tuning.electionTicksMax,
+    timeoutTicks: input.info.tuning.electionTicksMax,
+    rng: input.info.seed,
     sinceHeartbeat: 0,
     promises: new Map(),
     deferred: null,
     installing: false,
     seenRound: 0,
+    acks: new Map(),
   }),
   initial: 'follower',
   on: {
@@ -231,6 +289,7 @@ export const electionMachine = setup({
     ],
     // A node back from a disconnection cannot assume it still leads.
     recovered: { target: '.follower', reenter: true },
+    shareAcks: { actions: 'shareAcks' },
   },
   states: {
     follower: {
@@ -243,7 +302,7 @@ export const electionMachine = setup({
         ],
         contact: { actions: 'followLeader' },
         prepare: [
-          { guard: 'prepareIsStale', actions: 'nack' },
+          { guard: 'prepareIsStale', actions: 'refusePrepare' },
           { guard: 'mayGrantNow', actions: 'grantPrepare' },
           { actions: 'deferPrepare' },
         ],
@@ -256,7 +315,7 @@ export const electionMachine = setup({
         promise: [{ guard: 'promiseCompletesQuorum', target: 'leader', actions: 'addPromise' }, { actions: 'addPromise' }],
         contact: { guard: 'contactAtLeastMine', target: 'follower', actions: 'followLeader' },
         prepare: [
-          { guard: 'prepareIsStale', actions: 'nack' },
+          { guard: 'prepareIsStale', actions: 'refusePrepare' },
           { target: 'follower', actions: 'grantPrepare' },
         ],
         nack: { guard: 'nackAboveMine', target: 'follower', actions: ['noteNack', 'forgetLeader'] },
@@ -270,9 +329,21 @@ export const electionMachine = setup({
         contact: { guard: 'contactAboveMine', target: 'follower', actions: 'followLeader' },
         // A node asks with a higher ballot (it lost touch, its round grew): lead again above it,
         // or it stays a candidate forever while the others keep deferring it.
-        prepare: [{ guard: 'prepareIsStale', actions: 'nack' }, { target: 'candidate', actions: 'deferPrepare' }],
+        prepare: [{ guard: 'prepareIsStale', actions: 'refusePrepare' }, { target: 'candidate', actions: 'deferPrepare' }],
         nack: { guard: 'nackAboveMine', target: 'follower', actions: ['noteNack', 'forgetLeader'] },
       },
     },
   },
 });
+
+/** The ACKs for the next heartbeat (at most `max`), counting each one down (in place, see `acks`). */
+function takeAcks(acks: Map<string, number>, max: number): string[] {
+  const out: string[] = [];
+  for (const [txid, left] of acks) {
+    if (out.length >= max) break;
+    out.push(txid);
+    if (left <= 1) acks.delete(txid);
+    else acks.set(txid, left - 1);
+  }
+  return out;
+}

@@ -1,9 +1,17 @@
 /**
- * The events a node's actors exchange. Wire messages arrive wrapped with the
- * sender's id; the rest are notices between siblings.
+ * The events each actor of a node takes: each union is that actor's
+ * interface. A sibling's message is type-checked against the receiver's
+ * union (`tell`), and carries the same name at both ends.
+ *
+ * Wire messages arrive wrapped with the sender's id. Requests that come one
+ * per client (admits, reads, releases, proposals) travel as runs, one event
+ * for all of a turn's: a turn with hundreds of requests costs the actors a
+ * few dispatches, not hundreds.
  */
 import type { shardbank } from '../protocol/messages.js';
 import type { Ballot, Command, Entry, EnvelopeProps, NodeId } from '../protocol/messages.js';
+import type { Body, Effect } from './effects.js';
+import type { ActorName, View } from './node-info.js';
 
 type Msg<T extends string, M> = { type: T; from: NodeId; msg: M };
 
@@ -18,59 +26,158 @@ export type HeartbeatEvent = Msg<'heartbeat', shardbank.Heartbeat.$Properties>;
 export type CatchupRequestEvent = Msg<'catchupRequest', shardbank.CatchupRequest.$Properties>;
 export type CatchupReplyEvent = Msg<'catchupReply', shardbank.CatchupReply.$Properties>;
 
+/** One tick of the node's logical clock (`tickMs`). */
 export type TickEvent = { type: 'tick' };
-export type EndOfTurnEvent = { type: 'endOfTurn' };
-/** The set starts: state was flushed, `leader` leads with ballot <1, leader>. */
-export type FlushedEvent = { type: 'flushed'; leader: NodeId };
-export type RecoveredEvent = { type: 'recovered' };
-
-/** Any message from the current (or a newer) leader: resets the election timer. */
-export type ContactEvent = { type: 'contact'; from: NodeId; ballot: Ballot };
-/** Election -> acceptor: promise this ballot to this candidate. */
-export type GrantPromiseEvent = { type: 'grantPromise'; to: NodeId; ballot: Ballot; commitThrough: number };
-/** Election -> proposer: lead with this ballot; these entries await a majority. */
-export type LeadEvent = { type: 'lead'; ballot: Ballot; pending: Entry[] };
-export type StepDownEvent = { type: 'stepDown' };
-/**
- * Lock manager -> proposer: a transfer to order. Normally its locks are held;
- * `skipped` means an item was locked, and what gets ordered is its abort, so
- * the answer `aborted: lock conflict` is as final as any other outcome.
- */
-export type ProposeEvent = {
-  type: 'propose';
-  command: Command;
-  skipped?: boolean;
-  /** A 2PC entry: its phase, and for a decision the seq of its prepare. */
-  phase?: number;
-  seq?: number;
-  reason?: string;
-};
-
-/** Executor -> transactions: a 2PC entry of this transaction ran. */
-export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; status: number; reason: string };
-/** Root -> lock manager: a client transfer at the leader. */
-export type AdmitEvent = { type: 'admit'; command: Command };
-/** Executor -> lock manager: the transfer ran; free its items. */
-export type ReleaseEvent = { type: 'release'; command: Command };
-/** Root -> executor: a balance read at the leader. */
-export type ReadEvent = { type: 'read'; command: Command };
-/**
- * A run of admits, releases, proposals or reads for one actor, from one turn:
- * `deliverNotices` sends them only this way, so a turn with hundreds of
- * requests costs the actors a few dispatches, not hundreds.
- */
-export type AdmitAllEvent = { type: 'admitAll'; events: AdmitEvent[] };
-export type ReleaseAllEvent = { type: 'releaseAll'; events: ReleaseEvent[] };
-export type ProposeAllEvent = { type: 'proposeAll'; events: ProposeEvent[] };
-export type ReadAllEvent = { type: 'readAll'; events: ReadEvent[] };
-export type ExecuteEvent = { type: 'execute' };
+/** Election -> the actors that route, reply or catch up: who leads now. */
+export type ViewEvent = { type: 'view'; view: View };
+/** The set was flushed: forget everything volatile. */
 export type ResetEvent = { type: 'reset' };
 
-/** Events the node's root machine takes from its runtime. */
+/** A transfer or 2PC entry for the proposer to order. */
+export interface Proposal {
+  command: Command;
+  /** PHASE_NONE for a transfer, PHASE_ABORT for one the leader skipped, or a 2PC phase. */
+  phase: number;
+  /** A 2PC decision goes at the seq of its prepare (and runs at a seq reserved for it). */
+  seq?: number;
+  /** Why an abort entry aborts. */
+  reason?: string;
+}
+
+// ---------------------------------------------------------------- node (root)
+
+/** Events the node's root takes from its host, and from its own clock. */
 export type NodeInput =
   /** A turn's envelopes, in arrival order. */
   | { type: 'messages'; envelopes: EnvelopeProps[] }
-  | EndOfTurnEvent
+  /** The turn's inbox is done: the proposer cuts its batch, the executor runs what is committed. */
+  | { type: 'endOfTurn' }
   | { type: 'fail' }
   | { type: 'recover' }
   | { type: 'flush'; leader: NodeId; initialBalance: number; set: number };
+export type NodeEvent = NodeInput | TickEvent | ViewEvent;
+
+// ---------------------------------------------------------------- election
+
+/** Any message from the current (or a newer) leader: resets the election timer. */
+export type ContactEvent = { type: 'contact'; from: NodeId; ballot: Ballot };
+/** The set starts: `leader` leads with ballot <1, leader>, no election. */
+export type FlushedEvent = { type: 'flushed'; leader: NodeId };
+/** Back from a disconnection. */
+export type RecoveredEvent = { type: 'recovered' };
+/** Transactions -> election: the participant acknowledged these decisions; tell the followers on the next heartbeats. */
+export type ShareAcksEvent = { type: 'shareAcks'; txids: string[] };
+
+export type ElectionEvent = TickEvent | ContactEvent | PrepareEvent | PromiseEvent | NackEvent | FlushedEvent | RecoveredEvent | ShareAcksEvent;
+
+// ---------------------------------------------------------------- acceptor
+
+/** Election -> acceptor: promise this ballot to this candidate. */
+export type GrantPromiseEvent = { type: 'grantPromise'; to: NodeId; ballot: Ballot; commitThrough: number };
+
+export type AcceptorEvent =
+  | AcceptEvent
+  | NewViewEvent
+  | CommitEvent
+  | HeartbeatEvent
+  | CatchupRequestEvent
+  | CatchupReplyEvent
+  | GrantPromiseEvent
+  | TickEvent
+  | RecoveredEvent
+  | ViewEvent;
+
+// ---------------------------------------------------------------- proposer
+
+/** Election -> proposer: lead with this ballot; these entries (from the NEW-VIEW) await a majority. */
+export type LeadEvent = { type: 'lead'; ballot: Ballot; pending: Entry[] };
+export type StepDownEvent = { type: 'stepDown' };
+/** Lock manager, coordinators, participants -> proposer: entries to order. */
+export type ProposeEvent = { type: 'propose'; proposals: Proposal[] };
+export type EndOfTurnEvent = { type: 'endOfTurn' };
+
+export type ProposerEvent = LeadEvent | StepDownEvent | ProposeEvent | AcceptedEvent | EndOfTurnEvent | TickEvent | ResetEvent;
+
+// ---------------------------------------------------------------- executor
+
+/** Root -> executor: run what is committed. */
+export type ExecuteEvent = { type: 'execute' };
+/** Executor -> itself: more is committed than one step ran. */
+export type ContinueEvent = { type: 'continue' };
+/** Root -> executor: balance reads at the leader. */
+export type ReadEvent = { type: 'read'; commands: Command[] };
+
+export type ExecutorEvent = ExecuteEvent | ContinueEvent | ReadEvent | ViewEvent;
+
+// ---------------------------------------------------------------- lock manager
+
+/** Root -> lock manager: client transfers at the leader. */
+export type AdmitEvent = { type: 'admit'; commands: Command[] };
+/** Executor, proposer -> lock manager: these transfers ran (or were refused); free their items. */
+export type ReleaseEvent = { type: 'release'; commands: Command[] };
+/** Root -> lock manager: a coordinator's PREPARE at this (the participant's) leader. */
+export type TxPrepareEvent = { type: 'txPrepare'; command: Command; from: NodeId; coordinatorCluster: number };
+/** Election -> lock manager: this node now leads; lock what its log still has to run. */
+export type AdoptEvent = { type: 'adopt' };
+
+export type LockManagerEvent = AdmitEvent | ReleaseEvent | TxPrepareEvent | AdoptEvent | TickEvent | ResetEvent | ViewEvent;
+
+// ---------------------------------------------------------------- transactions
+
+/** Start: prepare; locked: the receiver is locked, abort; resume: prepared before (a new leader); fence: abort an unknown one. */
+export type ParticipantMode = 'start' | 'locked' | 'resume' | 'fence';
+export type CoordinatorMode = 'start' | 'resolve' | 'notify' | 'fence';
+
+/** Executor -> transactions (-> the transaction's actor): a 2PC entry of this transaction ran. */
+export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; status: number; reason: string };
+/** A 2PC actor's message for another cluster: to its leader, or to all its nodes (a retry; the leader may have changed). */
+export type TxOutEvent = { type: 'out'; cluster: number; body: Body; everyone: boolean };
+
+export type TransactionsEvent =
+  | { type: 'coordinate'; command: Command; txid: string }
+  | { type: 'participate'; command: Command; txid: string; from: NodeId; coordinatorCluster: number; mode: ParticipantMode }
+  /** A 2PC message from another cluster's leader (vote, decision, ack, query). */
+  | { type: 'message'; envelope: EnvelopeProps }
+  | TxExecutedEvent
+  | TxOutEvent
+  /** A 2PC actor's effects (records, messages to a known node), carried out by the node. */
+  | { type: 'effects'; effects: Effect[] }
+  /** The participant acknowledged this coordinator's decision. */
+  | { type: 'acked'; txid: string }
+  /** A coordinator answers its client without a decision (its own cluster never prepared). */
+  | { type: 'reply'; command: Command; reason: string }
+  | { type: 'txDone'; txid: string; role: 'coordinator' | 'participant' }
+  | TickEvent
+  | ResetEvent
+  | ViewEvent;
+
+export type CoordinatorEvent =
+  | TxExecutedEvent
+  | { type: 'vote'; prepared: boolean; reason: string }
+  | { type: 'ack' }
+  | { type: 'queried' }
+  /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */
+  | TickEvent
+  /** The leader stepped down or the set was flushed: stop here, quietly. */
+  | { type: 'drop' };
+
+export type ParticipantEvent =
+  | TxExecutedEvent
+  | { type: 'prepareAgain'; from: NodeId }
+  | { type: 'decision'; commit: boolean; from: NodeId }
+  | TickEvent
+  | { type: 'drop' };
+
+/** Each actor's events, by its id: what `tell` checks a sibling's message against. */
+export interface Inboxes {
+  node: NodeEvent;
+  election: ElectionEvent;
+  acceptor: AcceptorEvent;
+  proposer: ProposerEvent;
+  executor: ExecutorEvent;
+  lockManager: LockManagerEvent;
+  transactions: TransactionsEvent;
+}
+
+/** A message to a sibling, checked against its inbox. */
+export type Tell = { [K in ActorName]: { to: K; event: Inboxes[K] } }[ActorName];

@@ -6,97 +6,150 @@
  * `aborted: insufficient balance`. A request already executed for the same
  * (client, timestamp) (a retry that was ordered twice, e.g. across a leader
  * change) is not applied again: its stored reply stands. A 2PC decision whose
- * prepare ran earlier executes as soon as it is committed: its seq is behind
- * the cursor, since the decision reuses the prepare's seq.
+ * prepare ran earlier executes as soon as it is committed, at the seq the
+ * leader reserved for it.
+ *
+ * The executor reads the replica state and never writes it: each entry's
+ * outcome is an `executed` event, folded in by the host after the step. So a
+ * step runs entries only while none reads what an earlier one of the same
+ * step wrote (an item, a client's stored reply, a transaction's WAL); the
+ * next entry waits for the next step (`continue`). Under the leader's locks
+ * concurrent transfers touch different items, so a busy leader's commits
+ * almost always run in one step.
  */
-import { enqueueActions, setup } from 'xstate';
-import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { assign, enqueueActions, setup } from 'xstate';
+import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
+import { invariant } from '../store/invariant.js';
 import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
-import { ACTOR, deliverNotices, type NodeEnv, type Notice } from './env.js';
-import type { ExecuteEvent, ReadAllEvent } from './events.js';
+import { record, type Effect } from './effects.js';
+import type { ExecutorEvent, ReadEvent, Tell, ViewEvent } from './events.js';
+import { post, tell } from './mail.js';
+import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { replyTo } from './replies.js';
-import { executeSlot } from './transfer.js';
+import { executeSlot, type ExecContext } from './transfer.js';
 
-const { Status } = shardbank;
+const { Status, Phase } = shardbank;
 
-export interface ExecutorContext {
-  env: NodeEnv;
+export interface ExecutorContext extends ActorInput {
+  view: View;
 }
 
-export type ExecutorEvent = ExecuteEvent | ReadAllEvent;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
 
-function apply(env: NodeEnv, slot: LogSlot, notices: Notice[]): void {
-  const ev: LogEventProps = executeSlot(env, slot);
-  env.record(ev);
+/** What an entry reads and writes beyond its own slot: its items, its client's reply, its transaction. */
+function touches(slot: Readonly<LogSlot>): string[] {
+  const cmd = slot.command;
+  const t = cmd?.transfer;
+  if (!cmd || !t) return [];
+  return [`i${t.sender ?? 0}`, `i${t.receiver ?? 0}`, `c${cmd.client ?? ''}`, `t${requestId(cmd)}`];
+}
+
+/** The outcome of one entry, and what its siblings and client hear of it. */
+function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: Readonly<LogSlot>, tells: Tell[]): void {
+  const ev: LogEventProps = executeSlot(exec, slot);
+  enqueue.emit(record(ev));
   const x = ev.executed!;
   const cmd = slot.command;
   if (!cmd?.transfer) return;
+  const { self } = ctx.info;
+  const leading = ctx.view.role === 'leader';
   if (x.txid) {
-    notices.push({
-      to: ACTOR.transactions,
-      event: { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, status: x.status ?? 0, reason: x.reason ?? '' },
-    });
+    tells.push(tell(ACTOR.transactions, { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, status: x.status ?? 0, reason: x.reason ?? '' }));
     // A prepare that failed here (no funds) holds nothing: its decision is an abort with nothing to undo.
-    if (slot.phase === shardbank.Phase.PHASE_PREPARE && x.status !== shardbank.Status.COMMITTED) {
-      notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
-    }
-    if (slot.phase >= shardbank.Phase.PHASE_COMMIT) {
+    if (slot.phase === Phase.PHASE_PREPARE && x.status !== Status.COMMITTED) tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
+    if (slot.phase >= Phase.PHASE_COMMIT) {
       // The coordinator's decision is the client's answer.
-      if (x.role === 'coordinator' && env.view.role === 'leader') replyTo(env, cmd, { status: x.status ?? 0, reason: x.reason ?? '' });
-      notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
+      if (x.role === 'coordinator' && leading) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '' })) enqueue.emit(s);
+      tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
     }
     return;
   }
   if (x.status === undefined) return;
-  if (env.view.role === 'leader') replyTo(env, cmd, { status: x.status ?? 0, reason: x.reason ?? '' });
-  notices.push({ to: ACTOR.lockManager, event: { type: 'release', command: cmd } });
+  if (leading) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '' })) enqueue.emit(s);
+  tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
 }
 
 /**
- * Executes every committed entry that is next in line, seq by seq (a 2PC
- * decision at the seq reserved for it), the same order on every replica;
- * returns notices for siblings.
+ * Executes committed entries that are next in line, seq by seq (a 2PC
+ * decision at the seq reserved for it), the same order on every replica,
+ * until one would read what an earlier one of this step wrote. Returns
+ * whether entries are left for the next step.
  */
-function executeReady(env: NodeEnv): Notice[] {
-  const notices: Notice[] = [];
-  const { state } = env;
-  while (state.executedThrough < state.commitThrough) {
-    const seq = state.executedThrough + 1;
-    for (const slot of committedAt(state, seq)) apply(env, slot, notices);
-    if (state.executedThrough < seq) env.record({ executed: { seq } });
+function executeRun(enqueue: Enqueue, ctx: ExecutorContext): boolean {
+  const { state, info } = ctx;
+  const exec: ExecContext = { topology: info.topology, cluster: info.cluster, state };
+  const written = new Set<string>();
+  const tells: Tell[] = [];
+  let seq = state.executedThrough;
+  let left = false;
+  while (seq < state.commitThrough) {
+    const slots = committedAt(state, seq + 1);
+    invariant(slots.length > 0, () => `seq ${seq + 1} is below the commit point ${state.commitThrough} but not committed`);
+    const keys = slots.flatMap(touches);
+    if (keys.some((k) => written.has(k))) {
+      left = true;
+      break;
+    }
+    seq++;
+    for (const slot of slots) apply(enqueue, ctx, exec, slot, tells);
+    // A decision's executed event names its prepare's seq: mark this seq done.
+    if (slots.every((s) => (s.runsAt ?? 0) > 0)) enqueue.emit(record({ executed: { seq } }));
+    for (const k of keys) written.add(k);
   }
-  return notices;
+  post(enqueue, tells);
+  return left;
 }
 
-function answerRead(env: NodeEnv, command: Command): void {
+function answerRead(enqueue: Enqueue, ctx: ExecutorContext, command: Command): void {
   const item = command.read?.item ?? 0;
-  if (clusterOfItem(env.topology, item) !== env.cluster) {
-    replyTo(env, command, { status: Status.FAILED, reason: 'wrong shard' });
-    return;
-  }
-  replyTo(env, command, { status: Status.OK, balance: balanceOf(env.state, item), hasBalance: true });
+  const { info, view, state } = ctx;
+  const reply =
+    clusterOfItem(info.topology, item) !== info.cluster
+      ? { status: Status.FAILED, reason: 'wrong shard' }
+      : { status: Status.OK, balance: balanceOf(state, item), hasBalance: true };
+  for (const s of replyTo(info.self, view, command, reply)) enqueue.emit(s);
 }
 
 export const executorMachine = setup({
   types: {
     context: {} as ExecutorContext,
-    events: {} as ExecutorEvent,
-    input: {} as { env: NodeEnv },
+    events: {} as ExecutorEvent | { type: 'caughtUp' },
+    input: {} as ActorInput,
+    emitted: {} as Effect,
+  },
+  guards: {
+    hasCommitted: ({ context }) => context.state.commitThrough > context.state.executedThrough,
   },
   actions: {
-    executeCommitted: enqueueActions(({ context, enqueue }) => {
-      deliverNotices(enqueue, executeReady(context.env));
+    executeRun: enqueueActions(({ context, enqueue, self }) => {
+      if (executeRun(enqueue, context)) enqueue.sendTo(self, { type: 'continue' });
+      else enqueue.raise({ type: 'caughtUp' });
     }),
-    answerReads: ({ context, event }) => {
-      for (const e of (event as ReadAllEvent).events) answerRead(context.env, e.command);
-    },
+    answerReads: enqueueActions(({ context, event, enqueue }) => {
+      for (const command of (event as ReadEvent).commands) answerRead(enqueue, context, command);
+    }),
+    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'executor',
-  context: ({ input }) => ({ env: input.env }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW }),
+  initial: 'idle',
   on: {
-    execute: { actions: 'executeCommitted' },
-    readAll: { actions: 'answerReads' },
+    read: { actions: 'answerReads' },
+    view: { actions: 'noteView' },
+  },
+  states: {
+    idle: {
+      on: { execute: { guard: 'hasCommitted', target: 'executing' } },
+    },
+    executing: {
+      entry: 'executeRun',
+      on: {
+        continue: { target: 'executing', reenter: true },
+        caughtUp: { target: 'idle' },
+      },
+    },
   },
 });

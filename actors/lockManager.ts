@@ -6,7 +6,7 @@
  * older timestamp is dropped); already in flight (a duplicate is dropped);
  * any of its items locked (the spec's rule: the leader skips it and tells the
  * client `aborted: lock conflict`). Otherwise both items are locked until the
- * transfer executes, and it goes to the proposer.
+ * transfer executes (grant), and it goes to the proposer.
  *
  * An item held by a prepared cross-shard transaction is different: its
  * decision is already on its way, so the transfer waits for it (at most
@@ -18,20 +18,33 @@
  * A skipped transfer is still ordered, as an abort entry that changes no
  * balance: its answer then becomes the client's stored reply on every
  * replica, so a late copy of the request (a relayed broadcast, or one that
- * reaches a new leader) gets that answer instead of being executed.
+ * reaches a new leader) gets that answer instead of being executed. Every
+ * skip and every wait is a `lock` event in the log, naming the request that
+ * held the item.
+ *
+ * The chart: `free` (no lock held), `holding` (transfers in flight hold
+ * their items), `contended` (requests wait for a prepared transaction).
  */
-import { enqueueActions, setup } from 'xstate';
-import { entryKey, shardbank, type Command, type NodeId } from '../protocol/messages.js';
+import { assign, enqueueActions, setup } from 'xstate';
+import { requestId, shardbank, type Command } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf } from '../store/state.js';
-import { ACTOR, deliverNotices, sendToNode, type NodeEnv, type Notice } from './env.js';
-import type { AdmitAllEvent, AdmitEvent, ReleaseAllEvent } from './events.js';
-import { failReply, replyTo, requestId } from './replies.js';
-import { txRole } from './transfer.js';
+import { addressed, record, send, type Effect } from './effects.js';
+import type { AdmitEvent, LockManagerEvent, ReleaseEvent, Tell, TxPrepareEvent, ViewEvent } from './events.js';
+import { post, tell } from './mail.js';
+import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
+import { failReply, replyTo } from './replies.js';
+import { transferClusters, txRole, txSide } from './transfer.js';
 
+const { Phase } = shardbank;
 
-export interface LockManagerContext {
-  env: NodeEnv;
+/**
+ * `locks` and `parked` change in place: a busy leader locks and releases
+ * hundreds of items a turn, and copying a map of a thousand entries costs
+ * about 40 µs.
+ */
+export interface LockManagerContext extends ActorInput {
+  view: View;
   /**
    * item -> ids of the requests holding it. One holder, except right after a
    * leader change: several inherited entries on one item may wait to run.
@@ -48,35 +61,37 @@ interface Parked {
   until: number;
   /** The locked items it waits for. */
   items: number[];
-  event: AdmitEvent | PrepareTxEvent;
+  request: { type: 'admit'; command: Command } | TxPrepareEvent;
 }
 
-export type PrepareTxEvent = { type: 'prepare'; command: Command; from: NodeId; coordinatorCluster: number };
+/** One step's output: effects in order, and messages for siblings (posted at the end). */
+interface Out {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  enqueue: any;
+  tells: Tell[];
+}
 
-export type LockManagerEvent =
-  | AdmitAllEvent
-  | ReleaseAllEvent
-  | PrepareTxEvent
-  | { type: 'reset' }
-  | { type: 'tick' }
-  | { type: 'adopt' };
+function emit(out: Out, effects: Effect[]): void {
+  for (const e of effects) out.enqueue.emit(e);
+}
 
-function problemWith(env: NodeEnv, command: Command): string | null {
+function problemWith(ctx: LockManagerContext, command: Command): string | null {
   const t = command.transfer;
   if (!t) return 'not a transfer';
   if (!command.client) return 'missing client id';
   if (!t.amount || t.amount <= 0) return 'amount must be a positive integer';
   if (t.sender === t.receiver) return 'sender and receiver are the same item';
-  const cs = clusterOfItem(env.topology, t.sender ?? 0);
-  const cr = clusterOfItem(env.topology, t.receiver ?? 0);
-  if (cs === null || cr === null) return 'item out of range';
-  if (cs !== env.cluster) return "wrong shard: send to the sender's cluster";
+  const c = transferClusters(ctx.info.topology, command);
+  if (c.sender === null || c.receiver === null) return 'item out of range';
+  if (c.sender !== ctx.info.cluster) return "wrong shard: send to the sender's cluster";
   return null;
 }
 
-/** Held by a transfer in flight here, or by a prepared cross-shard transaction (its WAL). */
-function isLocked(ctx: LockManagerContext, item: number): boolean {
-  return (ctx.locks.get(item)?.size ?? 0) > 0 || ctx.env.state.walLocks.has(item);
+/** The request holding an item here (a transfer in flight, or a prepared transaction's WAL), if any. */
+function holderOf(ctx: LockManagerContext, item: number): string | undefined {
+  const holders = ctx.locks.get(item);
+  if (holders && holders.size > 0) return holders.values().next().value;
+  return ctx.state.walLocks.get(item);
 }
 
 function lock(ctx: LockManagerContext, item: number, id: string): void {
@@ -86,20 +101,31 @@ function lock(ctx: LockManagerContext, item: number, id: string): void {
 }
 
 function heldBy(ctx: LockManagerContext, item: number, id: string): boolean {
-  return !!ctx.locks.get(item)?.has(id) || ctx.env.state.walLocks.get(item) === id;
+  return !!ctx.locks.get(item)?.has(id) || ctx.state.walLocks.get(item) === id;
+}
+
+/** Records why a request did not get its locks. */
+function noteDecision(out: Out, ctx: LockManagerContext, command: Command, decision: 'skipped' | 'waiting', items: number[]): void {
+  const item = items.find((i) => holderOf(ctx, i) !== undefined) ?? items[0] ?? 0;
+  out.enqueue.emit(record({ lock: { command, decision, item, holder: holderOf(ctx, item) ?? '' } }));
 }
 
 /**
  * Parks a request whose items are held only by prepared cross-shard
  * transactions; false when it must take the conflict now.
  */
-function park(ctx: LockManagerContext, items: number[], id: string, event: Parked['event'], until: number | null): boolean {
+function park(out: Out, ctx: LockManagerContext, items: number[], id: string, request: Parked['request'], until: number | null): boolean {
   if (until !== null && ctx.ticks >= until) return false;
-  const { state } = ctx.env;
-  const holders = items.filter((i) => isLocked(ctx, i)).flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
+  const { state } = ctx;
+  const holders = items
+    .filter((i) => holderOf(ctx, i) !== undefined)
+    .flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
   if (!holders.every((h) => state.wal.has(h))) return false;
-  if (ctx.parked.size >= ctx.env.tuning.maxQueue) return false;
-  if (!ctx.parked.has(id)) ctx.parked.set(id, { id, event, items, until: until ?? ctx.ticks + ctx.env.tuning.lockWaitTicks });
+  if (ctx.parked.size >= ctx.info.tuning.maxQueue) return false;
+  if (!ctx.parked.has(id)) {
+    ctx.parked.set(id, { id, request, items, until: until ?? ctx.ticks + ctx.info.tuning.lockWaitTicks });
+    noteDecision(out, ctx, request.command, 'waiting', items);
+  }
   return true;
 }
 
@@ -109,75 +135,90 @@ function park(ctx: LockManagerContext, items: number[], id: string, event: Parke
  * over (they take the conflict now, unless the item is free). The others
  * would only park again.
  */
-function retryParked(ctx: LockManagerContext, pick: (p: Parked) => boolean): Notice[] {
+function retryParked(out: Out, ctx: LockManagerContext, pick: (p: Parked) => boolean): void {
   const chosen: Parked[] = [];
   for (const p of ctx.parked.values()) if (pick(p)) chosen.push(p);
-  const out: Notice[] = [];
   for (const p of chosen) {
     ctx.parked.delete(p.id);
-    for (const n of p.event.type === 'admit' ? admit(ctx, p.event.command, p.until) : admitPrepare(ctx, p.event, p.until)) out.push(n);
+    if (p.request.type === 'admit') admit(out, ctx, p.request.command, p.until);
+    else admitPrepare(out, ctx, p.request, p.until);
   }
-  return out;
 }
 
-function admit(ctx: LockManagerContext, command: Command, until: number | null = null): Notice[] {
-  const { env } = ctx;
-  const problem = problemWith(env, command);
+function propose(out: Out, command: Command, phase: number, reason?: string): void {
+  out.tells.push(tell(ACTOR.proposer, { type: 'propose', proposals: [{ command, phase, reason }] }));
+}
+
+function admit(out: Out, ctx: LockManagerContext, command: Command, until: number | null = null): void {
+  const { info, state, view } = ctx;
+  const problem = problemWith(ctx, command);
   if (problem) {
-    failReply(env, command, problem);
-    return [];
+    emit(out, failReply(info.self, view, command, problem));
+    return;
   }
-  const stored = env.state.replies.get(command.client!);
+  const stored = state.replies.get(command.client!);
   const ts = command.timestamp ?? 0;
   if (stored && stored.timestamp === ts) {
-    replyTo(env, command, stored.reply);
-    return [];
+    emit(out, replyTo(info.self, view, command, stored.reply));
+    return;
   }
-  if (stored && stored.timestamp > ts) return [];
+  if (stored && stored.timestamp > ts) return;
   const id = requestId(command);
   const t = command.transfer!;
-  if (txRole(env.topology, env.cluster, command) === 'coordinator') {
+  if (txRole(info.topology, info.cluster, command) === 'coordinator') {
     // The spec's coordinator checks: s unlocked and funded, else abort at once.
-    if (heldBy(ctx, t.sender!, id) || env.state.wal.has(id) || env.state.decisions.has(id)) return [];
+    const sender = t.sender!;
+    if (heldBy(ctx, sender, id) || state.wal.has(id) || state.decisions.has(id)) return;
     // Aborted at once, without 2PC; ordered all the same, so the answer is final.
-    if (isLocked(ctx, t.sender!)) {
-      if (park(ctx, [t.sender!], id, { type: 'admit', command }, until)) return [];
-      return [abortAtOnce(command, 'lock conflict')];
+    if (holderOf(ctx, sender) !== undefined) {
+      if (park(out, ctx, [sender], id, { type: 'admit', command }, until)) return;
+      noteDecision(out, ctx, command, 'skipped', [sender]);
+      propose(out, command, Phase.PHASE_ABORT, 'lock conflict');
+      return;
     }
-    if (balanceOf(env.state, t.sender!) < (t.amount ?? 0)) return [abortAtOnce(command, 'insufficient balance')];
-    lock(ctx, t.sender!, id);
-    return [{ to: ACTOR.transactions, event: { type: 'coordinate', command, txid: id } }];
+    if (balanceOf(state, sender) < (t.amount ?? 0)) {
+      propose(out, command, Phase.PHASE_ABORT, 'insufficient balance');
+      return;
+    }
+    lock(ctx, sender, id);
+    out.tells.push(tell(ACTOR.transactions, { type: 'coordinate', command, txid: id }));
+    return;
   }
   const items = [t.sender!, t.receiver!];
-  if (items.some((i) => ctx.locks.get(i)?.has(id))) return [];
-  if (items.some((i) => isLocked(ctx, i))) {
-    if (park(ctx, items, id, { type: 'admit', command }, until)) return [];
-    return [{ to: ACTOR.proposer, event: { type: 'propose', command, skipped: true } }];
+  if (items.some((i) => ctx.locks.get(i)?.has(id))) return;
+  if (items.some((i) => holderOf(ctx, i) !== undefined)) {
+    if (park(out, ctx, items, id, { type: 'admit', command }, until)) return;
+    noteDecision(out, ctx, command, 'skipped', items);
+    propose(out, command, Phase.PHASE_ABORT, 'lock conflict');
+    return;
   }
   for (const i of items) lock(ctx, i, id);
-  return [{ to: ACTOR.proposer, event: { type: 'propose', command } }];
+  propose(out, command, Phase.PHASE_NONE);
 }
 
 /** A coordinator's PREPARE at the participant's leader: lock the receiver, or refuse. */
-function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number | null = null): Notice[] {
-  const { env } = ctx;
+function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, until: number | null = null): void {
+  const { info, state } = ctx;
   const command = e.command;
   const id = requestId(command);
   const receiver = command.transfer?.receiver ?? 0;
-  if (clusterOfItem(env.topology, receiver) !== env.cluster) return [];
-  const decided = env.state.decisions.get(id);
+  if (clusterOfItem(info.topology, receiver) !== info.cluster) return;
+  const decided = state.decisions.get(id);
   if (decided !== undefined) {
-    sendToNode(env, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } });
-    return [];
+    out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } })));
+    return;
   }
-  const base = { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster };
-  if (heldBy(ctx, receiver, id) || env.state.wal.has(id)) return [{ to: ACTOR.transactions, event: Object.assign({}, base, { mode: 'start' }) }];
-  if (isLocked(ctx, receiver)) {
-    if (park(ctx, [receiver], id, e, until)) return [];
-    return [{ to: ACTOR.transactions, event: Object.assign({}, base, { mode: 'locked' }) }];
+  const participate = (mode: 'start' | 'locked'): void => {
+    out.tells.push(tell(ACTOR.transactions, { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster, mode }));
+  };
+  if (heldBy(ctx, receiver, id) || state.wal.has(id)) return participate('start');
+  if (holderOf(ctx, receiver) !== undefined) {
+    if (park(out, ctx, [receiver], id, e, until)) return;
+    noteDecision(out, ctx, command, 'skipped', [receiver]);
+    return participate('locked');
   }
   lock(ctx, receiver, id);
-  return [{ to: ACTOR.transactions, event: Object.assign({}, base, { mode: 'start' }) }];
+  participate('start');
 }
 
 /**
@@ -186,23 +227,19 @@ function admitPrepare(ctx: LockManagerContext, e: PrepareTxEvent, until: number 
  * could slip between a prepare and its undo.
  */
 function adoptPending(ctx: LockManagerContext): void {
-  const { state, topology, cluster } = ctx.env;
+  const { state, info } = ctx;
   for (let seq = state.executedThrough + 1; seq <= state.maxSeq; seq++) {
-    const slot = state.log.get(entryKey(seq));
+    const slot = state.log.get(seq);
     // Decisions and skipped transfers hold no lock of their own.
-    if (!slot || (slot.runsAt ?? 0) > 0 || slot.phase >= shardbank.Phase.PHASE_COMMIT) continue;
+    if (!slot || (slot.runsAt ?? 0) > 0 || slot.phase >= Phase.PHASE_COMMIT) continue;
     const command = slot.command;
     const t = command?.transfer;
-    if (!t) continue;
+    if (!command || !t) continue;
     const id = requestId(command);
-    const role = txRole(topology, cluster, command);
-    const items = role === 'coordinator' ? [t.sender!] : role === 'participant' ? [t.receiver!] : [t.sender!, t.receiver!];
+    const role = txRole(info.topology, info.cluster, command);
+    const items = role ? [txSide(info.topology, command, role).item] : [t.sender!, t.receiver!];
     for (const item of items) lock(ctx, item, id);
   }
-}
-
-function abortAtOnce(command: Command, reason: string): Notice {
-  return { to: ACTOR.proposer, event: { type: 'propose', command, phase: shardbank.Phase.PHASE_ABORT, reason } };
 }
 
 function release(ctx: LockManagerContext, command: Command): void {
@@ -215,50 +252,85 @@ function release(ctx: LockManagerContext, command: Command): void {
   }
 }
 
+/** Runs `step` with an output, then posts its messages. */
+function stepWith(enqueue: Out['enqueue'], step: (out: Out) => void): void {
+  const out: Out = { enqueue, tells: [] };
+  step(out);
+  post(enqueue, out.tells);
+}
+
 export const lockManagerMachine = setup({
   types: {
     context: {} as LockManagerContext,
     events: {} as LockManagerEvent,
-    input: {} as { env: NodeEnv },
+    input: {} as ActorInput,
+    emitted: {} as Effect,
+  },
+  guards: {
+    somethingParked: ({ context }) => context.parked.size > 0,
+    nothingParked: ({ context }) => context.parked.size === 0,
+    locksHeld: ({ context }) => context.locks.size > 0,
+    noLocks: ({ context }) => context.locks.size === 0,
   },
   actions: {
-    admitPrepare: enqueueActions(({ context, event, enqueue }) => {
-      deliverNotices(enqueue, admitPrepare(context, event as PrepareTxEvent));
-    }),
-    admitAll: enqueueActions(({ context, event, enqueue }) => {
-      const notices: Notice[] = [];
-      for (const e of (event as AdmitAllEvent).events) for (const n of admit(context, e.command)) notices.push(n);
-      deliverNotices(enqueue, notices);
-    }),
-    releaseAll: enqueueActions(({ context, event, enqueue }) => {
-      const released = new Set<number>();
-      for (const e of (event as ReleaseAllEvent).events) {
-        release(context, e.command);
-        const t = e.command.transfer;
-        if (t) released.add(t.sender ?? 0).add(t.receiver ?? 0);
-      }
-      // A prepared transaction's WAL lock goes when its decision runs, which releases the same items.
-      if (context.parked.size > 0) deliverNotices(enqueue, retryParked(context, (p) => p.items.some((i) => released.has(i))));
-    }),
+    admitPrepare: enqueueActions(({ context, event, enqueue }) => stepWith(enqueue, (out) => admitPrepare(out, context, event as TxPrepareEvent))),
+    admit: enqueueActions(({ context, event, enqueue }) =>
+      stepWith(enqueue, (out) => {
+        for (const command of (event as AdmitEvent).commands) admit(out, context, command);
+      }),
+    ),
+    release: enqueueActions(({ context, event, enqueue }) =>
+      stepWith(enqueue, (out) => {
+        const released = new Set<number>();
+        for (const command of (event as ReleaseEvent).commands) {
+          release(context, command);
+          const t = command.transfer;
+          if (t) released.add(t.sender ?? 0).add(t.receiver ?? 0);
+        }
+        // A prepared transaction's WAL lock goes when its decision runs, which releases the same items.
+        if (context.parked.size > 0) retryParked(out, context, (p) => p.items.some((i) => released.has(i)));
+      }),
+    ),
     tick: enqueueActions(({ context, enqueue }) => {
-      const ticks = ++context.ticks;
-      if (context.parked.size > 0) deliverNotices(enqueue, retryParked(context, (p) => ticks >= p.until));
+      const ticks = context.ticks + 1;
+      enqueue.assign({ ticks });
+      if (context.parked.size === 0) return;
+      stepWith(enqueue, (out) => retryParked(out, Object.assign({}, context, { ticks }), (p) => ticks >= p.until));
     }),
-    clear: ({ context }) => {
-      context.locks = new Map();
-      context.parked = new Map();
-    },
-    adopt: ({ context }) => adoptPending(context),
+    clear: assign({ locks: () => new Map(), parked: () => new Map() }),
+    adopt: enqueueActions(({ context }) => adoptPending(context)),
+    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'lockManager',
-  context: ({ input }) => ({ env: input.env, locks: new Map(), parked: new Map(), ticks: 0 }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), ticks: 0 }),
+  initial: 'free',
   on: {
-    admitAll: { actions: 'admitAll' },
-    prepare: { actions: 'admitPrepare' },
-    releaseAll: { actions: 'releaseAll' },
-    reset: { actions: 'clear' },
+    admit: { actions: 'admit' },
+    txPrepare: { actions: 'admitPrepare' },
+    release: { actions: 'release' },
+    reset: { target: '.free', actions: 'clear' },
     adopt: { actions: ['clear', 'adopt'] },
     tick: { actions: 'tick' },
+    view: { actions: 'noteView' },
+  },
+  states: {
+    free: {
+      always: [
+        { guard: 'somethingParked', target: 'contended' },
+        { guard: 'locksHeld', target: 'holding' },
+      ],
+    },
+    holding: {
+      always: [
+        { guard: 'somethingParked', target: 'contended' },
+        { guard: 'noLocks', target: 'free' },
+      ],
+    },
+    contended: {
+      always: [
+        { guard: 'nothingParked', target: 'free' },
+      ],
+    },
   },
 });

@@ -1,33 +1,32 @@
 /**
  * The root of a node's actor hierarchy.
  *
- * It spawns the election, acceptor, proposer, executor and lock manager with
- * fixed ids, keeps the node's logical clock (a tick every `tickMs`, from the
- * actor clock), and routes each wire message to the actors it concerns. A
- * failed node behaves as disconnected: it takes no message, sends nothing,
- * and its clock stops until it recovers.
+ * It spawns the election, acceptor, proposer, executor, lock manager and
+ * transactions actors with fixed ids, keeps the node's logical clock (a tick
+ * every `tickMs`, from the actor clock), and routes each wire message to the
+ * actors it concerns. A failed node behaves as disconnected: it takes no
+ * message, sends nothing, and its clock stops until it recovers.
  */
-import { cancel, enqueueActions, raise, setup, spawnChild } from 'xstate';
-import { bodyOf, compareBallots, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
-import { clusterOfItem, clusterOfNode } from '../protocol/topology.js';
+import { assign, cancel, enqueueActions, raise, setup, spawnChild, type AnyStateMachine } from 'xstate';
+import { bodyOf, compareBallots, requestId, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
+import { record, send, type Effect, type SendEffect } from './effects.js';
 import { electionMachine } from './election.js';
-import { ACTOR, deliverNotices, escalateChildError, type NodeEnv, type Notice } from './env.js';
-import type { NodeInput } from './events.js';
+import type { NodeEvent } from './events.js';
 import { executorMachine } from './executor.js';
+import { escalate } from './fault.js';
 import { lockManagerMachine } from './lockManager.js';
+import { post, tell } from './mail.js';
+import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { proposerMachine } from './proposer.js';
-import { requestId } from './replies.js';
+import type { Tell } from './events.js';
+import { txSide } from './transfer.js';
 import { transactionsMachine } from './transactions.js';
 
-export interface NodeContext {
-  env: NodeEnv;
-}
-
-export type NodeEvent = NodeInput | { type: 'tick' };
-
-function wire(type: string, from: NodeId, msg: unknown) {
-  return { type, from, msg } as Notice['event'];
+export interface NodeContext extends ActorInput {
+  /** Who leads, as the election last said. */
+  view: View;
 }
 
 const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'catchupRequest', 'catchupReply']);
@@ -39,10 +38,11 @@ const TX_BODIES = new Set(['txPrepare', 'txVote', 'txDecision', 'txAck', 'txQuer
  * is noise however well formed: taken, it could commit a log entry no leader
  * proposed.
  */
-function fromWhereItBelongs(env: NodeEnv, body: string, from: NodeId): boolean {
-  if (PAXOS_BODIES.has(body)) return env.peers.includes(from);
+function fromWhereItBelongs(ctx: NodeContext, body: string, from: NodeId): boolean {
+  const { info } = ctx;
+  if (PAXOS_BODIES.has(body)) return info.peers.includes(from);
   if (TX_BODIES.has(body)) {
-    return env.topology.nodes.some((n) => n.id === from) && clusterOfNode(env.topology, from) !== env.cluster;
+    return info.topology.nodes.some((n) => n.id === from) && clusterOfNode(info.topology, from) !== info.cluster;
   }
   return true;
 }
@@ -55,179 +55,181 @@ function fromWhereItBelongs(env: NodeEnv, body: string, from: NodeId): boolean {
  * under that txid, and stay forever.
  */
 function txConsistent(
-  env: NodeEnv,
+  ctx: NodeContext,
   from: NodeId,
   role: 'coordinator' | 'participant',
   txid: string | null | undefined,
   command: Command | null | undefined,
   otherCluster: number | null | undefined,
 ): boolean {
-  const t = command?.transfer;
-  if (!t || txid !== requestId(command!)) return false;
-  const cs = clusterOfItem(env.topology, t.sender ?? 0);
-  const cr = clusterOfItem(env.topology, t.receiver ?? 0);
-  const [mine, theirs] = role === 'coordinator' ? [cs, cr] : [cr, cs];
-  return (
-    mine === env.cluster && theirs !== null && theirs !== env.cluster && theirs === otherCluster && theirs === clusterOfNode(env.topology, from)
-  );
+  if (!command?.transfer || txid !== requestId(command)) return false;
+  const { topology, cluster } = ctx.info;
+  const { mine, theirs } = txSide(topology, command, role);
+  return mine === cluster && theirs !== null && theirs !== cluster && theirs === otherCluster && theirs === clusterOfNode(topology, from);
 }
 
-function txMakesSense(env: NodeEnv, envelope: EnvelopeProps, from: NodeId): boolean {
+function txMakesSense(ctx: NodeContext, envelope: EnvelopeProps, from: NodeId): boolean {
   const { txPrepare: p, txDecision: d, txQuery: q } = envelope;
-  if (p) return txConsistent(env, from, 'participant', p.txid, p.command, p.coordinatorCluster);
-  if (d) return txConsistent(env, from, 'participant', d.txid, d.command, d.coordinatorCluster);
-  if (q) return txConsistent(env, from, 'coordinator', q.txid, q.command, q.participantCluster);
+  if (p) return txConsistent(ctx, from, 'participant', p.txid, p.command, p.coordinatorCluster);
+  if (d) return txConsistent(ctx, from, 'participant', d.txid, d.command, d.coordinatorCluster);
+  if (q) return txConsistent(ctx, from, 'coordinator', q.txid, q.command, q.participantCluster);
   return true;
 }
 
-/** Who hears a message; `contact` tells the election a leader is alive. */
-export function routeMessage(env: NodeEnv, envelope: EnvelopeProps): Notice[] {
+/** Who hears a message; `contact` tells the election a leader is alive. A follower relays a client request (`sends`). */
+export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: Tell[], sends: SendEffect[]): void {
   const from = envelope.from ?? 0;
   const body = bodyOf(envelope);
-  if (body && !fromWhereItBelongs(env, body, from)) return [];
-  if (body && TX_BODIES.has(body) && !txMakesSense(env, envelope, from)) return [];
-  const contact = (ballot: Ballot | null | undefined): Notice[] =>
-    compareBallots(ballot, env.state.promised) >= 0
-      ? [{ to: ACTOR.election, event: { type: 'contact', from, ballot: ballot ?? { round: 0, node: 0 } } }]
-      : [];
+  if (!body) return;
+  if (!fromWhereItBelongs(ctx, body, from)) return;
+  if (TX_BODIES.has(body) && !txMakesSense(ctx, envelope, from)) return;
+  const contact = (ballot: Ballot | null | undefined) => {
+    if (compareBallots(ballot, ctx.state.promised) >= 0) tells.push(tell(ACTOR.election, { type: 'contact', from, ballot: ballot ?? { round: 0, node: 0 } }));
+  };
   switch (body) {
     case 'request':
-      return routeRequest(env, envelope);
+      routeRequest(ctx, envelope, tells, sends);
+      return;
     case 'prepare':
+      tells.push(tell(ACTOR.election, { type: 'prepare', from, msg: envelope.prepare! }));
+      return;
     case 'promise':
+      tells.push(tell(ACTOR.election, { type: 'promise', from, msg: envelope.promise! }));
+      return;
     case 'nack':
-      return [{ to: ACTOR.election, event: wire(body, from, envelope[body]) }];
+      tells.push(tell(ACTOR.election, { type: 'nack', from, msg: envelope.nack! }));
+      return;
     case 'accept':
+      tells.push(tell(ACTOR.acceptor, { type: 'accept', from, msg: envelope.accept! }));
+      contact(envelope.accept!.ballot);
+      return;
     case 'newView':
+      tells.push(tell(ACTOR.acceptor, { type: 'newView', from, msg: envelope.newView! }));
+      contact(envelope.newView!.ballot);
+      return;
     case 'commit':
-      return [{ to: ACTOR.acceptor, event: wire(body, from, envelope[body]) }, ...contact(envelope[body]?.ballot)];
+      tells.push(tell(ACTOR.acceptor, { type: 'commit', from, msg: envelope.commit! }));
+      contact(envelope.commit!.ballot);
+      return;
     case 'heartbeat':
-      return [...contact(envelope.heartbeat?.ballot), { to: ACTOR.acceptor, event: wire(body, from, envelope.heartbeat) }];
+      contact(envelope.heartbeat!.ballot);
+      tells.push(tell(ACTOR.acceptor, { type: 'heartbeat', from, msg: envelope.heartbeat! }));
+      return;
     case 'accepted':
-      return [{ to: ACTOR.proposer, event: wire(body, from, envelope.accepted) }];
+      tells.push(tell(ACTOR.proposer, { type: 'accepted', from, msg: envelope.accepted! }));
+      return;
     case 'catchupRequest':
+      tells.push(tell(ACTOR.acceptor, { type: 'catchupRequest', from, msg: envelope.catchupRequest! }));
+      return;
     case 'catchupReply':
-      return [{ to: ACTOR.acceptor, event: wire(body, from, envelope[body]) }];
+      tells.push(tell(ACTOR.acceptor, { type: 'catchupReply', from, msg: envelope.catchupReply! }));
+      return;
     // 2PC runs leader to leader; the others drop it (senders retry to the whole cluster).
     case 'txPrepare': {
       const p = envelope.txPrepare!;
-      if (env.view.role !== 'leader' || !p.command) return [];
-      noteRemoteLeader(env, from);
-      return [{ to: ACTOR.lockManager, event: { type: 'prepare', command: p.command, from, coordinatorCluster: p.coordinatorCluster ?? 0 } }];
+      if (ctx.view.role !== 'leader' || !p.command) return;
+      tells.push(tell(ACTOR.lockManager, { type: 'txPrepare', command: p.command, from, coordinatorCluster: p.coordinatorCluster ?? 0 }));
+      return;
     }
     case 'txVote':
     case 'txDecision':
     case 'txAck':
     case 'txQuery':
-      if (env.view.role !== 'leader') return [];
-      noteRemoteLeader(env, from);
-      return [{ to: ACTOR.transactions, event: { type: 'message', envelope } }];
+      if (ctx.view.role !== 'leader') return;
+      tells.push(tell(ACTOR.transactions, { type: 'message', envelope }));
+      return;
     default:
-      return [];
+      return;
   }
-}
-
-/** Only leaders send 2PC messages, so their sender leads its cluster. */
-function noteRemoteLeader(env: NodeEnv, from: NodeId): void {
-  if (from) env.leaders.set(clusterOfNode(env.topology, from), from);
 }
 
 /** The leader orders transfers and answers reads; a follower relays to its leader. */
-function routeRequest(env: NodeEnv, envelope: EnvelopeProps): Notice[] {
+function routeRequest(ctx: NodeContext, envelope: EnvelopeProps, tells: Tell[], sends: SendEffect[]): void {
   const command = envelope.request?.command;
-  if (!command) return [];
-  if (env.view.role === 'leader') {
-    return command.read
-      ? [{ to: ACTOR.executor, event: { type: 'read', command } }]
-      : [{ to: ACTOR.lockManager, event: { type: 'admit', command } }];
+  if (!command) return;
+  const { view, info } = ctx;
+  if (view.role === 'leader') {
+    if (command.read) tells.push(tell(ACTOR.executor, { type: 'read', commands: [command] }));
+    else tells.push(tell(ACTOR.lockManager, { type: 'admit', commands: [command] }));
+    return;
   }
-  const leader = env.view.leader;
-  if (leader && leader !== env.self && !envelope.request?.relayedBy) {
-    env.send({ from: env.self, to: leader, request: { command, relayedBy: env.self } });
+  if (view.leader && view.leader !== info.self && !envelope.request?.relayedBy) {
+    sends.push(send({ from: info.self, to: view.leader, request: { command, relayedBy: info.self } }));
   }
-  return [];
 }
 
-const children = [
+const children: [string, AnyStateMachine][] = [
   [ACTOR.election, electionMachine],
   [ACTOR.acceptor, acceptorMachine],
   [ACTOR.proposer, proposerMachine],
   [ACTOR.executor, executorMachine],
   [ACTOR.lockManager, lockManagerMachine],
   [ACTOR.transactions, transactionsMachine],
-] as const;
+];
 
 export const nodeMachine = setup({
   types: {
     context: {} as NodeContext,
     events: {} as NodeEvent,
-    input: {} as { env: NodeEnv; failed?: boolean },
+    input: {} as ActorInput & { failed?: boolean },
+    emitted: {} as Effect,
   },
   guards: {
-    startsFailed: ({ context }) => context.env.state.failed,
+    startsFailed: ({ context }) => context.state.failed,
   },
   actions: {
-    escalate: ({ context, event }) => escalateChildError(context.env, event as never),
+    /** A child that throws is stopped by XState without a word; the node must not go on without it. */
+    escalate,
+    noteView: assign({ view: ({ event }) => (event as Extract<NodeEvent, { type: 'view' }>).view }),
     route: enqueueActions(({ context, event, enqueue }) => {
-      const e = event as Extract<NodeEvent, { type: 'messages' }>;
-      const notices: Notice[] = [];
-      for (const envelope of e.envelopes) for (const n of routeMessage(context.env, envelope)) notices.push(n);
-      deliverNotices(enqueue, notices);
+      const tells: Tell[] = [];
+      const sends: SendEffect[] = [];
+      for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) routeMessage(context, envelope, tells, sends);
+      for (const s of sends) enqueue.emit(s);
+      post(enqueue, tells);
     }),
     // Only a leader proposes, keeps transactions and parks requests: the other
     // nodes' proposer, transactions and lock manager have nothing to time.
     tickChildren: enqueueActions(({ context, enqueue }) => {
-      const tick = { type: 'tick' };
-      const notices: Notice[] = [
-        { to: ACTOR.election, event: tick },
-        { to: ACTOR.acceptor, event: tick },
-      ];
-      if (context.env.view.role === 'leader') {
-        notices.push({ to: ACTOR.proposer, event: tick }, { to: ACTOR.transactions, event: tick }, { to: ACTOR.lockManager, event: tick });
-      }
-      deliverNotices(enqueue, notices);
+      const tick = { type: 'tick' } as const;
+      const tells: Tell[] = [tell(ACTOR.election, tick), tell(ACTOR.acceptor, tick)];
+      if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, tick), tell(ACTOR.transactions, tick), tell(ACTOR.lockManager, tick));
+      post(enqueue, tells);
     }),
     endTurn: enqueueActions(({ context, enqueue }) => {
-      const { env } = context;
-      const notices: Notice[] = [];
-      if (env.view.role === 'leader') notices.push({ to: ACTOR.proposer, event: { type: 'endOfTurn' } });
-      if (env.state.commitThrough > env.state.executedThrough) notices.push({ to: ACTOR.executor, event: { type: 'execute' } });
-      deliverNotices(enqueue, notices);
+      const tells: Tell[] = [];
+      if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, { type: 'endOfTurn' }));
+      if (context.state.commitThrough > context.state.executedThrough) tells.push(tell(ACTOR.executor, { type: 'execute' }));
+      post(enqueue, tells);
     }),
-    scheduleTick: raise({ type: 'tick' }, { id: 'tick', delay: ({ context }) => context.env.tuning.tickMs }),
+    scheduleTick: raise({ type: 'tick' }, { id: 'tick', delay: ({ context }) => context.info.tuning.tickMs }),
     stopClock: cancel('tick'),
-    recordFailed: ({ context }) => context.env.record({ failed: {} }),
-    recordRecovered: enqueueActions(({ context, enqueue }) => {
-      context.env.record({ recovered: {} });
-      deliverNotices(enqueue, [
-        { to: ACTOR.election, event: { type: 'recovered' } },
-        { to: ACTOR.acceptor, event: { type: 'recovered' } },
-      ]);
+    recordFailed: enqueueActions(({ enqueue }) => enqueue.emit(record({ failed: {} }))),
+    recordRecovered: enqueueActions(({ enqueue }) => {
+      enqueue.emit(record({ recovered: {} }));
+      post(enqueue, [tell(ACTOR.election, { type: 'recovered' }), tell(ACTOR.acceptor, { type: 'recovered' })]);
     }),
-    startSet: enqueueActions(({ context, event, enqueue }) => {
+    startSet: enqueueActions(({ event, enqueue }) => {
       const e = event as Extract<NodeEvent, { type: 'flush' }>;
-      const { env } = context;
-      env.record({
-        flushed: { initialBalance: e.initialBalance, leader: e.leader, set: e.set, ballot: { round: 1, node: e.leader } },
-      });
-      deliverNotices(enqueue, [
-        { to: ACTOR.proposer, event: { type: 'reset' } },
-        { to: ACTOR.lockManager, event: { type: 'reset' } },
-        { to: ACTOR.transactions, event: { type: 'reset' } },
-        { to: ACTOR.election, event: { type: 'flushed', leader: e.leader } },
+      enqueue.emit(record({ flushed: { initialBalance: e.initialBalance, leader: e.leader, set: e.set, ballot: { round: 1, node: e.leader } } }));
+      post(enqueue, [
+        tell(ACTOR.proposer, { type: 'reset' }),
+        tell(ACTOR.lockManager, { type: 'reset' }),
+        tell(ACTOR.transactions, { type: 'reset' }),
+        tell(ACTOR.election, { type: 'flushed', leader: e.leader }),
       ]);
     }),
   },
 }).createMachine({
   id: 'node',
-  context: ({ input }) => ({ env: input.env }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW }),
   entry: children.map(([id, machine]) =>
-    spawnChild(machine as never, { id, systemId: id, input: ({ context }: { context: NodeContext }) => ({ env: context.env }) } as never),
+    spawnChild(machine as never, { id, systemId: id, input: ({ context }: { context: NodeContext }) => ({ info: context.info, state: context.state }) } as never),
   ),
   initial: 'booting',
   on: {
     flush: { target: '.live', actions: 'startSet' },
-    // A child that throws is stopped by XState without a word; the node must not go on without it.
+    view: { actions: 'noteView' },
     'xstate.error.actor.*': { actions: 'escalate' },
   },
   states: {
@@ -253,3 +255,4 @@ export const nodeMachine = setup({
     },
   },
 });
+

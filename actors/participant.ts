@@ -8,21 +8,20 @@
  * decides alone: it waits for COMMIT or ABORT, asking the coordinator's
  * cluster every `txRetryTicks` in case its leader died, then orders the
  * decision at the seq of its P and acknowledges it.
+ *
+ * Every phase it enters is a `txPhase` event in the node's log.
  */
-import { enqueueActions, setup } from 'xstate';
-import { shardbank, type Command, type NodeId } from '../protocol/messages.js';
-import { ACTOR, deliverNotices, sendToCluster, sendToNode, type NodeEnv, type Notice } from './env.js';
-import type { TxExecutedEvent } from './events.js';
+import { assign, enqueueActions, sendParent, setup } from 'xstate';
+import { shardbank, type NodeId } from '../protocol/messages.js';
+import { addressed, send, type Body } from './effects.js';
+import type { ParticipantEvent, ParticipantMode, TransactionsEvent, TxExecutedEvent } from './events.js';
+import { post, tell } from './mail.js';
+import { ACTOR } from './node-info.js';
+import { txPhase, type TxActorInput } from './txPhase.js';
 
 const { Phase, Status } = shardbank;
 
-/** start: prepare; locked: the receiver is locked, abort; resume: prepared before (a new leader); fence: abort an unknown one. */
-export type ParticipantMode = 'start' | 'locked' | 'resume' | 'fence';
-
-export interface ParticipantInput {
-  env: NodeEnv;
-  txid: string;
-  command: Command;
+export interface ParticipantInput extends TxActorInput {
   coordinatorCluster: number;
   /** The coordinator leader that asked, when known. */
   coordinator: NodeId;
@@ -36,26 +35,29 @@ interface ParticipantContext extends ParticipantInput {
   abortReason: string;
 }
 
-export type ParticipantEvent =
-  | TxExecutedEvent
-  | { type: 'prepareAgain'; from: NodeId }
-  | { type: 'decision'; commit: boolean; from: NodeId }
-  | { type: 'tick' }
-  /** The leader stepped down or the set was flushed: stop here, quietly. */
-  | { type: 'drop' };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Enqueue = any;
 
-function propose(ctx: ParticipantContext, phase: number, seq?: number, reason?: string): Notice {
-  return { to: ACTOR.proposer, event: { type: 'propose', command: ctx.command, phase, seq, reason } };
+function toParent(enqueue: Enqueue, event: TransactionsEvent): void {
+  enqueue.sendParent(event);
+}
+
+function enter(enqueue: Enqueue, ctx: ParticipantContext, phase: string, why = ''): void {
+  toParent(enqueue, { type: 'effects', effects: [txPhase(ctx, 'participant', phase, why)] });
+}
+
+function propose(enqueue: Enqueue, ctx: ParticipantContext, phase: number, seq?: number, reason?: string): void {
+  post(enqueue, [tell(ACTOR.proposer, { type: 'propose', proposals: [{ command: ctx.command, phase, seq, reason }] })]);
 }
 
 /** To the coordinator leader that asked, or, when none is known, to its cluster's believed leader. */
-function toCoordinator(ctx: ParticipantContext, body: Parameters<typeof sendToNode>[2]): void {
-  if (ctx.coordinator) sendToNode(ctx.env, ctx.coordinator, body);
-  else sendToCluster(ctx.env, ctx.coordinatorCluster, body);
+function toCoordinator(enqueue: Enqueue, ctx: ParticipantContext, body: Body): void {
+  if (ctx.coordinator) toParent(enqueue, { type: 'effects', effects: [send(addressed(ctx.info.self, ctx.coordinator, body))] });
+  else toParent(enqueue, { type: 'out', cluster: ctx.coordinatorCluster, body, everyone: false });
 }
 
-function vote(ctx: ParticipantContext, prepared: boolean, reason = ''): void {
-  toCoordinator(ctx, { txVote: { txid: ctx.txid, prepared, reason } });
+function vote(enqueue: Enqueue, ctx: ParticipantContext, prepared: boolean, reason = ''): void {
+  toCoordinator(enqueue, ctx, { txVote: { txid: ctx.txid, prepared, reason } });
 }
 
 export const participantMachine = setup({
@@ -73,49 +75,47 @@ export const participantMachine = setup({
     decisionRan: ({ event }) => (event as TxExecutedEvent).phase >= Phase.PHASE_COMMIT,
     hasDecision: ({ context }) => context.decision !== null,
     /** The decision may have run before this actor asked for it (it was already in the log). */
-    alreadyDecided: ({ context }) => context.env.state.decisions.has(context.txid),
+    alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
   },
   actions: {
     orderPrepare: enqueueActions(({ context, enqueue }) => {
-      deliverNotices(enqueue, [propose(context, Phase.PHASE_PREPARE)]);
+      enter(enqueue, context, 'preparing');
+      propose(enqueue, context, Phase.PHASE_PREPARE);
     }),
     orderAbortOnly: enqueueActions(({ context, enqueue }) => {
-      context.abortReason = context.mode === 'locked' ? 'lock conflict' : 'aborted by the coordinator';
-      deliverNotices(enqueue, [propose(context, Phase.PHASE_ABORT, undefined, context.abortReason)]);
+      const abortReason = context.mode === 'locked' ? 'lock conflict' : 'aborted by the coordinator';
+      enqueue.assign({ abortReason });
+      enter(enqueue, context, context.mode === 'locked' ? 'refusing' : 'fencing', abortReason);
+      propose(enqueue, context, Phase.PHASE_ABORT, undefined, abortReason);
     }),
-    notePrepareRan: ({ context, event }) => {
-      context.seq = (event as TxExecutedEvent).seq;
-    },
-    votePrepared: ({ context }) => vote(context, true),
-    voteAbort: ({ context }) => vote(context, false, context.abortReason),
-    noteDecision: ({ context, event }) => {
+    notePrepareRan: assign({ seq: ({ event }) => (event as TxExecutedEvent).seq }),
+    votePrepared: enqueueActions(({ context, enqueue }) => {
+      enter(enqueue, context, 'prepared');
+      vote(enqueue, context, true);
+    }),
+    voteAgain: enqueueActions(({ context, enqueue }) => vote(enqueue, context, true)),
+    voteAbort: enqueueActions(({ context, enqueue }) => vote(enqueue, context, false, context.abortReason)),
+    noteDecision: assign(({ context, event }) => {
       const e = event as Extract<ParticipantEvent, { type: 'decision' }>;
-      context.decision = e.commit;
-      if (e.from) context.coordinator = e.from;
-    },
-    noteAsker: ({ context, event }) => {
-      const from = (event as { from?: NodeId }).from;
-      if (from) context.coordinator = from;
-    },
+      return { decision: e.commit, coordinator: e.from || context.coordinator };
+    }),
+    noteAsker: assign({ coordinator: ({ context, event }) => (event as { from?: NodeId }).from || context.coordinator }),
     orderDecision: enqueueActions(({ context, enqueue }) => {
-      deliverNotices(enqueue, [
-        propose(context, context.decision ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.decision ? undefined : 'coordinator aborted'),
-      ]);
+      enter(enqueue, context, context.decision ? 'deciding commit' : 'deciding abort');
+      propose(enqueue, context, context.decision ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.decision ? undefined : 'coordinator aborted');
     }),
     /** Each tick is one retry period. */
-    askCoordinator: ({ context }) => {
-      const { env } = context;
-      sendToCluster(
-        env,
-        context.coordinatorCluster,
-        { txQuery: { txid: context.txid, command: context.command, participantCluster: env.cluster } },
-        ++context.retries % 2 === 0,
-      );
-    },
-    ack: ({ context }) => toCoordinator(context, { txAck: { txid: context.txid } }),
-    reportDone: enqueueActions(({ context, enqueue }) => {
-      deliverNotices(enqueue, [{ to: ACTOR.transactions, event: { type: 'txDone', txid: context.txid, role: 'participant' } }]);
+    askCoordinator: enqueueActions(({ context, enqueue }) => {
+      const retries = context.retries + 1;
+      enqueue.assign({ retries });
+      const body = { txQuery: { txid: context.txid, command: context.command, participantCluster: context.info.cluster } };
+      toParent(enqueue, { type: 'out', cluster: context.coordinatorCluster, body, everyone: retries % 2 === 0 });
     }),
+    ack: enqueueActions(({ context, enqueue }) => {
+      enter(enqueue, context, 'done');
+      toCoordinator(enqueue, context, { txAck: { txid: context.txid } });
+    }),
+    reportDone: sendParent(({ context }) => ({ type: 'txDone' as const, txid: context.txid, role: 'participant' as const })),
   },
 }).createMachine({
   id: 'participant',
@@ -147,7 +147,7 @@ export const participantMachine = setup({
       entry: 'votePrepared',
       always: { guard: 'hasDecision', target: 'deciding' },
       on: {
-        prepareAgain: { actions: ['noteAsker', 'votePrepared'] },
+        prepareAgain: { actions: ['noteAsker', 'voteAgain'] },
         decision: { target: 'deciding', actions: 'noteDecision' },
         tick: { actions: 'askCoordinator' },
       },

@@ -2,30 +2,32 @@
  * Answers to clients. Every reply names the leader as this node knows it, so
  * a client that asked the wrong node learns where to go next.
  */
-import { shardbank, type ClientReply, type Command } from '../protocol/messages.js';
-import type { NodeEnv } from './env.js';
+import { shardbank, type ClientReply, type Command, type NodeId } from '../protocol/messages.js';
+import { send, type SendEffect } from './effects.js';
+import type { View } from './node-info.js';
 
-export function replyTo(env: NodeEnv, command: Command, reply: Omit<ClientReply, 'client' | 'timestamp'>): void {
+/** The reply to a command's client, or none for a command without a client. */
+export function replyTo(self: NodeId, view: View, command: Command, reply: Omit<ClientReply, 'client' | 'timestamp'>): SendEffect[] {
   const client = command.client ?? '';
-  if (!client) return;
-  env.send({
-    from: env.self,
-    toClient: connectionOf(client),
-    // (Object.assign: a spread followed by more properties takes V8's slow path.)
-    reply: Object.assign({}, reply, {
-      client,
-      timestamp: command.timestamp ?? 0,
-      leader: env.view.leader,
-      ballot: env.view.ballot,
+  if (!client) return [];
+  return [
+    send({
+      from: self,
+      toClient: connectionOf(client),
+      // (Object.assign: a spread followed by more properties takes V8's slow path.)
+      reply: Object.assign({}, reply, {
+        client,
+        timestamp: command.timestamp ?? 0,
+        leader: view.leader,
+        ballot: view.ballot,
+      }),
     }),
-  });
+  ];
 }
 
-export function failReply(env: NodeEnv, command: Command, reason: string): void {
-  replyTo(env, command, { status: shardbank.Status.FAILED, reason });
+export function failReply(self: NodeId, view: View, command: Command, reason: string): SendEffect[] {
+  return replyTo(self, view, command, { status: shardbank.Status.FAILED, reason });
 }
-
-export { requestId } from '../protocol/messages.js';
 
 /**
  * A client process opens one connection under its name and runs many logical

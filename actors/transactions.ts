@@ -6,6 +6,11 @@
  * When the leader steps down, the actors still running are dropped: sent
  * `drop`, they go to a final state that does nothing.
  *
+ * It is also their way out: it addresses their messages to other clusters'
+ * leaders (it learns who leads from the 2PC messages it gets), carries out
+ * their records, answers for them, and tells the election which decisions
+ * were acknowledged (the followers hear it on the next heartbeats).
+ *
  * Their timers run on one wheel: an actor hears `tick` once per
  * `txRetryTicks`, in the phase of the tick it was spawned at, so a node tick
  * costs events for one slot of the wheel, not for every transaction in flight.
@@ -15,172 +20,204 @@
  * resolved to abort, a decision with no ACK is resent, a prepared
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
-import { createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
-import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { assign, createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import type { EnvelopeProps, NodeId } from '../protocol/messages.js';
+import { clusterNodes, clusterOfItem, clusterOfNode } from '../protocol/topology.js';
 import { hasDecisionEntry } from '../store/state.js';
-import { clusterOfItem } from '../protocol/topology.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
-import { escalateChildError, sendToNode, shareAck, type NodeEnv } from './env.js';
-import type { TxExecutedEvent } from './events.js';
-import { participantMachine, type ParticipantMode } from './participant.js';
+import { addressed, record, send, type Effect } from './effects.js';
+import type { CoordinatorEvent, ParticipantEvent, TransactionsEvent, TxExecutedEvent, TxOutEvent, ViewEvent } from './events.js';
+import { post, tell } from './mail.js';
+import { escalate } from './fault.js';
+import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
+import { participantMachine, type ParticipantInput } from './participant.js';
+import { failReply } from './replies.js';
 
-export interface TransactionsContext {
-  env: NodeEnv;
-  /**
-   * The live coordinator and participant actors, by actor id. They are not
-   * XState children: XState copies a parent's whole children object on every
-   * spawn and stop, which with a thousand transactions in flight cost more
-   * than the transactions. Created with this actor as parent, they share the
-   * node's system and report errors here all the same.
-   */
+/**
+ * `actors` and `wheel` change in place, when the step's actions run (they
+ * hold actor references; a thousand transactions may be in flight). The
+ * actors are not XState children: XState copies a parent's whole children
+ * object on every spawn and stop, which with a thousand transactions in
+ * flight cost more than the transactions. Created with this actor as parent,
+ * they share the node's system (inspection sees them) and report errors here
+ * all the same.
+ */
+export interface TransactionsContext extends ActorInput {
+  view: View;
   actors: Map<string, AnyActorRef>;
   self: AnyActorRef;
   ticks: number;
   /** Actor ids by slot: slot k ticks at node ticks that are k modulo txRetryTicks. */
   wheel: Set<string>[];
+  /** Who this node believes leads each other cluster (2PC talks leader to leader). */
+  leaders: ReadonlyMap<number, NodeId>;
 }
-
-export type TransactionsEvent =
-  | { type: 'coordinate'; command: Command; txid: string }
-  | { type: 'participate'; command: Command; txid: string; from: NodeId; coordinatorCluster: number; mode: ParticipantMode }
-  | { type: 'message'; envelope: EnvelopeProps }
-  | TxExecutedEvent
-  | { type: 'txDone'; txid: string; role: 'coordinator' | 'participant' }
-  | { type: 'tick' }
-  | { type: 'reset' };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
 
+/** One step: what it spawns is started when its actions run, so it remembers what it already decided to spawn. */
+interface Step {
+  enqueue: Enqueue;
+  ctx: TransactionsContext;
+  spawned: Set<string>;
+}
+
 const coordId = (txid: string) => `c:${txid}`;
 const partId = (txid: string) => `p:${txid}`;
 
-function clusterOf(env: NodeEnv, item: number | null | undefined): number {
-  return clusterOfItem(env.topology, item ?? 0) ?? 0;
+function clusterOf(ctx: ActorInput, item: number | null | undefined): number {
+  return clusterOfItem(ctx.info.topology, item ?? 0) ?? 0;
 }
 
-function start(ctx: TransactionsContext, enqueue: Enqueue, id: string, ref: AnyActorRef): void {
-  ctx.actors.set(id, ref);
-  slotOf(ctx, ctx.ticks).add(id);
-  enqueue(() => ref.start());
-}
-
-/** Passes an event to a live transaction actor; false if there is none by that id. */
-function tell(ctx: TransactionsContext, enqueue: Enqueue, id: string, event: { type: string } & Record<string, unknown>): boolean {
-  const ref = ctx.actors.get(id);
-  if (!ref) return false;
-  enqueue(() => ref.send(event));
-  return true;
+function has(step: Step, id: string): boolean {
+  return step.ctx.actors.has(id) || step.spawned.has(id);
 }
 
 function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
-  const period = ctx.env.tuning.txRetryTicks;
+  const period = ctx.info.tuning.txRetryTicks;
   while (ctx.wheel.length < period) ctx.wheel.push(new Set());
   return ctx.wheel[ticks % period]!;
 }
 
-function spawnCoordinator(ctx: TransactionsContext, enqueue: Enqueue, input: Omit<CoordinatorInput, 'env'>): void {
+function start(step: Step, id: string, create: (parent: AnyActorRef) => AnyActorRef): void {
+  if (has(step, id)) return;
+  step.spawned.add(id);
+  const { ctx } = step;
+  step.enqueue(() => {
+    const ref = create(ctx.self);
+    ctx.actors.set(id, ref);
+    slotOf(ctx, ctx.ticks).add(id);
+    ref.start();
+  });
+}
+
+/** Passes an event to a live transaction actor; false if there is none by that id. */
+function pass(step: Step, id: string, event: CoordinatorEvent | ParticipantEvent): boolean {
+  if (!has(step, id)) return false;
+  const { ctx } = step;
+  step.enqueue(() => ctx.actors.get(id)?.send(event));
+  return true;
+}
+
+function spawnCoordinator(step: Step, input: Omit<CoordinatorInput, 'info' | 'state'>): void {
+  const { info, state } = step.ctx;
   const id = coordId(input.txid);
-  if (ctx.actors.has(id)) return;
-  start(ctx, enqueue, id, createActor(coordinatorMachine, { id, parent: ctx.self, input: Object.assign({}, input, { env: ctx.env }) }));
+  start(step, id, (parent) => createActor(coordinatorMachine, { id, parent, input: Object.assign({ info, state }, input) }));
 }
 
-function spawnParticipant(
-  ctx: TransactionsContext,
-  enqueue: Enqueue,
-  input: { txid: string; command: Command; coordinatorCluster: number; coordinator: NodeId; mode: ParticipantMode; seq?: number },
-): void {
+function spawnParticipant(step: Step, input: Omit<ParticipantInput, 'info' | 'state'>): void {
+  const { info, state } = step.ctx;
   const id = partId(input.txid);
-  if (ctx.actors.has(id)) return;
-  start(ctx, enqueue, id, createActor(participantMachine, { id, parent: ctx.self, input: Object.assign({}, input, { env: ctx.env }) }));
+  start(step, id, (parent) => createActor(participantMachine, { id, parent, input: Object.assign({ info, state }, input) }));
 }
 
-/** Messages between leaders; the sender leads its cluster, which is worth remembering. */
-function onMessage(ctx: TransactionsContext, enqueue: Enqueue, envelope: EnvelopeProps): void {
-  const { env } = ctx;
+/** Only leaders send 2PC messages, so their sender leads its cluster. */
+function noteLeader(step: Step, from: NodeId): void {
+  const { ctx } = step;
+  if (!from) return;
+  const cluster = clusterOfNode(ctx.info.topology, from);
+  if (ctx.leaders.get(cluster) === from) return;
+  step.enqueue.assign({ leaders: new Map(ctx.leaders).set(cluster, from) });
+}
+
+/** To another cluster's believed leader, or to all its nodes. */
+function out(step: Step, e: TxOutEvent): void {
+  const { info, leaders } = step.ctx;
+  const members = clusterNodes(info.topology, e.cluster);
+  const leader = leaders.get(e.cluster) ?? members[0]!;
+  for (const node of e.everyone ? members : [leader]) step.enqueue.emit(send(addressed(info.self, node, e.body)));
+}
+
+/** The participant acknowledged a decision: forget it, and tell the followers. */
+function acked(step: Step, txid: string): void {
+  step.enqueue.emit(record({ acked: { txid } }));
+  post(step.enqueue, [tell(ACTOR.election, { type: 'shareAcks', txids: [txid] })]);
+}
+
+/** Messages between leaders. */
+function onMessage(step: Step, envelope: EnvelopeProps): void {
+  const { ctx, enqueue } = step;
+  const { state, info } = ctx;
   const from = envelope.from ?? 0;
+  noteLeader(step, from);
   if (envelope.txVote) {
     const v = envelope.txVote;
-    tell(ctx, enqueue, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '' });
+    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '' });
     return;
   }
   if (envelope.txAck) {
     const txid = envelope.txAck.txid ?? '';
-    if (tell(ctx, enqueue, coordId(txid), { type: 'ack' })) return;
-    if (env.state.unacked.has(txid)) {
-      env.record({ acked: { txid } });
-      shareAck(env, txid);
-    }
+    if (pass(step, coordId(txid), { type: 'ack' })) return;
+    if (state.unacked.has(txid)) acked(step, txid);
     return;
   }
   if (envelope.txDecision) {
     const d = envelope.txDecision;
     const txid = d.txid ?? '';
-    if (tell(ctx, enqueue, partId(txid), { type: 'decision', commit: !!d.commit, from })) return;
-    if (env.state.decisions.has(txid)) {
-      sendToNode(env, from, { txAck: { txid } });
+    if (pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from })) return;
+    if (state.decisions.has(txid)) {
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
       return;
     }
-    const wal = env.state.wal.get(txid);
+    const wal = state.wal.get(txid);
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
-      spawnParticipant(ctx, enqueue, { ...base, command: wal.command, mode: 'resume', seq: wal.seq });
-      tell(ctx, enqueue, partId(txid), { type: 'decision', commit: !!d.commit, from });
+      spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));
+      pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from });
     } else if (!d.commit) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
-      spawnParticipant(ctx, enqueue, { ...base, mode: 'fence' });
+      spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
     }
     return;
   }
   if (envelope.txQuery) {
     const q = envelope.txQuery;
     const txid = q.txid ?? '';
-    if (tell(ctx, enqueue, coordId(txid), { type: 'queried' })) return;
-    const participantCluster = q.participantCluster ?? clusterOf(env, q.command?.transfer?.receiver);
-    const decided = env.state.decisions.get(txid);
-    const wal = env.state.wal.get(txid);
+    if (pass(step, coordId(txid), { type: 'queried' })) return;
+    const participantCluster = q.participantCluster ?? clusterOf(ctx, q.command?.transfer?.receiver);
+    const decided = state.decisions.get(txid);
+    const wal = state.wal.get(txid);
     const base = { txid, command: q.command ?? {}, participantCluster };
-    if (decided !== undefined) spawnCoordinator(ctx, enqueue, { ...base, mode: 'notify', commit: decided, reason: decided ? '' : 'aborted' });
-    else if (wal && !hasDecisionEntry(env.state, txid)) {
-      spawnCoordinator(ctx, enqueue, { ...base, command: wal.command, mode: 'resolve', seq: wal.seq, reason: 'coordinator changed' });
-    } else if (!wal) spawnCoordinator(ctx, enqueue, { ...base, mode: 'fence' });
+    if (decided !== undefined) spawnCoordinator(step, Object.assign(base, { mode: 'notify' as const, commit: decided, reason: decided ? '' : 'aborted' }));
+    else if (wal && !hasDecisionEntry(state, txid)) {
+      spawnCoordinator(step, Object.assign(base, { command: wal.command, mode: 'resolve' as const, seq: wal.seq, reason: 'coordinator changed' }));
+    } else if (!wal) spawnCoordinator(step, Object.assign(base, { mode: 'fence' as const }));
   }
 }
 
 /** What a new leader inherits from the log and nobody is handling yet. */
-function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
-  const { env } = ctx;
-  for (const w of env.state.wal.values()) {
+function adoptInDoubt(step: Step): void {
+  const { state } = step.ctx;
+  for (const w of state.wal.values()) {
     const t = w.command.transfer;
     if (w.role === 'coordinator') {
-      if (ctx.actors.has(coordId(w.txid))) continue;
       // A decision already in the log (inherited in the NEW-VIEW) runs in its turn; never decide twice.
-      if (hasDecisionEntry(env.state, w.txid)) continue;
-      spawnCoordinator(ctx, enqueue, {
+      if (hasDecisionEntry(state, w.txid)) continue;
+      spawnCoordinator(step, {
         txid: w.txid,
         command: w.command,
-        participantCluster: clusterOf(env, t?.receiver),
+        participantCluster: clusterOf(step.ctx, t?.receiver),
         mode: 'resolve',
         seq: w.seq,
         reason: 'coordinator changed',
       });
-    } else if (!ctx.actors.has(partId(w.txid))) {
-      spawnParticipant(ctx, enqueue, {
+    } else {
+      spawnParticipant(step, {
         txid: w.txid,
         command: w.command,
-        coordinatorCluster: clusterOf(env, t?.sender),
+        coordinatorCluster: clusterOf(step.ctx, t?.sender),
         coordinator: 0,
         mode: 'resume',
         seq: w.seq,
       });
     }
   }
-  for (const u of env.state.unacked.values()) {
-    if (ctx.actors.has(coordId(u.txid))) continue;
-    spawnCoordinator(ctx, enqueue, {
+  for (const u of state.unacked.values()) {
+    spawnCoordinator(step, {
       txid: u.txid,
       command: u.command,
-      participantCluster: clusterOf(env, u.command.transfer?.receiver),
+      participantCluster: clusterOf(step.ctx, u.command.transfer?.receiver),
       mode: 'notify',
       commit: u.commit,
       reason: u.reason,
@@ -188,28 +225,31 @@ function adoptInDoubt(ctx: TransactionsContext, enqueue: Enqueue): void {
   }
 }
 
+function newStep(enqueue: Enqueue, ctx: TransactionsContext): Step {
+  return { enqueue, ctx, spawned: new Set() };
+}
+
 export const transactionsMachine = setup({
   types: {
     context: {} as TransactionsContext,
     events: {} as TransactionsEvent,
-    input: {} as { env: NodeEnv },
+    input: {} as ActorInput,
+    emitted: {} as Effect,
   },
   actions: {
-    escalate: ({ context, event }) => escalateChildError(context.env, event as never),
+    escalate,
     coordinate: enqueueActions(({ context, event, enqueue }) => {
+      const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
-      spawnCoordinator(context, enqueue, {
-        txid: e.txid,
-        command: e.command,
-        participantCluster: clusterOf(context.env, e.command.transfer?.receiver),
-        mode: 'start',
-      });
+      spawnCoordinator(step, { txid: e.txid, command: e.command, participantCluster: clusterOf(step.ctx, e.command.transfer?.receiver), mode: 'start' });
     }),
     participate: enqueueActions(({ context, event, enqueue }) => {
+      const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'participate' }>;
-      if (tell(context, enqueue, partId(e.txid), { type: 'prepareAgain', from: e.from })) return;
-      const wal = context.env.state.wal.get(e.txid);
-      spawnParticipant(context, enqueue, {
+      noteLeader(step, e.from);
+      if (pass(step, partId(e.txid), { type: 'prepareAgain', from: e.from })) return;
+      const wal = step.ctx.state.wal.get(e.txid);
+      spawnParticipant(step, {
         txid: e.txid,
         command: e.command,
         coordinatorCluster: e.coordinatorCluster,
@@ -218,46 +258,76 @@ export const transactionsMachine = setup({
         seq: wal?.seq,
       });
     }),
-    onMessage: enqueueActions(({ context, event, enqueue }) => {
-      onMessage(context, enqueue, (event as Extract<TransactionsEvent, { type: 'message' }>).envelope);
-    }),
+    onMessage: enqueueActions(({ context, event, enqueue }) => onMessage(newStep(enqueue, context), (event as Extract<TransactionsEvent, { type: 'message' }>).envelope)),
     forwardExecuted: enqueueActions(({ context, event, enqueue }) => {
+      const step = newStep(enqueue, context);
       const e = event as TxExecutedEvent;
-      tell(context, enqueue, coordId(e.txid), e);
-      tell(context, enqueue, partId(e.txid), e);
+      pass(step, coordId(e.txid), e);
+      pass(step, partId(e.txid), e);
+    }),
+    out: enqueueActions(({ context, event, enqueue }) => out(newStep(enqueue, context), event as TxOutEvent)),
+    carryOut: enqueueActions(({ event, enqueue }) => {
+      for (const effect of (event as Extract<TransactionsEvent, { type: 'effects' }>).effects) enqueue.emit(effect);
+    }),
+    acked: enqueueActions(({ context, event, enqueue }) => acked(newStep(enqueue, context), (event as Extract<TransactionsEvent, { type: 'acked' }>).txid)),
+    reply: enqueueActions(({ context, event, enqueue }) => {
+      const e = event as Extract<TransactionsEvent, { type: 'reply' }>;
+      if (context.view.role !== 'leader') return;
+      for (const s of failReply(context.info.self, context.view, e.command, e.reason)) enqueue.emit(s);
     }),
     finish: enqueueActions(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;
       const id = e.role === 'coordinator' ? coordId(e.txid) : partId(e.txid);
       // It is in a final state: XState has already stopped it and let go of it.
-      if (!context.actors.delete(id)) return;
-      for (const slot of context.wheel) if (slot.delete(id)) break;
+      enqueue(() => {
+        if (!context.actors.delete(id)) return;
+        for (const slot of context.wheel) if (slot.delete(id)) break;
+      });
     }),
     tick: enqueueActions(({ context, enqueue }) => {
-      for (const id of slotOf(context, ++context.ticks)) tell(context, enqueue, id, { type: 'tick' });
-      if (context.ticks % context.env.tuning.txRetryTicks === 0 && context.env.view.role === 'leader') {
-        adoptInDoubt(context, enqueue);
-      }
+      const step = newStep(enqueue, context);
+      const ctx = context;
+      const ticks = ctx.ticks + 1;
+      enqueue.assign({ ticks });
+      for (const id of slotOf(ctx, ticks)) pass(step, id, { type: 'tick' });
+      if (ticks % ctx.info.tuning.txRetryTicks === 0 && ctx.view.role === 'leader') adoptInDoubt(step);
     }),
-    stopAll: enqueueActions(({ context, enqueue }) => {
-      for (const id of context.actors.keys()) tell(context, enqueue, id, { type: 'drop' });
-      context.actors = new Map();
-      context.wheel = [];
+    dropAll: enqueueActions(({ context, enqueue }) => {
+      const step = newStep(enqueue, context);
+      const ctx = context;
+      for (const id of ctx.actors.keys()) pass(step, id, { type: 'drop' });
+      enqueue(() => {
+        ctx.actors.clear();
+        ctx.wheel.length = 0;
+      });
     }),
+    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'transactions',
-  context: ({ input, self }) => ({ env: input.env, actors: new Map(), self, ticks: 0, wheel: [] }),
+  context: ({ input, self }) => ({
+    info: input.info,
+    state: input.state,
+    view: NO_VIEW,
+    actors: new Map(),
+    self,
+    ticks: 0,
+    wheel: [],
+    leaders: new Map(),
+  }),
   on: {
     coordinate: { actions: 'coordinate' },
     participate: { actions: 'participate' },
     message: { actions: 'onMessage' },
     txExecuted: { actions: 'forwardExecuted' },
+    out: { actions: 'out' },
+    effects: { actions: 'carryOut' },
+    acked: { actions: 'acked' },
+    reply: { actions: 'reply' },
     txDone: { actions: 'finish' },
     tick: { actions: 'tick' },
-    reset: { actions: 'stopAll' },
+    reset: { actions: 'dropAll' },
+    view: { actions: 'noteView' },
     'xstate.error.actor.*': { actions: 'escalate' },
   },
 });
-
-export const TX_STATUS = shardbank.Status;

@@ -15,27 +15,43 @@
  * a prepared transaction holds (its WAL lock) executes as `aborted: lock
  * conflict` and writes nothing.
  */
-import { shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem, type Topology } from '../protocol/topology.js';
-import { balanceOf, type LogSlot, type ReplicaState, type TxRole } from '../store/state.js';
-import { requestId } from './replies.js';
+import { balanceOf, type LogSlot, type ReplicaView, type TxRole } from '../store/state.js';
 
 const { Status, Phase } = shardbank;
 
+/** The clusters that own a transfer's sender and receiver (null: out of range, or not a transfer). */
+export function transferClusters(topology: Topology, command: Command): { sender: number | null; receiver: number | null } {
+  const t = command.transfer;
+  if (!t) return { sender: null, receiver: null };
+  return { sender: clusterOfItem(topology, t.sender ?? 0), receiver: clusterOfItem(topology, t.receiver ?? 0) };
+}
+
 /** The role of a cluster in a cross-shard transfer, or null for an intra-shard one. */
 export function txRole(topology: Topology, cluster: number, command: Command): TxRole | null {
+  const c = transferClusters(topology, command);
+  if (!command.transfer || c.sender === c.receiver) return null;
+  return c.sender === cluster ? 'coordinator' : 'participant';
+}
+
+/**
+ * One side of a cross-shard transfer: the cluster playing `role`, the other
+ * cluster, and the item this side writes (the sender's at the coordinator,
+ * the receiver's at the participant).
+ */
+export function txSide(topology: Topology, command: Command, role: TxRole): { mine: number | null; theirs: number | null; item: number } {
+  const c = transferClusters(topology, command);
   const t = command.transfer;
-  if (!t) return null;
-  const cs = clusterOfItem(topology, t.sender ?? 0);
-  const cr = clusterOfItem(topology, t.receiver ?? 0);
-  if (cs === cr) return null;
-  return cs === cluster ? 'coordinator' : 'participant';
+  return role === 'coordinator'
+    ? { mine: c.sender, theirs: c.receiver, item: t?.sender ?? 0 }
+    : { mine: c.receiver, theirs: c.sender, item: t?.receiver ?? 0 };
 }
 
 export interface ExecContext {
   topology: Topology;
   cluster: number;
-  state: ReplicaState;
+  state: ReplicaView;
 }
 
 /**
@@ -43,7 +59,7 @@ export interface ExecContext {
  * (`Object.assign(base, {...})`, not `{ ...base, ... }`: V8 takes a slow
  * path for a spread followed by more properties, microseconds per call.)
  */
-export function executeSlot(ctx: ExecContext, slot: LogSlot): LogEventProps {
+export function executeSlot(ctx: ExecContext, slot: Readonly<LogSlot>): LogEventProps {
   const base = { seq: slot.seq, phase: slot.phase };
   const cmd = slot.command;
   const t = cmd?.transfer;
@@ -56,7 +72,7 @@ export function executeSlot(ctx: ExecContext, slot: LogSlot): LogEventProps {
   }
   // An abort entry with no prepare before it: the leader skipped the transfer.
   if (slot.phase === Phase.PHASE_ABORT) {
-    return { executed: Object.assign(base, { command: cmd, status: Status.ABORTED, reason: 'lock conflict' }) };
+    return { executed: Object.assign(base, { command: cmd, status: Status.ABORTED, reason: slot.reason || 'lock conflict' }) };
   }
   const sender = t.sender ?? 0;
   const receiver = t.receiver ?? 0;
@@ -86,7 +102,7 @@ export function executeSlot(ctx: ExecContext, slot: LogSlot): LogEventProps {
   };
 }
 
-function executeTransaction(ctx: ExecContext, slot: LogSlot, cmd: Command, role: TxRole): LogEventProps {
+function executeTransaction(ctx: ExecContext, slot: Readonly<LogSlot>, cmd: Command, role: TxRole): LogEventProps {
   const { state } = ctx;
   const txid = requestId(cmd);
   const base = { seq: slot.seq, phase: slot.phase, command: cmd, txid, role };
@@ -97,7 +113,7 @@ function executeTransaction(ctx: ExecContext, slot: LogSlot, cmd: Command, role:
   const decided = state.decisions.has(txid);
   if (slot.phase === Phase.PHASE_PREPARE) {
     if (decided || state.wal.has(txid)) return { executed: { seq: slot.seq, phase: slot.phase } };
-    const item = role === 'coordinator' ? t.sender ?? 0 : t.receiver ?? 0;
+    const { item } = txSide(ctx.topology, cmd, role);
     const holder = state.walLocks.get(item);
     if (holder !== undefined && holder !== txid) {
       return { executed: Object.assign(base, { status: Status.ABORTED, reason: 'lock conflict' }) };

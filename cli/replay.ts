@@ -12,9 +12,8 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { InvalidArgumentError } from 'commander';
-import { requestId } from '../actors/replies.js';
+import { requestId } from '../protocol/messages.js';
 import {
-  entryKey,
   formatBallot,
   formatCommand,
   nodeName,
@@ -31,7 +30,23 @@ import { phaseFlag } from './format.js';
 
 const { Phase, Status } = shardbank;
 
-export const EVENT_KINDS = ['flushed', 'promised', 'accepted', 'committed', 'executed', 'view', 'failed', 'recovered', 'acked'] as const;
+export const EVENT_KINDS = [
+  'flushed',
+  'promised',
+  'accepted',
+  'committed',
+  'executed',
+  'view',
+  'failed',
+  'recovered',
+  'acked',
+  'role',
+  'vote',
+  'heard',
+  'lock',
+  'phase',
+  'catchup',
+] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 export interface SeqRange {
@@ -272,15 +287,15 @@ function listText<T>(items: T[], mask: boolean[] | undefined, text: (t: T) => st
   return parts.join(sep) + (more > 0 ? ` (+${more} more)` : '');
 }
 
-function committedText(keys: shardbank.IEntryKey[], ctx: Context, mask: boolean[] | undefined): string {
+function committedText(keys: number[], ctx: Context, mask: boolean[] | undefined): string {
   // Runs of consecutive plain seqs read as one range: `seq 7..12`.
   const groups: { from: number; to: number; phase: number; runsAt: number; keep: boolean }[] = [];
-  keys.forEach((k, i) => {
-    // A decision's key is the seq it runs at; it is named after its prepare's seq.
-    const slot = ctx.state.log.get(entryKey(k.seq ?? 0));
+  keys.forEach((key, i) => {
+    // A decision's slot is the seq it runs at; it is named after its prepare's seq.
+    const slot = ctx.state.log.get(key);
     const decision = (slot?.runsAt ?? 0) > 0 ? slot! : null;
-    const seq = decision ? decision.seq : k.seq ?? 0;
-    const phase = decision ? decision.phase : k.phase ?? 0;
+    const seq = decision ? decision.seq : key;
+    const phase = decision ? decision.phase : slot?.phase ?? 0;
     const keep = !mask || mask[i]!;
     const last = groups[groups.length - 1];
     if (last && phase === 0 && last.phase === 0 && last.keep === keep && last.to + 1 === seq) last.to = seq;
@@ -328,7 +343,7 @@ function describe(ev: shardbank.LogEvent, ctx: Context, mask?: boolean[]): strin
     case 'accepted':
       return listText(ev.accepted!.entries ?? [], mask, entryText);
     case 'committed':
-      return committedText(ev.committed!.keys ?? [], ctx, mask);
+      return committedText(ev.committed!.slots ?? [], ctx, mask);
     case 'executed':
       return executedText(ev.executed!, ctx);
     case 'promised':
@@ -346,9 +361,53 @@ function describe(ev: shardbank.LogEvent, ctx: Context, mask?: boolean[]): strin
     }
     case 'acked':
       return `tx ${ev.acked!.txid ?? ''}`;
+    case 'role':
+      return roleText(ev.role!);
+    case 'vote': {
+      const v = ev.vote!;
+      const answer = v.answer === 'refused' ? `refused (promised ${formatBallot(v.promised)})` : v.answer === 'deferred' ? 'deferred (our leader is still heard)' : v.answer;
+      return `${nodeName(v.candidate ?? 0)}'s PREPARE ${formatBallot(v.ballot)}: ${answer}`;
+    }
+    case 'heard': {
+      const h = ev.heard!;
+      return `promise from ${nodeName(h.from ?? 0)} for ${formatBallot(h.ballot)}, ${h.entries ?? 0} ${h.entries === 1 ? 'entry' : 'entries'} above our commit point`;
+    }
+    case 'lock': {
+      const l = ev.lock!;
+      const id = l.command ? requestId(l.command) : '';
+      const held = l.holder ? `item ${l.item} held by ${l.holder}` : `item ${l.item} held`;
+      return `${formatCommand(l.command)} tx ${id} ${l.decision}: ${held}`;
+    }
+    case 'phase': {
+      const p = ev.phase!;
+      const prepared = ctx.txs.get(p.txid ?? '');
+      const at = prepared ? `, prepared at seq ${prepared.seq}` : '';
+      return `tx ${p.txid} ${p.role} ${p.phase}${p.why ? ` (${p.why})` : ''}${at}`;
+    }
+    case 'catchup':
+      return catchupText(ev.catchup!);
     default:
       return '';
   }
+}
+
+function roleText(r: shardbank.IRoleChanged): string {
+  const b = formatBallot(r.ballot);
+  const voters = (r.voters ?? []).length > 0 ? ` (promises from ${(r.voters ?? []).map(nodeName).join(', ')})` : '';
+  const head =
+    r.role === 'leader'
+      ? `leader ${b}${voters}`
+      : r.role === 'candidate'
+        ? `candidate ${b}: campaigning`
+        : `follower of ${r.leader ? nodeName(r.leader) : 'nobody yet'} ${b}`;
+  return r.why ? `${head}; ${r.why}` : head;
+}
+
+function catchupText(c: shardbank.ICatchupNote): string {
+  const from = nodeName(c.from ?? 0);
+  if (c.what === 'requested') return `asked ${from} for the committed entries from seq ${c.fromSeq ?? 0}`;
+  if (c.what === 'snapshot') return `installed ${from}'s state, executed through seq ${c.through ?? 0}`;
+  return `${c.entries ?? 0} committed ${c.entries === 1 ? 'entry' : 'entries'} from ${from} (its commit point: seq ${c.through ?? 0})`;
 }
 
 function formatLine(index: number, ev: shardbank.LogEvent, text: string): string {
@@ -379,15 +438,22 @@ function unitsOf(ev: shardbank.LogEvent, ctx: Context): Unit[] {
     case 'view':
       return (ev.view!.view?.log ?? []).map(fromEntry);
     case 'committed':
-      return (ev.committed!.keys ?? []).map((k) => {
-        const slot = ctx.state.log.get(entryKey(k.seq ?? 0));
-        return { seq: slot?.seq ?? k.seq ?? 0, runsAt: slot?.runsAt ?? 0, command: slot?.command ?? null };
+      return (ev.committed!.slots ?? []).map((key) => {
+        const slot = ctx.state.log.get(key);
+        return { seq: slot?.seq ?? key, runsAt: slot?.runsAt ?? 0, command: slot?.command ?? null };
       });
     case 'executed': {
       const x = ev.executed!;
       const seq = x.seq ?? 0;
       const items = [...(x.writes ?? []), ...(x.before ?? [])].map((w) => w.item ?? 0);
       return [{ seq, runsAt: runsAtOf(ctx, seq, x.phase ?? 0), command: x.command ?? null, txid: x.txid ?? '', items }];
+    }
+    case 'lock':
+      return [{ command: ev.lock!.command ?? null, items: [ev.lock!.item ?? 0], txid: ev.lock!.holder ?? '' }];
+    case 'phase': {
+      const txid = ev.phase!.txid ?? '';
+      const known = ctx.txs.get(txid);
+      return [{ seq: known?.seq, command: ev.phase!.command ?? known?.command ?? null, txid }];
     }
     case 'acked': {
       const txid = ev.acked!.txid ?? '';

@@ -10,7 +10,6 @@ export const { Frame, Envelope, LogEvent, Phase, Status } = shardbank;
 export type Ballot = shardbank.Ballot.$Properties;
 export type Command = shardbank.Command.$Properties;
 export type Entry = shardbank.Entry.$Properties;
-export type EntryKey = shardbank.EntryKey.$Properties;
 export type EnvelopeProps = shardbank.Envelope.$Properties;
 export type ClientRequest = shardbank.ClientRequest.$Properties;
 export type ClientReply = shardbank.ClientReply.$Properties;
@@ -22,8 +21,6 @@ export type NodeStatus = shardbank.NodeStatus.$Properties;
 
 /** A node id: n4 is 4. */
 export type NodeId = number;
-
-export const ZERO_BALLOT: Readonly<{ round: number; node: number }> = Object.freeze({ round: 0, node: 0 });
 
 /** Orders ballots by round, then node: negative, zero or positive like a comparator. */
 export function compareBallots(a: Ballot | null | undefined, b: Ballot | null | undefined): number {
@@ -43,28 +40,13 @@ export function formatBallot(b: Ballot | null | undefined): string {
 }
 
 /**
- * The Paxos instance of a log slot: its seq. Every entry has a seq of its
- * own (the phase is part of its value); a 2PC decision is named after its
- * prepare's seq (PrintView shows `seq 2 C`) but is the value of the instance
- * at the seq it runs at. One instance per seq: two leaders can never get two
- * different entries chosen for one seq.
+ * The Paxos instance (slot) an entry is the value of: its seq. A 2PC decision
+ * is named after its prepare's seq (PrintView shows `seq 2 C`) but is the
+ * value of the instance at the seq it runs at. One instance per seq: two
+ * leaders can never get two different entries chosen for one seq.
  */
-export function entryKey(seq: number, _phase?: number | null): number {
-  return seq;
-}
-
-/** The instance an entry is the value of. */
 export function slotKeyOf(e: { seq?: number | null; runsAt?: number | null }): number {
   return (e.runsAt ?? 0) > 0 ? e.runsAt! : e.seq ?? 0;
-}
-
-/** An entry's instance as it travels in ACCEPTED and COMMIT messages. */
-export function wireKeyOf(e: { seq?: number | null; phase?: number | null; runsAt?: number | null }): { seq: number; phase: number } {
-  return { seq: slotKeyOf(e), phase: e.phase ?? 0 };
-}
-
-export function keyOf(key: number): { seq: number } {
-  return { seq: key };
 }
 
 export function nodeName(id: NodeId): string {

@@ -11,9 +11,8 @@
  * (commits, executions, ACKs) sends at once and leaves its events to the next
  * batch (see `commit`). Timers enter the same way: a tick is a turn.
  */
-import { createActor, type Actor } from 'xstate';
-import type { NodeEnv } from '../actors/env.js';
-import { nodeMachine } from '../actors/node.js';
+import { mustSync, type Ready } from '../actors/ready.js';
+import type { View } from '../actors/node-info.js';
 import {
   shardbank,
   type AdminReply,
@@ -22,17 +21,13 @@ import {
   type LogEventProps,
   type NodeId,
 } from '../protocol/messages.js';
-import { createRng, mixSeed } from '../protocol/rng.js';
-import { clusterNodes, clusterOfNode, type Topology } from '../protocol/topology.js';
+import type { Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import type { NodeLog } from '../store/eventlog.js';
-import { applyEvent, balanceOf, replay, takeSnapshot, type ReplicaState } from '../store/state.js';
+import { balanceOf, replay, takeSnapshot, type ReplicaState } from '../store/state.js';
+import { NodeCore, type Clock, type CoreOptions } from './core.js';
 
-/** The clock XState schedules delayed events on (real timers or simulated). */
-export interface Clock {
-  setTimeout(fn: (...args: unknown[]) => void, ms: number): unknown;
-  clearTimeout(id: unknown): void;
-}
+export type { Clock };
 
 export interface HostOptions {
   topology: Topology;
@@ -59,6 +54,8 @@ export interface HostOptions {
    * depend on the seed alone).
    */
   turnBudgetMs?: number;
+  /** XState inspection of every actor of the node (the inspection stream). */
+  inspect?: CoreOptions['inspect'];
 }
 
 /** How long events that need no fsync may wait for a write to ride along with, and how many. */
@@ -73,20 +70,6 @@ const realClock: Clock = {
   clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
 };
 
-/**
- * Whether an event must be on disk before what follows it is seen. A promise,
- * an accepted entry, a view, a flush, a failure or a recovery is this node's
- * word to others. A commit, an execution or an ACK is not: each follows from
- * entries already chosen (durable on a majority) and is learned again from
- * the leader after a crash or a power cut, with the same result, since
- * execution is a function of the chosen log. A batch of only those goes to
- * LevelDB without an fsync (or rides with the next batch, see `commit`); the
- * next synced batch carries it to disk.
- */
-function needsSync(ev: LogEventProps): boolean {
-  return !(ev.committed || ev.executed || ev.acked);
-}
-
 interface Group {
   events: LogEventProps[];
   sends: EnvelopeProps[];
@@ -96,13 +79,8 @@ interface Group {
 export class NodeHost {
   readonly node: NodeId;
   private readonly opts: HostOptions;
-  private actor!: Actor<typeof nodeMachine>;
-  private env!: NodeEnv;
+  private core!: NodeCore;
   private inbox: EnvelopeProps[] = [];
-  private events: LogEventProps[] = [];
-  private sends: EnvelopeProps[] = [];
-  /** This turn's messages that need no write behind them (NodeEnv.sendNow). */
-  private sendsNow: EnvelopeProps[] = [];
   private turnScheduled = false;
   private chain: Promise<void> = Promise.resolve();
   /** Turns waiting for the write in flight; they go to the log together. */
@@ -114,7 +92,6 @@ export class NodeHost {
   private heldTimer: unknown = null;
   private stopped = false;
   private failure: Error | null = null;
-  private lastView = '';
   /** Batches written (and how many were fsynced), and events in them (for tests and stats). */
   readonly stats = { batches: 0, syncs: 0, events: 0, turns: 0, snapshots: 0 };
   private sinceSnapshot = 0;
@@ -125,11 +102,16 @@ export class NodeHost {
   }
 
   get state(): ReplicaState {
-    return this.env.state;
+    return this.core.state;
   }
 
-  get view(): NodeEnv['view'] {
-    return this.env.view;
+  get view(): View {
+    return this.core.view;
+  }
+
+  /** The node's root actor (inspection, the studio). */
+  get actor(): NodeCore['root'] {
+    return this.core.root;
   }
 
   /** Opens the log, rebuilds the state by replay, starts the actors. */
@@ -138,42 +120,17 @@ export class NodeHost {
     await log.open();
     const state = replay(node, await log.readAll());
     if (state.set === 0) state.initialBalance = topology.initialBalance;
-    const cluster = clusterOfNode(topology, node);
-    const members = clusterNodes(topology, cluster);
-    this.env = {
-      self: node,
-      cluster,
-      members,
-      peers: members.filter((n) => n !== node),
-      majority: Math.floor(members.length / 2) + 1,
+    this.core = new NodeCore({
       topology,
-      tuning: topology.tuning,
+      node,
       state,
-      view: { role: 'follower', leader: 0, ballot: { ...state.promised } },
-      rng: createRng(mixSeed(this.opts.seed ?? 1, node)),
-      leaders: new Map(),
-      ackedToShare: new Map(),
-      record: (ev) => {
-        applyEvent(state, ev);
-        this.events.push(ev);
-        this.scheduleTurn();
-      },
-      send: (env) => {
-        // A failed node is disconnected: nothing leaves it.
-        if (state.failed) return;
-        if (env.to) env = Object.assign({}, env, { epoch: state.set });
-        this.sends.push(env);
-      },
-      sendNow: (env) => {
-        if (state.failed) return;
-        this.sendsNow.push(Object.assign({}, env, { epoch: state.set }));
-      },
-      fatal: (error, actor) => this.fail(error, `actor ${actor} threw`),
-    };
-    const clock = this.wrapClock(this.opts.clock ?? realClock);
-    this.actor = createActor(nodeMachine, { input: { env: this.env }, clock, id: `n${node}` });
-    this.actor.subscribe({ error: (err) => this.fail(err, 'the node actor threw') });
-    this.actor.start();
+      seed: this.opts.seed,
+      clock: this.wrapClock(this.opts.clock ?? realClock),
+      onFault: (err) => this.fail(err, err.name === 'ActorFault' || err.name === 'InvariantError' ? err.message : 'the node actor threw'),
+      logger: (line) => this.log(line),
+      inspect: this.opts.inspect,
+    });
+    this.core.start();
     this.opts.transport.onEnvelope((env) => this.receive(env));
   }
 
@@ -185,11 +142,8 @@ export class NodeHost {
           if (this.stopped) return;
           fn();
           this.surfaceFailure();
-          this.noteViewChange();
           // A tick that changed nothing at a node that leads nothing needs no turn after it.
-          if (this.env.view.role === 'leader' || this.events.length + this.sends.length + this.sendsNow.length + this.inbox.length > 0) {
-            this.scheduleTurn();
-          }
+          if (this.core.view.role === 'leader' || this.core.hasOutput || this.inbox.length > 0) this.scheduleTurn();
         }, ms),
       clearTimeout: (id) => clock.clearTimeout(id),
     };
@@ -202,7 +156,7 @@ export class NodeHost {
       return;
     }
     // A peer still in another set (a flush in flight) must not touch this one.
-    if (envelope.from && (envelope.epoch ?? 0) !== this.env.state.set) return;
+    if (envelope.from && (envelope.epoch ?? 0) !== this.core.state.set) return;
     this.inbox.push(envelope);
     this.scheduleTurn();
   }
@@ -218,11 +172,9 @@ export class NodeHost {
     if (this.stopped) return;
     this.stats.turns++;
     this.takeInbox();
-    this.actor.send({ type: 'endOfTurn' });
+    this.core.send({ type: 'endOfTurn' });
     this.surfaceFailure();
     if (this.failure) return;
-    this.noteViewChange();
-    this.releaseNow();
     this.commit();
     // What the budget left for later: the next turn, after the timers have had their go.
     if (this.inbox.length > 0) this.scheduleTurn();
@@ -240,7 +192,7 @@ export class NodeHost {
     if (inbox.length === 0) return;
     if (budget === undefined) {
       this.inbox = [];
-      this.actor.send({ type: 'messages', envelopes: inbox });
+      this.core.send({ type: 'messages', envelopes: inbox });
       return;
     }
     const started = performance.now();
@@ -248,26 +200,9 @@ export class NodeHost {
     while (i < inbox.length && (i === 0 || performance.now() - started < budget)) {
       const slice = inbox.slice(i, i + TURN_SLICE);
       i += slice.length;
-      this.actor.send({ type: 'messages', envelopes: slice });
+      this.core.send({ type: 'messages', envelopes: slice });
     }
     this.inbox = i < inbox.length ? inbox.slice(i) : [];
-  }
-
-  /** Role and ballot changes go to the node's log file: when a cluster changes leader, and who started it. */
-  private noteViewChange(): void {
-    const { role, leader, ballot } = this.env.view;
-    const key = `${role} ${leader} ${ballot.round ?? 0}.${ballot.node ?? 0}`;
-    if (key === this.lastView) return;
-    this.lastView = key;
-    const b = `<${ballot.round ?? 0}, n${ballot.node ?? 0}>`;
-    this.log(role === 'leader' ? `leading with ballot ${b}` : role === 'candidate' ? `campaigning with ballot ${b}` : `following n${leader || '?'} (ballot ${b})`);
-  }
-
-  private releaseNow(): void {
-    if (this.sendsNow.length === 0) return;
-    const sends = this.sendsNow;
-    this.sendsNow = [];
-    this.release(sends);
   }
 
   private release(sends: EnvelopeProps[]): void {
@@ -289,45 +224,41 @@ export class NodeHost {
     if (this.failure) return;
     this.failure = error instanceof Error ? error : new Error(String(error));
     this.stopped = true;
-    this.events = [];
-    this.sends = [];
-    this.sendsNow = [];
     this.held = [];
     this.log(`stopping: ${what}: ${this.failure.stack ?? this.failure.message}`);
     this.opts.onFatal?.(this.failure);
   }
 
   /**
-   * Queues this turn's events for the log and its output behind them. While
-   * a write is in flight, the turns that finish meanwhile join one group,
-   * written as one batch when that write is done (group commit): at most one
-   * fsync for all of them, not one each in a row. A group's output leaves
-   * only once the group is written (and fsynced, if `needsSync`).
+   * Carries out the output of the turn (actors/ready.ts has the rule it
+   * follows). What may leave at once leaves now. The events go to the log,
+   * and what waits for them leaves once they are written. While a write is
+   * in flight, the turns that finish meanwhile join one group, written as one
+   * batch when that write is done (group commit): at most one fsync for all
+   * of them, not one each in a row.
    *
-   * A turn that records nothing this node gives its word on (only commits,
-   * executions, ACKs), with no write in flight, needs no write of its own
-   * before its output: everything before it is durable already, and what it
-   * recorded follows from that. Its output leaves now, and its events are
-   * held to ride along with the next write (or a write of their own after
-   * `HELD_MS`): one LevelDB batch fewer per such turn.
+   * A turn that records nothing this node gives its word on (`mustSync`
+   * false), with no write in flight, needs no write of its own before its
+   * output: everything before it is durable already. Its output leaves now,
+   * and its events are held to ride along with the next write (or a write of
+   * their own after `HELD_MS`): one LevelDB batch fewer per such turn.
    */
   private commit(): Promise<void> {
-    const events = this.events;
-    const sends = this.sends;
-    this.events = [];
-    this.sends = [];
+    const ready: Ready = this.core.take();
+    if (ready.now.length > 0) this.release(ready.now);
+    const { events, afterWrite: sends } = ready;
     if (events.length === 0 && sends.length === 0) return this.chain;
     // Now the state is exactly the fold of every event recorded, this turn's included.
     this.sinceSnapshot += events.length;
     let snapshot: LogEventProps | null = null;
     if (this.sinceSnapshot >= this.opts.topology.tuning.snapshotEvery) {
-      snapshot = { snapshot: takeSnapshot(this.env.state, this.opts.topology.tuning.retainEntries) };
+      snapshot = { snapshot: takeSnapshot(this.core.state, this.opts.topology.tuning.retainEntries) };
       this.sinceSnapshot = 0;
     }
-    if (!snapshot && this.writing === 0 && !events.some(needsSync)) {
+    if (!snapshot && this.writing === 0 && !ready.mustSync) {
       for (const e of events) this.held.push(e);
       if (this.held.length >= HELD_MAX) this.writeHeld();
-      else this.holdFor(HELD_MS);
+      else if (this.held.length > 0) this.holdFor(HELD_MS);
       if (sends.length > 0) this.release(sends);
       return this.chain;
     }
@@ -377,7 +308,7 @@ export class NodeHost {
     if (this.openGroup === group) this.openGroup = null;
     const { log } = this.opts;
     if (group.events.length > 0) {
-      const sync = group.events.some(needsSync);
+      const sync = group.events.some(mustSync);
       await log.append(group.events, { sync });
       if (sync) this.stats.syncs++;
       this.stats.batches++;
@@ -405,21 +336,21 @@ export class NodeHost {
   /** Runs an admin command; the reply leaves after the events it caused are durable. */
   async admin(req: AdminRequest, client: string): Promise<AdminReply> {
     const reply: AdminReply = { id: req.id ?? 0 };
-    const state = this.env.state;
+    const state = this.core.state;
     try {
       if (req.flush) {
         await this.idle();
         await this.opts.log.clear();
-        this.actor.send({
+        this.core.send({
           type: 'flush',
           leader: req.flush.leader ?? 0,
           initialBalance: req.flush.initialBalance ?? this.opts.topology.initialBalance,
           set: req.flush.set ?? 0,
         });
       } else if (req.fail) {
-        this.actor.send({ type: 'fail' });
+        this.core.send({ type: 'fail' });
       } else if (req.recover) {
-        this.actor.send({ type: 'recover' });
+        this.core.send({ type: 'recover' });
       } else if (req.printBalance) {
         reply.balance = balanceOf(state, req.printBalance.item ?? 0);
       } else if (req.printDb) {
@@ -431,7 +362,6 @@ export class NodeHost {
       } else {
         reply.error = 'unknown admin command';
       }
-      this.releaseNow();
       await this.commit();
       await this.idle();
     } catch (err) {
@@ -444,7 +374,7 @@ export class NodeHost {
   }
 
   status(): shardbank.NodeStatus.$Properties {
-    const { state, view } = this.env;
+    const { state, view } = this.core;
     return {
       node: this.node,
       failed: state.failed,
@@ -473,7 +403,7 @@ export class NodeHost {
   kill(): void {
     this.stopped = true;
     this.held = [];
-    this.actor.stop();
+    this.core.stop();
   }
 
   /** Stops the actors and waits for pending writes; the transport and log are the caller's. */
@@ -481,6 +411,6 @@ export class NodeHost {
     this.writeHeld();
     await this.chain.catch(() => undefined);
     this.stopped = true;
-    this.actor.stop();
+    this.core.stop();
   }
 }

@@ -15,7 +15,7 @@ import type { TxResult } from '../client/client.js';
 import { formatCommand, shardbank, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
 import { allNodes, clusterNodes, makeTopology, type Topology } from '../protocol/topology.js';
-import { requestId } from '../actors/replies.js';
+import { requestId } from '../protocol/messages.js';
 import { SimCluster } from './sim.js';
 
 export const FAULT_KINDS = ['drop', 'delay', 'duplicate', 'partition', 'crash', 'leaderKill', 'powerLoss', 'clockJump'] as const;

@@ -7,48 +7,64 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor } from 'xstate';
-import type { NodeEnv } from '../actors/env.js';
+import { ActorFault } from '../actors/fault.js';
+import { nodeInfo } from '../actors/node-info.js';
 import { nodeMachine } from '../actors/node.js';
-import { shardbank, type EnvelopeProps, type LogEventProps } from '../protocol/messages.js';
-import { createRng } from '../protocol/rng.js';
+import { shardbank, type EnvelopeProps } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
+import { NodeCore } from '../runtime/core.js';
 import { NodeHost } from '../runtime/host.js';
 import { ControlledLog } from './support/log.js';
-import { applyEvent, emptyState } from '../store/state.js';
+import { emptyState } from '../store/state.js';
 
 test('an actor that throws stops the node: the root hears of it and reports which actor, with the error', () => {
   const topology = makeTopology({});
+  // A commit point with nothing committed under it: the executor's invariant breaks on its first step.
   const state = emptyState(1);
-  const fatal: { error: unknown; actor: string }[] = [];
-  const env: NodeEnv = {
-    self: 1,
-    cluster: 1,
-    members: [1, 2, 3],
-    peers: [2, 3],
-    majority: 2,
-    topology,
-    tuning: topology.tuning,
-    state,
-    view: { role: 'follower', leader: 0, ballot: { round: 0, node: 0 } },
-    rng: createRng(1),
-    leaders: new Map(),
-    ackedToShare: new Map(),
-    record: (ev: LogEventProps) => {
-      if (ev.promised) throw new Error('promise could not be recorded');
-      applyEvent(state, ev);
-    },
-    send: () => undefined,
-    sendNow: () => undefined,
-    fatal: (error, actor) => fatal.push({ error, actor }),
-  };
-  const node = createActor(nodeMachine, { input: { env } }).start();
-  // No leader is heard: past the election timeout the election actor campaigns, and its record throws.
-  for (let i = 0; i <= topology.tuning.electionTicksMax && fatal.length === 0; i++) node.send({ type: 'tick' });
+  state.commitThrough = 3;
+  const node = createActor(nodeMachine, { input: { info: nodeInfo(topology, 1), state } });
+  const errors: unknown[] = [];
+  node.subscribe({ error: (e) => errors.push(e) });
+  node.start();
+  node.send({ type: 'endOfTurn' });
   node.stop();
-  assert.is(fatal.length, 1);
-  assert.is(fatal[0]!.actor, 'election');
-  assert.is((fatal[0]!.error as Error).message, 'promise could not be recorded');
+  assert.is(errors.length, 1);
+  const fault = errors[0] as ActorFault;
+  assert.instance(fault, ActorFault);
+  assert.is(fault.actor, 'executor');
+  assert.match(fault.message, 'seq 1 is below the commit point 3 but not committed');
+});
+
+test('an event that breaks an invariant of the fold stops the node: a chosen slot offered another value', () => {
+  const topology = makeTopology({});
+  const faults: Error[] = [];
+  const core = new NodeCore({
+    topology,
+    node: 1,
+    state: emptyState(1),
+    clock: { setTimeout: () => 0, clearTimeout: () => undefined },
+    onFault: (e) => faults.push(e),
+  });
+  core.start();
+  core.send({ type: 'flush', leader: 2, initialBalance: 10, set: 1 });
+  // As off the wire: decoded, so the body's oneof is set.
+  const wire = (env: EnvelopeProps) => shardbank.Envelope.decode(shardbank.Envelope.encode(env).finish());
+  const transfer = (timestamp: number) => ({ client: 'c', timestamp, transfer: { sender: 1, receiver: 2, amount: 1 } });
+  const b1 = { round: 1, node: 2 };
+  core.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, accept: { ballot: b1, entries: [{ seq: 1, phase: 0, ballot: b1, command: transfer(1) }] } })] });
+  core.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, commit: { ballot: b1, slots: [1] } })] });
+  assert.ok(core.state.log.get(1)?.committed, 'seq 1 is chosen here');
+  assert.is(faults.length, 0);
+  core.take();
+  // A later leader's NEW-VIEW with another transfer in the chosen slot: no correct leader sends this.
+  const b2 = { round: 2, node: 3 };
+  core.send({ type: 'messages', envelopes: [wire({ from: 3, to: 1, epoch: 1, newView: { ballot: b2, log: [{ seq: 1, phase: 0, ballot: b2, command: transfer(2) }] } })] });
+  assert.is(faults.length, 1);
+  assert.match(faults[0]!.message, 'slot 1 is chosen, yet ballot <2, n3> carries another value');
+  assert.equal(core.take(), { events: [], mustSync: false, now: [], afterWrite: [] }, 'the turn that broke it outputs nothing');
+  assert.is(core.state.log.get(1)?.command?.timestamp, 1, 'the chosen value stands');
+  core.stop();
 });
 
 test('a log write that fails stops the node: onFatal gets the error, and nothing is sent or taken afterwards', async () => {

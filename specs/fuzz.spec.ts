@@ -45,8 +45,8 @@ function wireSamples(): EnvelopeProps[] {
     { from: 1, to: 2, epoch: 3, promise: { ballot: B(3, 2), accepted: [entry], commitThrough: 2 } },
     { from: 3, to: 2, epoch: 3, nack: { ballot: B(1, 2), promised: B(3, 3) } },
     { from: 1, to: 2, epoch: 3, accept: { ballot: B(2, 1), entries: [entry, { seq: 5, ballot: B(2, 1) }] } },
-    { from: 2, to: 1, epoch: 3, accepted: { ballot: B(2, 1), keys: [{ seq: 4, phase: Phase.PHASE_PREPARE }, { seq: 5 }] } },
-    { from: 1, to: 3, epoch: 3, commit: { ballot: B(2, 1), keys: [{ seq: 4, phase: Phase.PHASE_COMMIT }] } },
+    { from: 2, to: 1, epoch: 3, accepted: { ballot: B(2, 1), slots: [4, 5] } },
+    { from: 1, to: 3, epoch: 3, commit: { ballot: B(2, 1), slots: [4] } },
     { from: 1, to: 3, epoch: 3, newView: { ballot: B(2, 1), log: [entry, { seq: 1 }] } },
     { from: 1, to: 3, epoch: 3, heartbeat: { ballot: B(2, 1), commitThrough: 5, acked: ['alice/3:17'] } },
     { from: 3, to: 1, epoch: 3, catchupRequest: { fromSeq: 3, maxEntries: 100 } },
@@ -447,7 +447,7 @@ const PAXOS: PaxosBody[] = ['prepare', 'promise', 'nack', 'accept', 'accepted', 
 /** A Paxos message body with every field drawn from the edges. */
 function paxosBody(rng: Rng, kind: PaxosBody, promised: Ballot, near: number, mode: 'stale' | 'any', cluster: number): EnvelopeProps {
   const b = ballot(rng, promised, mode);
-  const keys = () => list(rng, 4, () => ({ seq: seq(rng, near), phase: phase(rng) }));
+  const slots = () => list(rng, 4, () => seq(rng, near));
   const entries = () => list(rng, 4, () => entry(rng, near, b, cluster));
   switch (kind) {
     case 'prepare':
@@ -459,9 +459,9 @@ function paxosBody(rng: Rng, kind: PaxosBody, promised: Ballot, near: number, mo
     case 'accept':
       return { accept: { ballot: b, entries: entries() } };
     case 'accepted':
-      return { accepted: { ballot: b, keys: keys() } };
+      return { accepted: { ballot: b, slots: slots() } };
     case 'commit':
-      return { commit: { ballot: b, keys: keys() } };
+      return { commit: { ballot: b, slots: slots() } };
     case 'newView':
       return { newView: { ballot: b, log: entries() } };
     case 'heartbeat':
@@ -786,12 +786,12 @@ test('found by fuzzing: Paxos traffic from outside the cluster commits nothing',
     // ACCEPT then COMMIT under a ballot nobody in the cluster holds.
     [
       { to: 2, kind: 'accept from n99', env: { from: 99, to: 2, accept: { ballot: B(5, 99), entries: [{ seq: 1, ballot: B(5, 99), command: plainCmd }] } } },
-      { to: 2, kind: 'commit from n99', env: { from: 99, to: 2, commit: { ballot: B(5, 99), keys: [{ seq: 1 }] } } },
+      { to: 2, kind: 'commit from n99', env: { from: 99, to: 2, commit: { ballot: B(5, 99), slots: [1] } } },
     ],
     // From "node 0", which skips the set check: the same accept and commit.
     [
       { to: 3, kind: 'accept from 0', env: { from: 0, to: 3, accept: { ballot: B(5, 2), entries: [{ seq: 1, ballot: B(5, 2), command: plainCmd }] } } },
-      { to: 3, kind: 'commit from 0', env: { from: 0, to: 3, commit: { ballot: B(5, 2), keys: [{ seq: 1 }] } } },
+      { to: 3, kind: 'commit from 0', env: { from: 0, to: 3, commit: { ballot: B(5, 2), slots: [1] } } },
     ],
   ];
   for (const shots of cases) await shrugsOff(sim, shots, rng);
@@ -836,13 +836,13 @@ const SEQ_LIMIT = 1000;
 function tame(env: EnvelopeProps): EnvelopeProps {
   const cut = (n: number | null | undefined) => (n && n > SEQ_LIMIT ? n % SEQ_LIMIT : n);
   const entries = (list: Entry[] | null | undefined) => list?.forEach((e) => ((e.seq = cut(e.seq)), (e.runsAt = cut(e.runsAt))));
-  const keys = (list: { seq?: number | null }[] | null | undefined) => list?.forEach((k) => (k.seq = cut(k.seq)));
+  const slots = (list: number[] | null | undefined) => list?.forEach((k, i) => (list[i] = cut(k) ?? 0));
   entries(env.accept?.entries);
   entries(env.newView?.log);
   entries(env.promise?.accepted);
   entries(env.catchupReply?.entries);
-  keys(env.accepted?.keys);
-  keys(env.commit?.keys);
+  slots(env.accepted?.slots);
+  slots(env.commit?.slots);
   return env;
 }
 

@@ -102,7 +102,7 @@ test('what a node promises is fsynced before it is sent; commits and executions 
     const accept = h.sent.find((e) => e.accept)?.accept;
     assert.ok(accept, 'the leader proposed');
     // n2 accepts: with the leader's own vote, a majority of three.
-    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, keys: accept!.entries!.map((e) => ({ seq: e.seq, phase: e.phase })) } });
+    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, slots: accept!.entries!.map((e) => e.seq ?? 0) } });
     await wait(10);
     await h.host.idle();
     assert.ok(h.sent.some((e) => e.reply?.status === shardbank.Status.COMMITTED), 'the client heard committed');
@@ -123,7 +123,7 @@ test('a turn of only commits and executions, with no write in flight, answers at
     assert.ok(accept, 'the leader proposed');
     await h.host.idle();
     const writesBefore = h.log.writes.length;
-    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, keys: accept!.entries!.map((e) => ({ seq: e.seq, phase: e.phase })) } });
+    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, slots: accept!.entries!.map((e) => e.seq ?? 0) } });
     // The next turn's write is stuck: whatever the commit turn recorded is not on the log yet.
     h.log.held = true;
     await wait(2);
@@ -150,7 +150,7 @@ test('events held for a later write reach the log on their own when no write com
     await wait(10);
     const accept = h.sent.find((e) => e.accept)?.accept;
     await h.host.idle();
-    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, keys: accept!.entries!.map((e) => ({ seq: e.seq, phase: e.phase })) } });
+    h.deliver({ from: 2, to: 1, epoch: 1, accepted: { ballot: accept!.ballot, slots: accept!.entries!.map((e) => e.seq ?? 0) } });
     await wait(2);
     assert.not.ok((await h.log.readAll()).some((e) => e.executed), 'held at first');
     await wait(40);

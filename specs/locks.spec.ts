@@ -207,6 +207,8 @@ test('execution: an entry that would write an item a prepared transaction holds 
 
   // A aborts: the before-image is exact, and nothing is lost or made.
   run({ ...slot(1, Phase.PHASE_ABORT, 'a', 1001, 4001, 30), reason: 'coordinator changed', runsAt: 4 });
+  // (The decision's event names its prepare's seq; the executor marks seq 4, where it ran, as done.)
+  applyEvent(state, { executed: { seq: 4 } });
   assert.is(balanceOf(state, 1001), 100);
   assert.is(state.walLocks.size, 0);
   // The lock is free again: the same transfer through 1001 now runs.

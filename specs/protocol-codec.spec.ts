@@ -23,7 +23,7 @@ const sample = (): EnvelopeProps[] => [
       ],
     },
   },
-  { from: 2, to: 1, accepted: { ballot: { round: 3, node: 1 }, keys: [{ seq: 1 }, { seq: 2, phase: shardbank.Phase.PHASE_PREPARE }] } },
+  { from: 2, to: 1, accepted: { ballot: { round: 3, node: 1 }, slots: [1, 2] } },
   { from: 1, to: 3, heartbeat: { ballot: { round: 3, node: 1 }, commitThrough: 2 } },
   { from: 0, to: 4, admin: { id: 9, flush: { initialBalance: 10, leader: 4, set: 2 } } },
 ];

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { requestId } from '../actors/replies.js';
+import { requestId } from '../protocol/messages.js';
 import { logSource, printTimeline, replayCommand, ReplayError, type ReplayOptions } from '../cli/replay.js';
 import { saveTopology } from '../cli/config.js';
 import { shardbank, type Command, type NodeId } from '../protocol/messages.js';
@@ -128,7 +128,7 @@ test('filters: --type, --item, --tx, --seq, and combined', async () => {
   // Item 3001 lives in C2: on n1 only the cross-shard transfer's entries touch it.
   const item = await replayLines({ dir: dirOf(1), item: 3001 });
   assert.ok(item.lines.length >= 6, item.lines.join('\n'));
-  for (const l of item.lines) assert.match(l, /accepted|committed|executed|acked/);
+  for (const l of item.lines) assert.match(l, /accepted|committed|executed|acked|phase|lock/);
   const byItem = indexes(item.lines);
   for (const i of picked((ev) => (ev.accepted?.entries ?? []).some((e) => touches(e.command, 3001)) || touches(ev.executed?.command, 3001))) {
     assert.ok(byItem.includes(i), `#${i} touches 3001`);
@@ -246,7 +246,7 @@ test('--diff: a value committed differently, not yet executed by both, is a dive
   const dir = join(base, 'recommitted', 'n2');
   await writeLog(dir, changed);
 
-  const commitOf = (evs: shardbank.LogEvent[]) => evs.findIndex((ev) => (ev.committed?.keys ?? []).some((k) => k.seq === seq && !k.phase));
+  const commitOf = (evs: shardbank.LogEvent[]) => evs.findIndex((ev) => (ev.committed?.slots ?? []).includes(seq ?? 0));
   const t = n2[last]!.executed!.command!.transfer!;
   const { code, lines } = await replayLines({ dir: dirOf(1), diff: dir });
   assert.is(code, 1);

@@ -225,7 +225,7 @@ function loseCommitsOf(sim: SimCluster, phase: number, times = 1): { lost: () =>
   let lost = 0;
   const restore = dropWhere(sim, (env) => {
     if (!env.commit || env.from !== 1 || env.to !== 2 || lost === times) return false;
-    if (!(env.commit.keys ?? []).some((k) => (k.phase ?? 0) === phase)) return false;
+    if (!(env.commit.slots ?? []).some((k) => (sim.host(1).state.log.get(k)?.phase ?? 0) === phase)) return false;
     lost++;
     return true;
   });

@@ -10,7 +10,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TxResult } from '../client/client.js';
-import { entryKey, shardbank, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { shardbank, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { createRng } from '../protocol/rng.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
@@ -193,9 +193,9 @@ test('figure 4: while (1001 -> 3001) is prepared at seq s, an intra-shard transf
   assert.is(outcome(cross), 'committed');
   for (const n of C1) {
     const { log } = sim.host(n).state;
-    assert.is(log.get(entryKey(s, Phase.PHASE_PREPARE))?.command?.transfer?.receiver, 3001, `n${n}: P at s`);
-    assert.is(log.get(entryKey(s + 1, Phase.PHASE_NONE))?.command?.transfer?.sender, 1004, `n${n}: intra at s+1`);
-    assert.is(log.get(entryKey(s, Phase.PHASE_COMMIT))?.command?.transfer?.receiver, 3001, `n${n}: C at s`);
+    assert.is(log.get(s)?.command?.transfer?.receiver, 3001, `n${n}: P at s`);
+    assert.is(log.get(s + 1)?.command?.transfer?.sender, 1004, `n${n}: intra at s+1`);
+    assert.is(log.get(s)?.command?.transfer?.receiver, 3001, `n${n}: C at s`);
     // Executed in that order: a decision runs behind the cursor, when it commits.
     const executed = (await sim.logs.get(n)!.readAll())
       .filter((e) => e.executed?.command?.transfer)

@@ -7,7 +7,7 @@
 import {
   ballotEquals,
   compareBallots,
-  entryKey,
+  formatBallot,
   requestId,
   slotKeyOf,
   shardbank,
@@ -19,6 +19,7 @@ import {
   type NodeId,
   type ViewRecord,
 } from '../protocol/messages.js';
+import { invariant } from './invariant.js';
 
 export interface LogSlot {
   seq: number;
@@ -65,7 +66,7 @@ export interface ReplicaState {
   initialLeader: NodeId;
   /** The highest ballot this acceptor promised. */
   promised: Ballot;
-  /** The accept log: one Paxos instance per seq (entryKey). */
+  /** The accept log: one Paxos instance per seq (see slotKeyOf). */
   log: Map<number, LogSlot>;
   /** Slots at or below this seq were dropped by a snapshot: all of them had executed. */
   lowWater: number;
@@ -94,6 +95,20 @@ export interface ReplicaState {
   decisionSlots: Map<string, number[]>;
 }
 
+/**
+ * The replica state as the actors see it: they read it and never write it.
+ * It changes only when the host folds a recorded event into it (`applyEvent`).
+ */
+export type ReplicaView = {
+  readonly [K in keyof ReplicaState]: ReplicaState[K] extends Map<infer A, infer B>
+    ? ReadonlyMap<A, Readonly<B>>
+    : ReplicaState[K] extends Set<infer A>
+      ? ReadonlySet<A>
+      : ReplicaState[K] extends (infer A)[]
+        ? readonly A[]
+        : Readonly<ReplicaState[K]>;
+};
+
 export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
   return {
     node,
@@ -120,23 +135,23 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
   };
 }
 
-export function balanceOf(state: ReplicaState, item: number): number {
+export function balanceOf(state: ReplicaView, item: number): number {
   return state.balances.get(item) ?? state.initialBalance;
 }
 
 /** True when an entry that runs at this seq is committed. */
-export function isSeqCommitted(state: ReplicaState, seq: number): boolean {
+export function isSeqCommitted(state: ReplicaView, seq: number): boolean {
   return committedAt(state, seq).length > 0;
 }
 
 /** The committed entry that runs at one seq (a 2PC decision runs at a seq of its own), if any. */
-export function committedAt(state: ReplicaState, seq: number): LogSlot[] {
-  const slot = state.log.get(entryKey(seq));
+export function committedAt(state: ReplicaView, seq: number): readonly Readonly<LogSlot>[] {
+  const slot = state.log.get(seq);
   return slot?.committed ? [slot] : [];
 }
 
 /** True when the log holds a decision entry (committed or not) for this transaction. */
-export function hasDecisionEntry(state: ReplicaState, txid: string): boolean {
+export function hasDecisionEntry(state: ReplicaView, txid: string): boolean {
   return state.decisionSlots.has(txid);
 }
 
@@ -148,7 +163,8 @@ function copyBallot(b: Ballot | null | undefined): Ballot {
   return { round: b?.round ?? 0, node: b?.node ?? 0 };
 }
 
-function slotFromEntry(e: Entry, committed: boolean): LogSlot {
+/** A log entry (as it travels and as snapshots keep it) as a slot of the log. */
+export function slotFromEntry(e: Entry, committed: boolean): LogSlot {
   return {
     seq: e.seq ?? 0,
     phase: e.phase ?? 0,
@@ -158,6 +174,29 @@ function slotFromEntry(e: Entry, committed: boolean): LogSlot {
     reason: e.reason ?? '',
     runsAt: e.runsAt ?? 0,
   };
+}
+
+/** A slot of the log as an entry, under `ballot` when given (a leader re-proposing it). */
+export function entryFromSlot(slot: Readonly<LogSlot>, ballot: Ballot = slot.ballot): Entry {
+  return {
+    seq: slot.seq,
+    phase: slot.phase,
+    ballot: copyBallot(ballot),
+    command: slot.command ?? undefined,
+    committed: slot.committed,
+    reason: slot.reason ?? '',
+    runsAt: slot.runsAt ?? 0,
+  };
+}
+
+/** The same value (command and phase) in two slots: what Paxos promises of a chosen slot. */
+function sameValue(a: Readonly<LogSlot>, b: Readonly<LogSlot>): boolean {
+  return a.phase === b.phase && (a.command ? requestId(a.command) : null) === (b.command ? requestId(b.command) : null);
+}
+
+/** Before-images as the WAL keeps them. */
+function beforeImages(list: shardbank.IItemBalance[] | null | undefined): { item: number; balance: number }[] {
+  return (list ?? []).map((b) => ({ item: b.item ?? 0, balance: b.balance ?? 0 }));
 }
 
 /**
@@ -198,20 +237,21 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
       // Below the low-water mark every slot has executed and been dropped; a late copy changes nothing.
       if (key <= state.lowWater) continue;
       const slot = state.log.get(key);
+      const fresh = slotFromEntry(e, false);
       // A committed value is chosen: no later ballot can carry another one.
       if (slot?.committed) {
+        invariant(sameValue(slot, fresh), () => `slot ${key} is chosen, yet ballot ${formatBallot(e.ballot)} carries another value`);
         slot.ballot = copyBallot(e.ballot);
         continue;
       }
-      putSlot(state, key, slotFromEntry(e, false));
+      putSlot(state, key, fresh);
       if (seq > state.maxSeq) state.maxSeq = seq;
       if (key > state.maxSeq) state.maxSeq = key;
     }
     return;
   }
   if (ev.committed) {
-    for (const k of ev.committed.keys ?? []) {
-      const key = entryKey(k.seq ?? 0, k.phase);
+    for (const key of ev.committed.slots ?? []) {
       const slot = state.log.get(key);
       if (slot) slot.committed = true;
     }
@@ -221,8 +261,10 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   if (ev.executed) {
     const x = ev.executed;
     const seq = x.seq ?? 0;
+    invariant(seq <= state.executedThrough + 1, () => `execution skips from seq ${state.executedThrough} to ${seq}`);
     if (seq > state.executedThrough) state.executedThrough = seq;
     for (const w of x.writes ?? []) {
+      invariant((w.balance ?? 0) >= 0, () => `seq ${seq} writes a negative balance to item ${w.item}`);
       state.balances.set(w.item ?? 0, w.balance ?? 0);
       state.modified.add(w.item ?? 0);
     }
@@ -287,9 +329,13 @@ function applyTransaction(state: ReplicaState, x: shardbank.Executed.$Properties
   const phase = x.phase ?? 0;
   if (phase === shardbank.Phase.PHASE_PREPARE) {
     if (x.status === shardbank.Status.COMMITTED) {
-      const before = (x.before ?? []).map((b) => ({ item: b.item ?? 0, balance: b.balance ?? 0 }));
+      const before = beforeImages(x.before);
+      for (const b of before) {
+        const holder = state.walLocks.get(b.item);
+        invariant(holder === undefined || holder === txid, () => `${txid} prepares item ${b.item}, which ${holder} holds prepared`);
+        state.walLocks.set(b.item, txid);
+      }
       state.wal.set(txid, { txid, seq: x.seq ?? 0, role, command: x.command ?? {}, before });
-      for (const b of before) state.walLocks.set(b.item, txid);
     }
     return false;
   }
@@ -319,21 +365,13 @@ export function takeSnapshot(state: ReplicaState, retain: number): shardbank.Sna
 }
 
 /** The state as a Snapshot record, as it is (nothing dropped). */
-export function snapshotOf(state: ReplicaState): shardbank.Snapshot.$Properties {
+export function snapshotOf(state: ReplicaView): shardbank.Snapshot.$Properties {
   return {
     set: state.set,
     initialBalance: state.initialBalance,
     initialLeader: state.initialLeader,
     promised: state.promised,
-    log: [...state.log.values()].sort((a, b) => slotKeyOf(a) - slotKeyOf(b)).map((s) => ({
-      seq: s.seq,
-      phase: s.phase,
-      ballot: s.ballot,
-      command: s.command ?? undefined,
-      committed: s.committed,
-      reason: s.reason ?? '',
-      runsAt: s.runsAt ?? 0,
-    })),
+    log: [...state.log.values()].sort((a, b) => slotKeyOf(a) - slotKeyOf(b)).map((s) => entryFromSlot(s)),
     lowWater: state.lowWater,
     maxSeq: state.maxSeq,
     commitThrough: state.commitThrough,
@@ -345,7 +383,7 @@ export function snapshotOf(state: ReplicaState): shardbank.Snapshot.$Properties 
     decisions: [...state.decisions].map(([txid, commit]) => ({ txid, commit })),
     unacked: [...state.unacked.values()].map((u) => ({ txid: u.txid, commit: u.commit, command: u.command, reason: u.reason })),
     earlyAcks: [...state.earlyAcks],
-    views: state.views,
+    views: [...state.views],
     failed: state.failed,
   };
 }
@@ -388,7 +426,7 @@ function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties)
     state.replies.set(r.client ?? '', { timestamp: r.timestamp ?? 0, reply: { client: r.client ?? '', timestamp: r.timestamp ?? 0, status: r.status ?? 0, reason: r.reason ?? '' } });
   }
   for (const w of s.wal ?? []) {
-    const before = (w.before ?? []).map((b) => ({ item: b.item ?? 0, balance: b.balance ?? 0 }));
+    const before = beforeImages(w.before);
     state.wal.set(w.txid ?? '', { txid: w.txid ?? '', seq: w.seq ?? 0, role: w.role === 'participant' ? 'participant' : 'coordinator', command: w.command ?? {}, before });
     for (const b of before) state.walLocks.set(b.item, w.txid ?? '');
   }
@@ -410,6 +448,6 @@ export function eventKind(ev: LogEventProps): string {
 }
 
 /** True when the slot in the log holds exactly this ballot. */
-export function slotHasBallot(slot: LogSlot | undefined, ballot: Ballot | null | undefined): boolean {
+export function slotHasBallot(slot: Readonly<LogSlot> | undefined, ballot: Ballot | null | undefined): boolean {
   return !!slot && ballotEquals(slot.ballot, ballot);
 }

@@ -1,0 +1,71 @@
+/**
+ * What every actor of a node knows from the start and never changes: who it
+ * is, its cluster, the topology and the tuning. Together with a read-only
+ * view of the replica state (`ReplicaView`), it is the input of each machine.
+ */
+import type { Ballot, NodeId } from '../protocol/messages.js';
+import { mixSeed } from '../protocol/rng.js';
+import { clusterNodes, clusterOfNode, type Topology, type Tuning } from '../protocol/topology.js';
+import type { ReplicaView } from '../store/state.js';
+
+export interface NodeInfo {
+  readonly self: NodeId;
+  readonly cluster: number;
+  /** This cluster's nodes, self included, in order. */
+  readonly members: readonly NodeId[];
+  readonly peers: readonly NodeId[];
+  readonly majority: number;
+  readonly topology: Topology;
+  readonly tuning: Tuning;
+  /** Seeds this node's random choices (election timeouts), so a run replays from its seed. */
+  readonly seed: number;
+}
+
+export function nodeInfo(topology: Topology, self: NodeId, seed = 1): NodeInfo {
+  const cluster = clusterOfNode(topology, self);
+  const members = clusterNodes(topology, cluster);
+  return {
+    self,
+    cluster,
+    members,
+    peers: members.filter((n) => n !== self),
+    majority: Math.floor(members.length / 2) + 1,
+    topology,
+    tuning: topology.tuning,
+    seed: mixSeed(seed, self),
+  };
+}
+
+/** The input every machine of a node's hierarchy starts from. */
+export interface ActorInput {
+  info: NodeInfo;
+  /** Read only: it changes when the host folds a recorded event into it. */
+  state: ReplicaView;
+}
+
+export type Role = 'follower' | 'candidate' | 'leader';
+
+/**
+ * Who leads this cluster, as the election actor decided it. The election
+ * owns it; the actors that route, reply or catch up get a copy in a `view`
+ * event whenever it changes.
+ */
+export interface View {
+  role: Role;
+  leader: NodeId;
+  ballot: Ballot;
+}
+
+export const NO_VIEW: View = Object.freeze({ role: 'follower', leader: 0, ballot: Object.freeze({ round: 0, node: 0 }) }) as View;
+
+/** The actor ids of a node's hierarchy (explicit, so runs are reproducible). */
+export const ACTOR = {
+  node: 'node',
+  election: 'election',
+  acceptor: 'acceptor',
+  proposer: 'proposer',
+  executor: 'executor',
+  lockManager: 'lockManager',
+  transactions: 'transactions',
+} as const;
+export type ActorName = (typeof ACTOR)[keyof typeof ACTOR];

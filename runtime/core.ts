@@ -1,0 +1,150 @@
+/**
+ * A node as a step function: its actor hierarchy and its replica state, with
+ * nothing attached. Feed it inputs (a turn's messages, the end of a turn, an
+ * admin command; its own clock ticks on the clock it was given), then `take`
+ * the turn's output as one value, a `Ready` (actors/ready.ts): the events to
+ * append, whether they must be fsynced, what may leave at once and what
+ * leaves after the write. The host does the I/O.
+ *
+ * The actors never write the replica state: they emit `record` effects, and
+ * the core folds each into the state (`applyEvent`, the same fold replay
+ * uses) as it takes it, so the state is always the fold of what was
+ * recorded.
+ */
+import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
+import type { Effect } from '../actors/effects.js';
+import type { NodeInput } from '../actors/events.js';
+import { ACTOR, nodeInfo, NO_VIEW, type NodeInfo, type View } from '../actors/node-info.js';
+import { nodeMachine } from '../actors/node.js';
+import { ReadyBuilder, type Ready } from '../actors/ready.js';
+import { formatBallot, nodeName, type LogEventProps, type NodeId } from '../protocol/messages.js';
+import type { Topology } from '../protocol/topology.js';
+import { applyEvent, type ReplicaState } from '../store/state.js';
+
+/** The clock XState schedules delayed events on (real timers or simulated). */
+export interface Clock {
+  setTimeout(fn: (...args: unknown[]) => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+}
+
+export interface CoreOptions {
+  topology: Topology;
+  node: NodeId;
+  /** The state replayed from the node's log. */
+  state: ReplicaState;
+  seed?: number;
+  clock: Clock;
+  /** Called once when an actor throws or an invariant breaks: the core takes nothing more. */
+  onFault: (error: Error) => void;
+  /** Where role changes are told (the node's log file). */
+  logger?: (line: string) => void;
+  /** XState inspection of every actor of the node (the inspection stream). */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/** The fixed children of the root, whose effects the core carries out. */
+const CHILDREN = [ACTOR.election, ACTOR.acceptor, ACTOR.proposer, ACTOR.executor, ACTOR.lockManager, ACTOR.transactions] as const;
+
+export class NodeCore {
+  readonly state: ReplicaState;
+  readonly info: NodeInfo;
+  private readonly opts: CoreOptions;
+  private readonly actor: Actor<typeof nodeMachine>;
+  private readonly out = new ReadyBuilder();
+  private faulted = false;
+
+  constructor(opts: CoreOptions) {
+    this.opts = opts;
+    this.state = opts.state;
+    this.info = nodeInfo(opts.topology, opts.node, opts.seed ?? 1);
+    this.actor = createActor(nodeMachine, {
+      input: { info: this.info, state: this.state },
+      clock: opts.clock,
+      id: nodeName(opts.node),
+      systemId: ACTOR.node,
+      inspect: opts.inspect,
+    });
+  }
+
+  start(): void {
+    this.actor.subscribe({ error: (err) => this.fault(err) });
+    this.actor.start();
+    const carryOut = (effect: Effect) => this.carryOut(effect);
+    this.actor.on('*', carryOut);
+    for (const id of CHILDREN) (this.actor.system.get(id) as AnyActorRef).on('*', carryOut);
+  }
+
+  /** One input to the root actor; its effects collect until `take`. */
+  send(input: NodeInput): void {
+    if (!this.faulted) this.actor.send(input);
+  }
+
+  /** The output collected since the last take. */
+  take(): Ready {
+    return this.out.take();
+  }
+
+  /** Whether output is waiting to be taken. */
+  get hasOutput(): boolean {
+    return !this.out.isEmpty;
+  }
+
+  /** Who leads, as this node's election actor last decided. */
+  get view(): View {
+    const election = this.actor.system.get(ACTOR.election) as AnyActorRef | undefined;
+    return (election?.getSnapshot()?.context?.view as View | undefined) ?? NO_VIEW;
+  }
+
+  /** The root actor (for inspection and the studio). */
+  get root(): Actor<typeof nodeMachine> {
+    return this.actor;
+  }
+
+  stop(): void {
+    this.faulted = true;
+    this.out.clear();
+    this.actor.stop();
+  }
+
+  private carryOut(effect: Effect): void {
+    if (this.faulted) return;
+    try {
+      if (effect.type === 'record') this.record(effect.event);
+      else if (effect.type === 'send') this.sendOut(effect.envelope);
+    } catch (err) {
+      // (An emit listener's throw would otherwise escape XState as an uncaught error.)
+      this.fault(err);
+    }
+  }
+
+  private record(ev: LogEventProps): void {
+    applyEvent(this.state, ev);
+    this.out.record(ev);
+    if (ev.role) this.tellRole(ev.role);
+  }
+
+  private sendOut(envelope: Ready['now'][number]): void {
+    // A failed node is disconnected: nothing leaves it. Peer messages carry the set they belong to.
+    if (this.state.failed) return;
+    this.out.send(envelope.to ? Object.assign({}, envelope, { epoch: this.state.set }) : envelope);
+  }
+
+  /** Role and ballot changes go to the node's log file: when a cluster changes leader, and who started it. */
+  private tellRole(r: NonNullable<LogEventProps['role']>): void {
+    const b = formatBallot(r.ballot);
+    const line =
+      r.role === 'leader'
+        ? `leading with ballot ${b}`
+        : r.role === 'candidate'
+          ? `campaigning with ballot ${b}`
+          : `following ${r.leader ? nodeName(r.leader) : 'n?'} (ballot ${b})`;
+    this.opts.logger?.(`${line}: ${r.why ?? ''}`);
+  }
+
+  private fault(err: unknown): void {
+    if (this.faulted) return;
+    this.faulted = true;
+    this.out.clear();
+    this.opts.onFault(err instanceof Error ? err : new Error(String(err)));
+  }
+}
