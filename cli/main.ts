@@ -9,6 +9,7 @@ import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
+import { postgresUrl } from '../client/postgres.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 
@@ -127,7 +128,9 @@ addTopologyOptions(
     .option('--settle <s>', 'how long the audit waits for in-doubt transactions to settle (default 10)', intArg(0, 3600))
     .option('--warmup <s>', 'run the workload this many seconds first, not counted (default 0)', intArg(0, 3600))
     .option('--connect', 'use nodes already running at the configured addresses')
-    .option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)', (v: string) => wrap(() => urlList(v)))
+    .addOption(new Option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)').argParser((v: string) => wrap(() => urlList(v))).conflicts(['postgres', 'idle', 'connect']))
+    .addOption(new Option('--postgres <url>', 'run the same workload against PostgreSQL instead (postgres://user@host:port/db; see bench/postgres.sh)').argParser((v: string) => wrap(() => postgresUrl(v).href)).conflicts(['idle', 'connect']))
+    .addOption(new Option('--idle <s>', "no workload: measure the nodes' CPU over this many seconds with nothing to do (after --warmup seconds to settle, default 2)").argParser(intArg(1, 3600)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
 ).action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
@@ -140,9 +143,12 @@ addTopologyOptions(
   const own = ownCount !== undefined || ownDuration !== undefined;
   const count = own ? ownCount : preset.count;
   const durationS = own ? ownDuration : (preset.durationS ?? (count === undefined ? 10 : undefined));
-  const { benchCommand, etcdBenchCommand } = await import('./bench.js');
+  const { benchCommand } = await import('./bench.js');
   const etcd = opts['etcd'] as string[] | undefined;
+  const postgres = opts['postgres'] as string | undefined;
+  const idleS = opts['idle'] as number | undefined;
   const options = {
+    preset: Object.entries(PRESETS).find(([, p]) => p === opts['preset'])?.[0],
     count,
     durationS,
     clients: pick('clients', 64),
@@ -158,7 +164,16 @@ addTopologyOptions(
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
   };
-  process.exitCode = etcd ? await etcdBenchCommand(topology, { ...options, endpoints: etcd }) : await benchCommand(topology, options);
+  if (idleS !== undefined) {
+    const { idleCommand } = await import('./bench-idle.js');
+    process.exitCode = await idleCommand(topology, { ...options, idleS, settleS: pick('warmup', 2) });
+  } else if (etcd || postgres) {
+    const { otherSystemBenchCommand, etcdSystem, postgresSystem } = await import('./bench-systems.js');
+    const other = etcd ? etcdSystem(etcd) : postgresSystem(postgres!, options.clients);
+    process.exitCode = await otherSystemBenchCommand(topology, options, other);
+  } else {
+    process.exitCode = await benchCommand(topology, options);
+  }
 });
 
 function presetArg(v: string): Preset {
