@@ -98,6 +98,10 @@ pg_start() {
     chown "$PG_USER" "$dir"
   fi
   pg_owner_prefix "$dir"
+  if ! "${PG_AS[@]}" test -w "$dir"; then
+    echo "user $PG_USER cannot write to $dir (is a directory above it private?): set TMPDIR to a directory it can reach" >&2
+    return 2
+  fi
   echo "postgres: initdb in $dir/primary" >&2
   "${PG_AS[@]}" "$PG_BIN/initdb" -D "$dir/primary" -U "$PG_SUPERUSER" --auth=trust -E UTF8 --no-instructions >"$dir/initdb.log" 2>&1 ||
     { echo "initdb failed:" >&2; tail -n 20 "$dir/initdb.log" >&2; return 1; }

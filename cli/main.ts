@@ -176,6 +176,16 @@ addTopologyOptions(
   }
 });
 
+program
+  .command('compare-table')
+  .description('print the side-by-side table (shardbank, PostgreSQL with 2 sync standbys, etcd) from the bench --json files in a directory; bench/compare.sh makes them')
+  .argument('<dir>', 'a directory of bench --json reports and a setup.json')
+  .option('--json <file>', 'also write the table\'s figures and every report as one JSON file')
+  .action(async (dir: string, opts: { json?: string }) => {
+    const { compareTableCommand } = await import('./compare.js');
+    process.exitCode = compareTableCommand(dir, opts);
+  });
+
 function presetArg(v: string): Preset {
   const p = PRESETS[v];
   if (!p) throw new Error(`unknown preset "${v}"; choose one of ${Object.keys(PRESETS).join(', ')}`);

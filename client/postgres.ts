@@ -176,6 +176,8 @@ export class PostgresBankClient {
   /** Statements in flight, each with the function that fails it. */
   private readonly inflight = new Set<(reason: string) => void>();
   private readonly where: string;
+  /** Transfers run again after PostgreSQL rolled them back (serialization failure or deadlock). */
+  retries = 0;
 
   constructor(opts: PostgresClientOptions) {
     const url = postgresUrl(opts.url);
@@ -227,7 +229,10 @@ export class PostgresBankClient {
         return done(transferOutcome(rows[0]?.['outcome']));
       } catch (err) {
         const kind = classifyError(err);
-        if (kind === 'retry' && attempt < this.maxRetries) continue;
+        if (kind === 'retry' && attempt < this.maxRetries) {
+          this.retries++;
+          continue;
+        }
         if (kind === 'retry') return done({ status: 'aborted', reason: 'conflict' });
         if (kind === 'aborted') return done({ status: 'aborted', reason: 'insufficient balance' });
         return done({ status: 'failed', reason: (err as Error).message });
