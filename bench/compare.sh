@@ -164,7 +164,7 @@ echo "compare: ${DURATION} s per run after a ${WARMUP} s warm-up, clients $CLIEN
 if wanted postgres; then
   echo "== PostgreSQL 15, primary + 2 synchronous standbys" >&2
   if pg_start "$WORK/pg" "$(free_port_base 3)" "$((MAX_CLIENTS + 20))"; then
-    run_common_rows postgres --postgres "$PG_URL"
+    run_common_rows postgres --postgres "$PG_URL" --server-pids "$(IFS=,; echo "${PG_PIDS[*]}")"
   else
     mark_down postgres "PostgreSQL did not start"
   fi
@@ -174,7 +174,7 @@ fi
 if wanted etcd; then
   echo "== etcd, 3 members" >&2
   if etcd_start "$WORK/etcd" "$(free_port_base 6)"; then
-    run_common_rows etcd --etcd "$ETCD_ENDPOINTS"
+    run_common_rows etcd --etcd "$ETCD_ENDPOINTS" --server-pids "$(IFS=,; echo "${ETCD_PIDS[*]}")"
   else
     mark_down etcd "etcd did not start"
   fi

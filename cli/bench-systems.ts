@@ -12,6 +12,7 @@ import { EtcdBankClient } from '../client/etcd.js';
 import { PostgresBankClient } from '../client/postgres.js';
 import type { Topology } from '../protocol/topology.js';
 import { formatBenchTable, formatNodeUsage, makeReport, progress, runWorkload, warmUp, warmupLine, workloadFor, type BenchOptions, type BenchSystem } from './bench.js';
+import { cpuMeter } from './proc-cpu.js';
 import { progressSpinner } from './spinner.js';
 
 /** What the benchmark needs of another system's client. */
@@ -29,8 +30,18 @@ export interface OtherSystem {
   describe(): Promise<{ line: string; details: Record<string, unknown> }>;
 }
 
-/** Runs the workload against `other`; exit code 0 when the money adds up. */
-export async function otherSystemBenchCommand(topology: Topology, opts: BenchOptions & { json?: string }, other: OtherSystem): Promise<number> {
+/** The server processes' CPU over the run, beside the committed transfers. */
+export function formatServerCpu(serverPids: number[], cpuMs: number, committed: number): string {
+  const each = committed > 0 ? `, ${((cpuMs * 1000) / committed).toFixed(0)} µs of server CPU per commit` : '';
+  return `servers    : ${(cpuMs / 1000).toFixed(2)} CPU-s in all (pids ${serverPids.join(', ')} and their children)${each}`;
+}
+
+/**
+ * Runs the workload against `other`; exit code 0 when the money adds up.
+ * With `serverPids`, the CPU of those processes and their children over the
+ * run is reported too (Linux).
+ */
+export async function otherSystemBenchCommand(topology: Topology, opts: BenchOptions & { json?: string; serverPids?: number[] }, other: OtherSystem): Promise<number> {
   const spinner = progressSpinner();
   const { client, system } = other;
   try {
@@ -39,15 +50,18 @@ export async function otherSystemBenchCommand(topology: Topology, opts: BenchOpt
     const about = await other.describe();
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
+    const servers = opts.serverPids?.length ? cpuMeter(opts.serverPids) : null;
     spinner.start('running');
     const run = await runWorkload(client, workload, opts, progress(spinner));
+    const serverCpuMs = servers?.since();
     spinner.text = 'auditing';
     const total = await client.total(topology.items);
     spinner.stop();
     const expectedTotal = topology.items * topology.initialBalance;
-    const report = makeReport(system, opts, run, null, [], warmed);
+    const report = Object.assign(makeReport(system, opts, run, null, [], warmed), serverCpuMs === undefined ? {} : { serverCpuMs });
     const money = total === expectedTotal ? `money conserved (total ${total})` : `MONEY NOT CONSERVED: total ${total}, expected ${expectedTotal}`;
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${system.padEnd(11)}: ${about.line}\n${formatNodeUsage([], 0, report.clientCpuMs)}\naudit: ${money}\n`);
+    const serverLine = serverCpuMs === undefined ? '' : `${formatServerCpu(opts.serverPids!, serverCpuMs, report.committed)}\n`;
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${system.padEnd(11)}: ${about.line}\n${serverLine}${formatNodeUsage([], 0, report.clientCpuMs)}\naudit: ${money}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, [system]: { ...about.details, total, expectedTotal } }, null, 1)}\n`);
     return total === expectedTotal ? 0 : 1;
   } catch (err) {

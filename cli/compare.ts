@@ -30,11 +30,15 @@ export interface Setup {
   quick?: boolean;
 }
 
-/** One run's figures, or why there are none. */
-export type Cell = { perS: number; p50: number; p99: number; note?: string } | { error: string };
+/**
+ * One run's figures, or why there are none. `cpuUs`: CPU of shardbank's
+ * nodes, or of the other system's server processes, per committed
+ * operation, when the run measured it.
+ */
+export type Cell = { perS: number; p50: number; p99: number; cpuUs?: number; note?: string } | { error: string };
 
 /** A run's file: a bench report, or the stand-in for a run that left none. */
-type RunFile = Partial<BenchReport> & { system?: System; options?: { preset?: string; clients?: number }; error?: string; postgres?: { total?: number; expectedTotal?: number }; etcd?: { total?: number; expectedTotal?: number }; deaths?: string[] };
+type RunFile = Partial<BenchReport> & { serverCpuMs?: number; system?: System; options?: { preset?: string; clients?: number }; error?: string; postgres?: { total?: number; expectedTotal?: number }; etcd?: { total?: number; expectedTotal?: number }; deaths?: string[] };
 
 export interface Runs {
   setup: Setup;
@@ -65,7 +69,9 @@ export function cellOf(r: RunFile): Cell {
   const overall = r.latencyMs?.['overall'];
   if (!r.throughput || !overall) return { error: 'no figures in the report' };
   const note = runNote(r);
-  return Object.assign({ perS: r.throughput.committedPerS, p50: overall['p50'] ?? 0, p99: overall['p99'] ?? 0 }, note ? { note } : {});
+  const cpuMs = r.system === 'shardbank' ? (r.nodes?.length ? r.nodes.reduce((t, n) => t + n.cpuMs, 0) : undefined) : r.serverCpuMs;
+  const cpuUs = cpuMs !== undefined && r.committed ? (cpuMs * 1000) / r.committed : undefined;
+  return Object.assign({ perS: r.throughput.committedPerS, p50: overall['p50'] ?? 0, p99: overall['p99'] ?? 0 }, cpuUs === undefined ? {} : { cpuUs }, note ? { note } : {});
 }
 
 /** Sorts parsed files into runs; `name` is only for the combined JSON. */
@@ -203,12 +209,19 @@ export function formatComparison(runs: Runs): string {
     const label = 'error' in idle ? 'idle nodes' : `${idle.nodes.length} idle nodes, ${idle.seconds} s`;
     alone.push([label, figures, `< ${IDLE_TARGET_PCT}% of one core`, verdict('error' in idle ? null : idle.percentOfCore < IDLE_TARGET_PCT)]);
   }
+  const cpu: string[][] = [['CPU per committed transfer', 'shardbank (9 nodes)', 'PostgreSQL (3 servers)', 'etcd (3 members)']];
+  for (const c of clientCounts(runs, 'intra')) {
+    const cells = SYSTEMS.map((s) => cell(s, 'intra', c));
+    if (cells.some((x) => ok(x) && x.cpuUs !== undefined)) cpu.push([`${c} client${c === 1 ? '' : 's'}`, ...cells.map((x) => (ok(x) && x.cpuUs !== undefined ? `${Math.round(x.cpuUs).toLocaleString('en-US')} µs` : '-'))]);
+  }
   const out = [...header(runs.setup), '', ...markdown(main)];
   if (alone.length > 1) out.push('', ...markdown(alone));
+  if (cpu.length > 1) out.push('', ...markdown(cpu));
   out.push(
     '',
     'p50 / p99: latency at the client, from send to reply. Ratios are shardbank over PostgreSQL: throughput, then latency (lower is better).',
     "target: at least PostgreSQL's transfers/s with at most twice its p99, and with one client a p50 no higher than its own.",
+    ...(cpu.length > 1 ? ['CPU: all threads of the node or server processes over the measured run (PostgreSQL: the postmasters and every backend and WAL sender), over the transfers committed.'] : []),
   );
   return out.join('\n');
 }

@@ -130,6 +130,7 @@ addTopologyOptions(
     .option('--connect', 'use nodes already running at the configured addresses')
     .addOption(new Option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)').argParser((v: string) => wrap(() => urlList(v))).conflicts(['postgres', 'idle', 'connect']))
     .addOption(new Option('--postgres <url>', 'run the same workload against PostgreSQL instead (postgres://user@host:port/db; see bench/postgres.sh)').argParser((v: string) => wrap(() => postgresUrl(v).href)).conflicts(['idle', 'connect']))
+    .option('--server-pids <pids>', 'with --etcd or --postgres: also report the CPU these processes and their children use over the run (comma-separated pids; Linux)', (v: string) => wrap(() => pidList(v)))
     .addOption(new Option('--idle <s>', "no workload: measure the nodes' CPU over this many seconds with nothing to do (after --warmup seconds to settle, default 2)").argParser(intArg(1, 3600)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
 ).action(async (opts: TopologyOptions & Record<string, unknown>) => {
@@ -170,7 +171,7 @@ addTopologyOptions(
   } else if (etcd || postgres) {
     const { otherSystemBenchCommand, etcdSystem, postgresSystem } = await import('./bench-systems.js');
     const other = etcd ? etcdSystem(etcd) : postgresSystem(postgres!, options.clients);
-    process.exitCode = await otherSystemBenchCommand(topology, options, other);
+    process.exitCode = await otherSystemBenchCommand(topology, { ...options, serverPids: opts['serverPids'] as number[] | undefined }, other);
   } else {
     process.exitCode = await benchCommand(topology, options);
   }
@@ -197,6 +198,12 @@ function urlList(v: string): string[] {
   urls.forEach(endpointUrl);
   if (urls.length === 0) throw new Error('give at least one URL, e.g. http://127.0.0.1:2379');
   return urls;
+}
+
+function pidList(v: string): number[] {
+  const pids = v.split(',').map((p) => p.trim()).filter(Boolean);
+  if (pids.length === 0 || !pids.every((p) => /^[1-9]\d*$/.test(p))) throw new Error(`"${v}" is not a list of pids like 4012,4013`);
+  return pids.map(Number);
 }
 
 function unitArg(v: string): number {

@@ -36,8 +36,8 @@ function files(): { name: string; json: unknown }[] {
     report('shardbank', 'intra', 1, 247, 3.1, 9.04),
     report('postgres', 'intra', 1, 689, 1.4, 3.0),
     report('etcd', 'intra', 1, 224, 4.0, 9.0),
-    report('shardbank', 'intra', 64, 6000, 9.5, 19.9),
-    report('postgres', 'intra', 64, 5462, 10.1, 10.0, { postgres: { total: 5, expectedTotal: 5 } }),
+    report('shardbank', 'intra', 64, 6000, 9.5, 19.9, { committed: 60000, nodes: [{ cpuMs: 12000 }, { cpuMs: 19200 }] }),
+    report('postgres', 'intra', 64, 5462, 10.1, 10.0, { postgres: { total: 5, expectedTotal: 5 }, committed: 54620, serverCpuMs: 10924 }),
     { system: 'etcd', options: { preset: 'intra', clients: 64 }, error: 'etcd did not start' },
     report('shardbank', 'reads', 64, 53928, 0.84, 6.5),
     report('postgres', 'reads', 64, 55313, 0.9, 3),
@@ -62,6 +62,12 @@ test("shardbank's own rows carry their targets, and say what went wrong in a run
   assert.is(lineOf(table, '| 100% cross-shard, 1 client |'), '| 100% cross-shard, 1 client | 85/s, 3.9 / 9.9 ms (2 failed) | p50 <= 4 ms, p99 <= 10 ms | met |');
   assert.not.match(table, /512 clients/, 'a run that was not made has no row');
   assert.is(lineOf(table, '| 9 idle nodes, 10 s |'), '| 9 idle nodes, 10 s | 31.20% of one core (3120 ms of CPU) | < 2% of one core | missed |');
+});
+
+test('CPU per committed transfer: all nodes for shardbank, the server processes for the others, where measured', () => {
+  const table = formatComparison(collectRuns(files()));
+  assert.is(lineOf(table, '| 64 clients |'), '| 64 clients | 520 µs | 200 µs | - |');
+  assert.is(lineOf(table, '| 1 client |'), '', 'no row where nothing measured CPU');
 });
 
 test('the header says with what, when, and how long each row ran', () => {
@@ -95,7 +101,7 @@ test('shardbank compare-table prints the table and writes the JSON; an empty or 
     assert.is(r.status, 0, r.stderr);
     assert.match(r.stdout, /\| 64 \| 6,000\/s/);
     const combined = JSON.parse(readFileSync(out, 'utf8'));
-    assert.equal(combined.cells['shardbank/intra/64'], { perS: 6000, p50: 9.5, p99: 19.9 });
+    assert.equal(combined.cells['shardbank/intra/64'], { perS: 6000, p50: 9.5, p99: 19.9, cpuUs: 520 });
     assert.is(Object.keys(combined.runs).length, files().length, 'every report is kept');
     const empty = spawnSync(process.execPath, [MAIN, 'compare-table', join(dir, 'empty')], { encoding: 'utf8' });
     assert.is(empty.status, 2);
