@@ -36,6 +36,7 @@ export function idleFigures(nodes: NodeUsage[], seconds: number): { cpuMs: numbe
   return { cpuMs, percentOfCore: seconds > 0 ? (cpuMs / (seconds * 1000)) * 100 : 0 };
 }
 
+/** The idle window in lines: all nodes together, then each node. */
 export function formatIdle(report: IdleReport): string {
   const { idle } = report;
   const rows = idle.nodes.map((u) => `  n${u.node} ${u.role.padEnd(8)} cpu ${u.cpuMs.toFixed(0).padStart(6)} ms  ${((u.cpuMs / (idle.seconds * 1000)) * 100).toFixed(2).padStart(6)}% of a core  ${String(u.turns).padStart(6)} turns`);
@@ -47,6 +48,7 @@ export function formatIdle(report: IdleReport): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Runs the idle measurement (see the file's header); exit code 0 when every node answered and none died. */
 export async function idleCommand(topology: Topology, opts: { idleS: number; settleS: number; connect?: boolean; json?: string; dataDir?: string }): Promise<number> {
   const spinner = progressSpinner();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-idle-'));

@@ -51,7 +51,9 @@ export interface PostgresClientOptions {
   pool?: Queryable;
 }
 
+/** The accounts table: `(id integer primary key, balance bigint)`. */
 export const TABLE = 'shardbank_accounts';
+/** The stored function a transfer calls. */
 export const TRANSFER_FUNCTION = 'shardbank_transfer';
 /** Accounts are `integer` keys. */
 const MAX_ITEM = 2 ** 31 - 1;
@@ -168,6 +170,7 @@ function checkItems(items: number): void {
   if (!Number.isInteger(items) || items < 0 || items > MAX_ITEM) throw new Error(`items must be an integer in 0..${MAX_ITEM}`);
 }
 
+/** The bench's bank client over PostgreSQL (see the file's header). */
 export class PostgresBankClient {
   private readonly pool: Queryable;
   private readonly connections: number;
