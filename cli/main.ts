@@ -9,7 +9,7 @@ import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
-import { postgresUrl } from '../client/postgres.js';
+import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 

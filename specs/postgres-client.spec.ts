@@ -9,18 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  classifyError,
-  PostgresBankClient,
-  postgresUrl,
-  readQuery,
-  schemaStatements,
-  TRANSFER_FUNCTION_SQL,
-  transferOutcome,
-  transferQuery,
-  type QueryConfig,
-  type Queryable,
-} from '../client/postgres.js';
+import { PostgresBankClient, type Queryable } from '../client/postgres.js';
+import { classifyError, postgresUrl, readQuery, schemaStatements, TRANSFER_FUNCTION_SQL, transferOutcome, transferQuery, type QueryConfig } from '../client/postgres-sql.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const URL = 'postgres://shardbank@127.0.0.1:5432/postgres';
