@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Ora } from 'ora';
 import type { BankClient, TxResult } from '../client/client.js';
-import { EtcdBankClient } from '../client/etcd.js';
 import type { AdminClient } from '../client/admin.js';
 import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
@@ -32,7 +31,12 @@ export interface BenchOptions {
   smallbank?: boolean;
   /** Seconds of the same workload run first and not counted: JIT compilation, caches, a steady pipeline. */
   warmupS?: number;
+  /** The `--preset` the options came from, if any (for reports that line runs up). */
+  preset?: string;
 }
+
+/** What was measured: shardbank itself, or the same workload on another system. */
+export type BenchSystem = 'shardbank' | 'etcd' | 'postgres';
 
 
 interface KindStats {
@@ -41,6 +45,7 @@ interface KindStats {
 }
 
 export interface BenchReport {
+  system: BenchSystem;
   options: BenchOptions;
   /** Operations run in the warm-up, not counted below. */
   warmupOperations: number;
@@ -72,7 +77,7 @@ export interface NodeUsage {
 
 type Status = NonNullable<AdminReply['status']>;
 
-async function statuses(admin: AdminClient, topology: Topology): Promise<Map<number, Status>> {
+export async function statuses(admin: AdminClient, topology: Topology): Promise<Map<number, Status>> {
   const out = new Map<number, Status>();
   await Promise.all(
     topology.nodes.map(async ({ id }) => {
@@ -183,12 +188,13 @@ export function formatBenchTable(report: BenchReport): string {
   ].join('\n');
 }
 
-type Run = Awaited<ReturnType<typeof runWorkload>>;
+export type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-function makeReport(options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
+export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
   return {
+    system,
     options,
     warmupOperations,
     elapsedS: elapsedMs / 1000,
@@ -203,7 +209,7 @@ function makeReport(options: BenchOptions, { stats, elapsedMs, done, clientCpuMs
   };
 }
 
-function progress(spinner: Ora): (n: number, ms: number) => void {
+export function progress(spinner: Ora): (n: number, ms: number) => void {
   return (n, ms) => {
     spinner.text = `${n} operations, ${((n * 1000) / Math.max(1, ms)).toFixed(0)}/s`;
   };
@@ -217,49 +223,14 @@ export async function warmUp(client: Pick<BankClient, 'transfer' | 'read'>, work
   return run.done;
 }
 
-function warmupLine(report: BenchReport): string {
+export function warmupLine(report: BenchReport): string {
   const s = report.options.warmupS;
   return s ? `warm-up    : ${report.warmupOperations} operations over ${s} s before the run, not counted above\n` : '';
 }
 
-function workloadFor(topology: Topology, opts: BenchOptions): Workload {
+export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
   const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank } = opts;
   return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
-}
-
-/**
- * The same workload against a running etcd cluster (see bench/etcd.sh): the
- * accounts are written first, each transfer is one optimistic etcd
- * transaction, and the audit checks that the total is unchanged. Kinds keep
- * shardbank's names (intra, cross) so the two tables line up; etcd itself has
- * one keyspace.
- */
-export async function etcdBenchCommand(topology: Topology, opts: BenchOptions & { endpoints: string[]; json?: string }): Promise<number> {
-  const spinner = progressSpinner();
-  const client = new EtcdBankClient({ endpoints: opts.endpoints });
-  try {
-    spinner.start(`writing ${topology.items} accounts to etcd`);
-    await client.load(topology.items, topology.initialBalance);
-    const workload = workloadFor(topology, opts);
-    const warmed = await warmUp(client, workload, opts, spinner);
-    spinner.start('running');
-    const run = await runWorkload(client, workload, opts, progress(spinner));
-    spinner.text = 'auditing';
-    const total = await client.total(topology.items);
-    spinner.stop();
-    const expectedTotal = topology.items * topology.initialBalance;
-    const report = makeReport(opts, run, null, [], warmed);
-    const money = total === expectedTotal ? `money conserved (total ${total})` : `MONEY NOT CONSERVED: total ${total}, expected ${expectedTotal}`;
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}etcd       : ${opts.endpoints.join(', ')}\n${formatNodeUsage([], 0, report.clientCpuMs)}\naudit: ${money}\n`);
-    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, etcd: { endpoints: opts.endpoints, total, expectedTotal } }, null, 1)}\n`);
-    return total === expectedTotal ? 0 : 1;
-  } catch (err) {
-    spinner.fail((err as Error).message);
-    return 1;
-  } finally {
-    client.abandonAll();
-    client.close();
-  }
 }
 
 export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string; settleS?: number }): Promise<number> {
@@ -288,7 +259,7 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     spinner.text = 'auditing';
     const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report = makeReport(opts, run, audit, nodeUsage(before, after), warmed);
+    const report = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
     process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);

@@ -9,6 +9,7 @@ import { runNodeProcess } from './node.js';
 import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
+import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 
@@ -127,7 +128,10 @@ addTopologyOptions(
     .option('--settle <s>', 'how long the audit waits for in-doubt transactions to settle (default 10)', intArg(0, 3600))
     .option('--warmup <s>', 'run the workload this many seconds first, not counted (default 0)', intArg(0, 3600))
     .option('--connect', 'use nodes already running at the configured addresses')
-    .option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)', (v: string) => wrap(() => urlList(v)))
+    .addOption(new Option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)').argParser((v: string) => wrap(() => urlList(v))).conflicts(['postgres', 'idle', 'connect']))
+    .addOption(new Option('--postgres <url>', 'run the same workload against PostgreSQL instead (postgres://user@host:port/db; see bench/postgres.sh)').argParser((v: string) => wrap(() => postgresUrl(v).href)).conflicts(['idle', 'connect']))
+    .option('--server-pids <pids>', 'with --etcd or --postgres: also report the CPU these processes and their children use over the run (comma-separated pids; Linux)', (v: string) => wrap(() => pidList(v)))
+    .addOption(new Option('--idle <s>', "no workload: measure the nodes' CPU over this many seconds with nothing to do (after --warmup seconds to settle, default 2)").argParser(intArg(1, 3600)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
 ).action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
@@ -140,9 +144,12 @@ addTopologyOptions(
   const own = ownCount !== undefined || ownDuration !== undefined;
   const count = own ? ownCount : preset.count;
   const durationS = own ? ownDuration : (preset.durationS ?? (count === undefined ? 10 : undefined));
-  const { benchCommand, etcdBenchCommand } = await import('./bench.js');
+  const { benchCommand } = await import('./bench.js');
   const etcd = opts['etcd'] as string[] | undefined;
+  const postgres = opts['postgres'] as string | undefined;
+  const idleS = opts['idle'] as number | undefined;
   const options = {
+    preset: Object.entries(PRESETS).find(([, p]) => p === opts['preset'])?.[0],
     count,
     durationS,
     clients: pick('clients', 64),
@@ -158,8 +165,27 @@ addTopologyOptions(
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
   };
-  process.exitCode = etcd ? await etcdBenchCommand(topology, { ...options, endpoints: etcd }) : await benchCommand(topology, options);
+  if (idleS !== undefined) {
+    const { idleCommand } = await import('./bench-idle.js');
+    process.exitCode = await idleCommand(topology, { ...options, idleS, settleS: pick('warmup', 2) });
+  } else if (etcd || postgres) {
+    const { otherSystemBenchCommand, etcdSystem, postgresSystem } = await import('./bench-systems.js');
+    const other = etcd ? etcdSystem(etcd) : postgresSystem(postgres!, options.clients);
+    process.exitCode = await otherSystemBenchCommand(topology, { ...options, serverPids: opts['serverPids'] as number[] | undefined }, other);
+  } else {
+    process.exitCode = await benchCommand(topology, options);
+  }
 });
+
+program
+  .command('compare-table')
+  .description('print the side-by-side table (shardbank, PostgreSQL with 2 sync standbys, etcd) from the bench --json files in a directory; bench/compare.sh makes them')
+  .argument('<dir>', 'a directory of bench --json reports and a setup.json')
+  .option('--json <file>', 'also write the table\'s figures and every report as one JSON file')
+  .action(async (dir: string, opts: { json?: string }) => {
+    const { compareTableCommand } = await import('./compare.js');
+    process.exitCode = compareTableCommand(dir, opts);
+  });
 
 function presetArg(v: string): Preset {
   const p = PRESETS[v];
@@ -172,6 +198,12 @@ function urlList(v: string): string[] {
   urls.forEach(endpointUrl);
   if (urls.length === 0) throw new Error('give at least one URL, e.g. http://127.0.0.1:2379');
   return urls;
+}
+
+function pidList(v: string): number[] {
+  const pids = v.split(',').map((p) => p.trim()).filter(Boolean);
+  if (pids.length === 0 || !pids.every((p) => /^[1-9]\d*$/.test(p))) throw new Error(`"${v}" is not a list of pids like 4012,4013`);
+  return pids.map(Number);
 }
 
 function unitArg(v: string): number {
