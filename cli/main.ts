@@ -11,6 +11,7 @@ import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
+import { registerPartitionCommands } from './partition.js';
 
 const program = new Command();
 program
@@ -188,6 +189,8 @@ function wrap<T>(parse: () => T): T {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
+
+registerPartitionCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`config error: ${err.message}\n`);
