@@ -7,7 +7,7 @@
  * all want the same partner) are paired with another leaf of the same
  * neighbour, as METIS does, or a Zipf star would barely shrink.
  */
-import { HypergraphBuilder, type Hypergraph } from './hypergraph.js';
+import { assemble, HypergraphBuilder, isGraph, type Hypergraph } from './hypergraph.js';
 import { shuffled, type Rng } from './rng.js';
 
 export interface Level {
@@ -73,7 +73,8 @@ function matchVertices(g: Hypergraph, opts: CoarsenOptions, keep: Int32Array | u
   const n = g.vertexCount;
   const match = new Int32Array(n).fill(-1);
   const rating = new Float64Array(n);
-  const rated: number[] = [];
+  const rated = new Int32Array(n);
+  let ratedCount = 0;
   const vw = g.vertexWeight;
   const order = visitOrder(g, opts.rng);
   let unmatched = 0;
@@ -89,16 +90,17 @@ function matchVertices(g: Hypergraph, opts: CoarsenOptions, keep: Int32Array | u
         if (v === u || match[v]! >= 0) continue;
         if (keep && keep[v] !== keep[u]) continue;
         if (vw[u]! + vw[v]! > opts.maxVertexWeight) continue;
-        if (rating[v] === 0) rated.push(v);
+        if (rating[v] === 0) rated[ratedCount++] = v;
         rating[v]! += share;
       }
     }
     let best = -1;
-    for (const v of rated) {
+    for (let r = 0; r < ratedCount; r++) {
+      const v = rated[r]!;
       if (best < 0 || rating[v]! > rating[best]! || (rating[v] === rating[best] && vw[v]! < vw[best]!)) best = v;
     }
-    for (const v of rated) rating[v] = 0;
-    rated.length = 0;
+    for (let r = 0; r < ratedCount; r++) rating[rated[r]!] = 0;
+    ratedCount = 0;
     if (best >= 0) {
       match[u] = best;
       match[best] = u;
@@ -108,6 +110,7 @@ function matchVertices(g: Hypergraph, opts: CoarsenOptions, keep: Int32Array | u
     pairLeaves(g, match, opts, keep, order, 2);
     pairLeaves(g, match, opts, keep, order, Infinity);
   }
+  pairIsolated(g, match, opts, keep, order);
   for (let v = 0; v < n; v++) if (match[v]! < 0) match[v] = v;
   return match;
 }
@@ -141,6 +144,24 @@ function pairLeaves(g: Hypergraph, match: Int32Array, opts: CoarsenOptions, keep
   }
 }
 
+/**
+ * Pairs vertices without edges (at coarse levels: whole components already
+ * merged into one vertex), lightest with lightest in visiting order, so
+ * that coarsening does not stall on them; how they pack into parts costs
+ * no cut.
+ */
+function pairIsolated(g: Hypergraph, match: Int32Array, opts: CoarsenOptions, keep: Int32Array | undefined, order: Int32Array): void {
+  let waiting = -1;
+  for (const v of order) {
+    if (match[v]! >= 0 || g.vertexStart[v + 1]! > g.vertexStart[v]!) continue;
+    if (waiting >= 0 && (!keep || keep[v] === keep[waiting]) && g.vertexWeight[v]! + g.vertexWeight[waiting]! <= opts.maxVertexWeight) {
+      match[v] = waiting;
+      match[waiting] = v;
+      waiting = -1;
+    } else waiting = v;
+  }
+}
+
 /** Numbers the coarse vertices in the order of their first fine vertex. */
 function numberPairs(match: Int32Array): { map: Int32Array; count: number } {
   const map = new Int32Array(match.length).fill(-1);
@@ -158,6 +179,49 @@ function numberPairs(match: Int32Array): { map: Int32Array; count: number } {
 function contract(g: Hypergraph, map: Int32Array, count: number): Hypergraph {
   const weight = new Float64Array(count);
   for (let v = 0; v < g.vertexCount; v++) weight[map[v]!]! += g.vertexWeight[v]!;
+  return isGraph(g) ? contractGraph(g, map, count, weight) : contractHypergraph(g, map, count, weight);
+}
+
+/**
+ * The same for a plain graph, without hashing: the edges of each coarse
+ * vertex c to coarse vertices d > c, merged through a table indexed by d.
+ */
+function contractGraph(g: Hypergraph, map: Int32Array, count: number, weight: Float64Array): Hypergraph {
+  const memberStart = new Int32Array(count + 1);
+  for (let v = 0; v < g.vertexCount; v++) memberStart[map[v]! + 1]!++;
+  for (let c = 0; c < count; c++) memberStart[c + 1]! += memberStart[c]!;
+  const fill = memberStart.slice(0, count);
+  const members = new Int32Array(g.vertexCount);
+  for (let v = 0; v < g.vertexCount; v++) members[fill[map[v]!]!++] = v;
+  const slot = new Int32Array(count).fill(-1);
+  const pins = new Int32Array(2 * g.edgeCount);
+  const edgeWeight = new Float64Array(g.edgeCount);
+  let m = 0;
+  for (let c = 0; c < count; c++) {
+    const first = m;
+    for (let i = memberStart[c]!; i < memberStart[c + 1]!; i++) {
+      const v = members[i]!;
+      for (let j = g.vertexStart[v]!; j < g.vertexStart[v + 1]!; j++) {
+        const e = g.incidence[j]!;
+        const a = g.pins[2 * e]!;
+        const d = map[a === v ? g.pins[2 * e + 1]! : a]!;
+        if (d <= c) continue;
+        if (slot[d]! < 0) {
+          slot[d] = m;
+          pins[2 * m] = c;
+          pins[2 * m + 1] = d;
+          edgeWeight[m++] = g.edgeWeight[e]!;
+        } else edgeWeight[slot[d]!]! += g.edgeWeight[e]!;
+      }
+    }
+    for (let e = first; e < m; e++) slot[pins[2 * e + 1]!] = -1;
+  }
+  const edgeStart = new Int32Array(m + 1);
+  for (let e = 0; e <= m; e++) edgeStart[e] = 2 * e;
+  return assemble(weight, edgeWeight.slice(0, m), edgeStart, pins.slice(0, 2 * m));
+}
+
+function contractHypergraph(g: Hypergraph, map: Int32Array, count: number, weight: Float64Array): Hypergraph {
   const b = new HypergraphBuilder(count);
   weight.forEach((w, c) => b.setVertexWeight(c, w));
   const pins: number[] = [];

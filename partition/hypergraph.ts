@@ -2,8 +2,8 @@
  * The hypergraph the partitioner works on: vertices are items, hyperedges are
  * transactions (a transfer is an edge of two pins). Stored both ways in
  * compressed arrays: the pins of each edge, and the edges of each vertex.
- * Weights are positive integers (as in METIS files); sums stay exact in
- * Float64Array up to 2^53.
+ * Weights are integers, as in METIS files (edges at least 1, vertices at
+ * least 0); sums stay exact in Float64Array up to 2^53.
  */
 export interface Hypergraph {
   readonly vertexCount: number;
@@ -47,7 +47,7 @@ export class HypergraphBuilder {
 
   setVertexWeight(v: number, weight: number): this {
     this.checkVertex(v);
-    if (!Number.isInteger(weight) || weight < 1) throw new RangeError(`vertex ${v}: weight must be a positive integer, got ${weight}`);
+    if (!Number.isInteger(weight) || weight < 0) throw new RangeError(`vertex ${v}: weight must be a whole number >= 0, got ${weight}`);
     this.vertexWeight[v] = weight;
     return this;
   }
