@@ -31,7 +31,7 @@ export interface PartitionOptions {
   seed?: number;
   /** The part each vertex is in now (its current owner), 0..parts-1. */
   initial?: ArrayLike<number>;
-  /** Independent multilevel runs to take the best of (default 4). */
+  /** Independent multilevel runs to take the best of (default 6). */
   runs?: number;
 }
 
@@ -52,8 +52,9 @@ export interface PartitionResult {
 }
 
 export const DEFAULT_IMBALANCE = 0.03;
-const DEFAULT_RUNS = 4;
-const BISECTION_TRIES = 8;
+const DEFAULT_RUNS = 6;
+const BISECTION_TRIES = 4;
+const MAX_V_CYCLES = 3;
 
 /**
  * Partitions g into `parts` balanced parts.
@@ -72,18 +73,20 @@ export function partition(g: Hypergraph, options: PartitionOptions): PartitionRe
   const sub = touched.length === g.vertexCount ? g : induced(g, touched);
   const subInitial = initial ? touched.map((v) => initial[v]!) : undefined;
 
-  const candidates: Int32Array[] = [];
-  if (k > 1 && sub.vertexCount > 0) {
-    for (let r = 0; r < runs; r++) candidates.push(multilevel(sub, caps, createRng(deriveSeed(seed, r)), subInitial));
-    if (subInitial) candidates.push(vCycle(sub, caps, subInitial, createRng(deriveSeed(seed, runs)), subInitial));
-  } else candidates.push(new Int32Array(sub.vertexCount));
+  const score = (subPart: Int32Array) => complete(g, k, caps, touched, subPart, initial, createRng(deriveSeed(seed, runs + 1)));
+  if (k === 1 || sub.vertexCount === 0) return result(score(new Int32Array(sub.vertexCount)), g, caps, initial);
 
-  let best: Scored | undefined;
-  for (const c of candidates) {
-    const scored = complete(g, k, caps, touched, c, initial, createRng(deriveSeed(seed, runs + 1)));
-    if (!best || better(scored, best)) best = scored;
+  const candidates: Int32Array[] = [];
+  for (let r = 0; r < runs; r++) candidates.push(multilevel(sub, caps, createRng(deriveSeed(seed, r)), subInitial));
+  if (subInitial) candidates.push(vCycle(sub, caps, subInitial, createRng(deriveSeed(seed, runs)), subInitial));
+  let best = candidates.map(score).reduce((a, b) => (better(b, a) ? b : a));
+  // V-cycles on the winner: coarsening within its parts lets FM move whole groups of items at once.
+  for (let cycle = 0; cycle < MAX_V_CYCLES; cycle++) {
+    const next = score(vCycle(sub, caps, best.subPart, createRng(deriveSeed(seed, runs + 2 + cycle)), subInitial));
+    if (!better(next, best)) break;
+    best = next;
   }
-  return result(best!, g, caps, initial);
+  return result(best, g, caps, initial);
 }
 
 function checkOptions(g: Hypergraph, options: PartitionOptions, k: number, imbalance: number, runs: number): void {
@@ -117,12 +120,37 @@ function multilevel(g: Hypergraph, caps: Float64Array, rng: Rng, initial: Int32A
   const target = coarsenTarget(g.vertexCount, k);
   const levels = coarsen(g, { rng, targetVertices: target, maxVertexWeight: (1.5 * g.totalVertexWeight) / target });
   const coarsest = levels.length > 0 ? levels[levels.length - 1]!.coarse : g;
-  const part = recursiveBisection(coarsest, caps, rng, BISECTION_TRIES);
+  const part = firstPartition(coarsest, caps, rng);
   if (initial) {
     const top = coarsestOf(levels, g.vertexCount);
     relabel(part, bestLabels(k, initial, (v) => part[top[v]!]!));
   }
   return uncoarsen(levels, g, part, caps, rng, initial);
+}
+
+/**
+ * The first partition of the coarsest level. When the vertices weigh less
+ * than all the parts can hold (the untouched items fill the rest), fewer,
+ * fuller parts may cut less: every count of parts that can hold them is
+ * tried, refined as a k-way partition, and the least cut kept.
+ */
+function firstPartition(g: Hypergraph, caps: Float64Array, rng: Rng): Int32Array {
+  const k = caps.length;
+  let fewest = 1;
+  for (let room = caps[0]!; room < g.totalVertexWeight && fewest < k; fewest++) room += caps[fewest]!;
+  let best: PartitionState | undefined;
+  for (let used = fewest; used <= k; used++) {
+    const st = new PartitionState(g, k, recursiveBisection(g, caps.subarray(0, used), rng, BISECTION_TRIES));
+    refine(st, caps, { rng });
+    if (!best || overflowOf(st, caps) < overflowOf(best, caps) || (overflowOf(st, caps) === overflowOf(best, caps) && st.cut < best.cut)) best = st;
+  }
+  return best!.part;
+}
+
+function overflowOf(st: PartitionState, caps: Float64Array): number {
+  let over = 0;
+  st.partWeight.forEach((w, p) => (over += Math.max(0, w - caps[p]!)));
+  return over;
 }
 
 /**
@@ -167,6 +195,8 @@ function uncoarsen(levels: Level[], g: Hypergraph, coarsePart: Int32Array, caps:
 }
 
 interface Scored {
+  /** The partition of the touched vertices it came from. */
+  subPart: Int32Array;
   state: PartitionState;
   overflow: number;
   moved: number;
@@ -191,11 +221,10 @@ function complete(g: Hypergraph, k: number, caps: Float64Array, touched: Int32Ar
   }
   const state = new PartitionState(g, k, full);
   rebalance(state, caps, { rng, initial });
-  let overflow = 0;
-  state.partWeight.forEach((w, p) => (overflow += Math.max(0, w - caps[p]!)));
+  const overflow = overflowOf(state, caps);
   let moved = 0;
   if (initial) for (let v = 0; v < g.vertexCount; v++) if (state.part[v] !== initial[v]) moved++;
-  return { state, overflow, moved };
+  return { subPart: Int32Array.from(touched, (v) => state.part[v]!), state, overflow, moved };
 }
 
 function lightest(weights: Float64Array): number {
