@@ -131,15 +131,16 @@ function multilevel(g: Hypergraph, caps: Float64Array, rng: Rng, initial: Int32A
 /**
  * The first partition of the coarsest level. When the vertices weigh less
  * than all the parts can hold (the untouched items fill the rest), fewer,
- * fuller parts may cut less: every count of parts that can hold them is
- * tried, refined as a k-way partition, and the least cut kept.
+ * fuller parts may cut less: the fewest parts that can hold them and all k
+ * are both tried, refined as k-way partitions, and the least cut kept.
  */
 function firstPartition(g: Hypergraph, caps: Float64Array, rng: Rng): Int32Array {
   const k = caps.length;
   let fewest = 1;
   for (let room = caps[0]!; room < g.totalVertexWeight && fewest < k; fewest++) room += caps[fewest]!;
   let best: PartitionState | undefined;
-  for (let used = fewest; used <= k; used++) {
+  // The fullest packing and the spread over all parts; the counts between rarely win and cost as much.
+  for (const used of fewest < k ? [fewest, k] : [k]) {
     const st = new PartitionState(g, k, recursiveBisection(g, caps.subarray(0, used), rng, BISECTION_TRIES));
     refine(st, caps, { rng });
     if (!best || overflowOf(st, caps) < overflowOf(best, caps) || (overflowOf(st, caps) === overflowOf(best, caps) && st.cut < best.cut)) best = st;
