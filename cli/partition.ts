@@ -199,7 +199,7 @@ export function registerPartitionCommands(program: Command): void {
     .option('--initial <partfile>', 'the part each vertex is in now: among equal cuts, the fewest vertices move')
     .option('--evaluate <partfile>', 'do not partition: measure this partition (e.g. one from gpmetis) with the same cut and imbalance')
     .addOption(new Option('--format <f>', 'input format (default: hmetis for .hgr, else metis)').choices(['metis', 'hmetis']))
-    .option('--runs <n>', 'independent multilevel runs to take the best of (default 6)', intArg(1, 1000))
+    .option('--runs <n>', 'independent multilevel runs to take the best of (default 4)', intArg(1, 1000))
     .option('--json', 'print one JSON object')
     .action(async (file: string, opts: PartitionCliOptions) => {
       process.exitCode = await partitionCommand(file, opts);

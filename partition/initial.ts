@@ -20,43 +20,56 @@ import { PartitionState } from './state.js';
 const BISECTION_PASSES = 3;
 const BISECTION_STOP_AFTER = 50;
 
+export interface BisectionOptions {
+  rng: Rng;
+  /** Grown-and-refined tries per bisection; the least cut is kept. */
+  tries: number;
+  /**
+   * Most a side may exceed its proportional share, whatever room its parts
+   * have: with much room, loose bisections wander into poor cuts that the
+   * k-way refinement, which does use the room, then cannot leave.
+   */
+  sideImbalance: number;
+}
+
 /** Parts 0..k-1 for the vertices of g, each part within caps[p] where possible. */
-export function recursiveBisection(g: Hypergraph, caps: Float64Array, rng: Rng, tries: number): Int32Array {
+export function recursiveBisection(g: Hypergraph, caps: Float64Array, opts: BisectionOptions): Int32Array {
   const part = new Int32Array(g.vertexCount);
   const all = new Int32Array(g.vertexCount);
   for (let v = 0; v < g.vertexCount; v++) all[v] = v;
-  split(g, all, 0, caps.length, caps, part, rng, tries);
+  split(g, all, 0, caps.length, caps, part, opts);
   return part;
 }
 
-function split(g: Hypergraph, vertices: Int32Array, lo: number, hi: number, caps: Float64Array, part: Int32Array, rng: Rng, tries: number): void {
+function split(g: Hypergraph, vertices: Int32Array, lo: number, hi: number, caps: Float64Array, part: Int32Array, opts: BisectionOptions): void {
   if (hi - lo === 1 || vertices.length === 0) {
     for (const v of vertices) part[v] = lo;
     return;
   }
   const mid = lo + Math.floor((hi - lo) / 2);
   const sub = vertices.length === g.vertexCount ? g : induced(g, vertices);
-  const sides = bisect(sub, sideCaps(sub.totalVertexWeight, caps, lo, mid, hi), rng, tries);
+  const sides = bisect(sub, sideCaps(sub.totalVertexWeight, caps, lo, mid, hi, opts.sideImbalance), opts.rng, opts.tries);
   const left = vertices.filter((_, i) => sides[i] === 0);
   const right = vertices.filter((_, i) => sides[i] === 1);
-  split(g, left, lo, mid, caps, part, rng, tries);
-  split(g, right, mid, hi, caps, part, rng, tries);
+  split(g, left, lo, mid, caps, part, opts);
+  split(g, right, mid, hi, caps, part, opts);
 }
 
 /**
  * What each side of a bisection may hold: its share of the weight in
  * proportion to its parts' capacity, plus its part of the spare capacity
- * spread over the bisections still to come.
+ * spread over the bisections still to come, and at most `sideImbalance`
+ * over the share.
  */
-function sideCaps(total: number, caps: Float64Array, lo: number, mid: number, hi: number): { target: number; caps: Float64Array } {
+function sideCaps(total: number, caps: Float64Array, lo: number, mid: number, hi: number, sideImbalance: number): { target: number; caps: Float64Array } {
   let capA = 0;
   let capB = 0;
   for (let p = lo; p < mid; p++) capA += caps[p]!;
   for (let p = mid; p < hi; p++) capB += caps[p]!;
   const targetA = (total * capA) / (capA + capB);
   const levels = Math.ceil(Math.log2(hi - lo));
-  const maxA = targetA + Math.max(0, capA - targetA) / levels;
-  const maxB = total - targetA + Math.max(0, capB - (total - targetA)) / levels;
+  const maxA = Math.min(targetA * (1 + sideImbalance), targetA + Math.max(0, capA - targetA) / levels);
+  const maxB = Math.min((total - targetA) * (1 + sideImbalance), total - targetA + Math.max(0, capB - (total - targetA)) / levels);
   return { target: targetA, caps: Float64Array.of(Math.max(maxA, 1), Math.max(maxB, 1)) };
 }
 

@@ -31,7 +31,7 @@ export interface PartitionOptions {
   seed?: number;
   /** The part each vertex is in now (its current owner), 0..parts-1. */
   initial?: ArrayLike<number>;
-  /** Independent multilevel runs to take the best of (default 6). */
+  /** Independent multilevel runs to take the best of (default 4). */
   runs?: number;
 }
 
@@ -52,8 +52,11 @@ export interface PartitionResult {
 }
 
 export const DEFAULT_IMBALANCE = 0.03;
-const DEFAULT_RUNS = 6;
-const BISECTION_TRIES = 4;
+const DEFAULT_RUNS = 4;
+/** Whole recursive bisections per run, the best after k-way refinement kept: one greedy first cut can doom the rest. */
+const INITIAL_TRIES = 4;
+const BISECTION_TRIES = 2;
+const PACKED_SIDE_IMBALANCE = 0.03;
 const MAX_V_CYCLES = 3;
 
 /**
@@ -77,7 +80,11 @@ export function partition(g: Hypergraph, options: PartitionOptions): PartitionRe
   if (k === 1 || sub.vertexCount === 0) return result(score(new Int32Array(sub.vertexCount)), g, caps, initial);
 
   const candidates: Int32Array[] = [];
-  for (let r = 0; r < runs; r++) candidates.push(multilevel(sub, caps, createRng(deriveSeed(seed, r)), subInitial));
+  const counts = partCounts(sub.totalVertexWeight, caps);
+  for (let r = 0; r < runs; r++) {
+    const used = counts[r % 3 === 1 ? counts.length - 1 : 0]!;
+    candidates.push(multilevel(sub, caps, used, createRng(deriveSeed(seed, r)), subInitial));
+  }
   if (subInitial) candidates.push(vCycle(sub, caps, subInitial, createRng(deriveSeed(seed, runs)), subInitial));
   let best = candidates.map(score).reduce((a, b) => (better(b, a) ? b : a));
   // V-cycles on the winner: coarsening within its parts lets FM move whole groups of items at once.
@@ -115,12 +122,12 @@ function coarsenTarget(n: number, k: number): number {
 }
 
 /** One multilevel run: coarsen, bisect recursively, refine back up. */
-function multilevel(g: Hypergraph, caps: Float64Array, rng: Rng, initial: Int32Array | undefined): Int32Array {
+function multilevel(g: Hypergraph, caps: Float64Array, used: number, rng: Rng, initial: Int32Array | undefined): Int32Array {
   const k = caps.length;
   const target = coarsenTarget(g.vertexCount, k);
   const levels = coarsen(g, { rng, targetVertices: target, maxVertexWeight: (1.5 * g.totalVertexWeight) / target });
   const coarsest = levels.length > 0 ? levels[levels.length - 1]!.coarse : g;
-  const part = firstPartition(coarsest, caps, rng);
+  const part = firstPartition(coarsest, caps, used, rng);
   if (initial) {
     const top = coarsestOf(levels, g.vertexCount);
     relabel(part, bestLabels(k, initial, (v) => part[top[v]!]!));
@@ -129,19 +136,26 @@ function multilevel(g: Hypergraph, caps: Float64Array, rng: Rng, initial: Int32A
 }
 
 /**
- * The first partition of the coarsest level. When the vertices weigh less
- * than all the parts can hold (the untouched items fill the rest), fewer,
- * fuller parts may cut less: the fewest parts that can hold them and all k
- * are both tried, refined as k-way partitions, and the least cut kept.
+ * How many parts the runs spread the touched vertices over. When they weigh
+ * less than all the parts can hold (the untouched items fill the rest),
+ * fewer, fuller parts may cut less: runs alternate between the fewest parts
+ * that can hold them and all k (the counts between rarely win).
  */
-function firstPartition(g: Hypergraph, caps: Float64Array, rng: Rng): Int32Array {
+function partCounts(weight: number, caps: Float64Array): number[] {
+  // Returned as [fewest, k]: runs 0, 2, 3, ... pack, run 1 spreads.
   const k = caps.length;
   let fewest = 1;
-  for (let room = caps[0]!; room < g.totalVertexWeight && fewest < k; fewest++) room += caps[fewest]!;
+  for (let room = caps[0]!; room < weight && fewest < k; fewest++) room += caps[fewest]!;
+  return fewest < k ? [fewest, k] : [k];
+}
+
+/** The first partition of the coarsest level: recursive bisection into `used` parts, refined as a k-way partition. */
+function firstPartition(g: Hypergraph, caps: Float64Array, used: number, rng: Rng): Int32Array {
   let best: PartitionState | undefined;
-  // The fullest packing and the spread over all parts; the counts between rarely win and cost as much.
-  for (const used of fewest < k ? [fewest, k] : [k]) {
-    const st = new PartitionState(g, k, recursiveBisection(g, caps.subarray(0, used), rng, BISECTION_TRIES));
+  for (let t = 0; t < INITIAL_TRIES; t++) {
+    // Packed into fewer parts, the bisections keep close to their shares; the room is for the k-way refinement.
+    const sideImbalance = used < caps.length ? PACKED_SIDE_IMBALANCE : Infinity;
+    const st = new PartitionState(g, caps.length, recursiveBisection(g, caps.subarray(0, used), { rng, tries: BISECTION_TRIES, sideImbalance }));
     refine(st, caps, { rng });
     if (!best || overflowOf(st, caps) < overflowOf(best, caps) || (overflowOf(st, caps) === overflowOf(best, caps) && st.cut < best.cut)) best = st;
   }
