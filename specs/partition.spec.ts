@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FormatError, formatHmetis, formatMetisGraph, formatPartition, parseHmetis, parseMetisGraph, parsePartition } from '../partition/formats.js';
 import { balanceLimit, cutNetOf, cutOf, graphFromPairs, HypergraphBuilder, partWeightsOf, type Hypergraph } from '../partition/hypergraph.js';
+import { movesBetween } from '../partition/index.js';
 import { partition } from '../partition/partition.js';
 import { createRng, type Rng } from '../partition/rng.js';
 
@@ -136,6 +137,7 @@ test('among equal cuts the fewest vertices move: half a clique comes home, the o
   assert.is(r.cut, 3);
   assert.is(r.moved, 3);
   assert.equal([...r.parts], Array.from({ length: 18 }, (_, v) => Math.floor(v / 6)));
+  assert.equal(movesBetween(initial, r.parts), [0, 1, 2].map((vertex) => ({ vertex, from: 1, to: 0 })));
 });
 
 test('untouched vertices stay where they are unless balance needs them: then only the excess moves', () => {
