@@ -12,6 +12,7 @@ import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
+import { registerPartitionCommands } from './partition.js';
 
 const program = new Command();
 program
@@ -220,6 +221,8 @@ function wrap<T>(parse: () => T): T {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
+
+registerPartitionCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) process.stderr.write(`config error: ${err.message}\n`);

@@ -8,9 +8,14 @@
  * Balance is a read; DepositChecking, TransactSavings, WriteCheck,
  * SendPayment and Amalgamate are transfers (amounts by kind), in SmallBank's
  * proportions (15% each, SendPayment and Amalgamate 25% and 15%).
+ *
+ * The affinity mode gives the load a structure that the static ranges do
+ * not see: items fall into groups of `groupSize` drawn at random over the
+ * whole item range, so a group straddles clusters, and a transfer stays in
+ * one group with probability `affinityPct`%. It is what resharding is for.
  */
-import { createRng, type Rng } from '../protocol/rng.js';
-import type { Topology } from '../protocol/topology.js';
+import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
+import { clusterOfItem, type Topology } from '../protocol/topology.js';
 
 export type Distribution = 'uniform' | 'zipf' | 'hotspot';
 export type OpKind = 'read' | 'intra' | 'cross';
@@ -25,6 +30,42 @@ export interface WorkloadOptions {
   /** Zipf theta, or the hotspot's share of draws; 0..1 (Zipf 0.99 is the classic "highly skewed"). */
   skew: number;
   smallbank?: boolean;
+  /**
+   * Percent of read-write operations whose two items are drawn from one
+   * affinity group (0..100); the others draw both items uniformly over all
+   * items. Given, it replaces the cross-shard share and the distribution
+   * for read-write operations; reads are drawn as usual.
+   */
+  affinityPct?: number;
+  /** Items per affinity group (default 10). */
+  groupSize?: number;
+}
+
+export const DEFAULT_GROUP_SIZE = 10;
+
+/**
+ * The affinity groups of a workload seed: items 1..items in a seeded random
+ * order, cut into runs of `size` (a lone item at the end joins the group
+ * before it). Returns the group index of each item (index 0 unused) and the
+ * members of each group.
+ */
+export function affinityGroups(items: number, size: number, seed: number): { groupOf: Int32Array; members: Int32Array[] } {
+  if (!Number.isInteger(size) || size < 2) throw new RangeError(`group size must be a whole number >= 2, got ${size}`);
+  if (items < 2) throw new RangeError(`affinity groups need at least 2 items, got ${items}`);
+  // Its own stream, so that the groups depend on the seed and the items only.
+  const rng = createRng(mixSeed(seed, 0x61ff));
+  const order = Int32Array.from({ length: items }, (_, i) => i + 1);
+  for (let i = items - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    const t = order[i]!;
+    order[i] = order[j]!;
+    order[j] = t;
+  }
+  const count = Math.max(1, Math.floor(items / size));
+  const members = Array.from({ length: count }, (_, g) => order.subarray(g * size, g === count - 1 ? items : (g + 1) * size));
+  const groupOf = new Int32Array(items + 1);
+  members.forEach((m, g) => m.forEach((item) => (groupOf[item] = g)));
+  return { groupOf, members };
 }
 
 export interface Op {
@@ -75,9 +116,10 @@ export class Workload {
   private readonly rng: Rng;
   private readonly ranges: { from: number; size: number }[];
   private readonly zipf: Map<number, ZipfSampler> = new Map();
+  private readonly groups?: { groupOf: Int32Array; members: Int32Array[] };
 
   constructor(
-    topology: Topology,
+    private readonly topology: Topology,
     private readonly opts: WorkloadOptions,
   ) {
     this.rng = createRng(opts.seed);
@@ -85,6 +127,31 @@ export class Workload {
     if (opts.readOnlyPct < 0 || opts.readOnlyPct > 100) throw new RangeError(`read-only share must be 0..100, got ${opts.readOnlyPct}`);
     if (opts.crossShardPct < 0 || opts.crossShardPct > 100) throw new RangeError(`cross-shard share must be 0..100, got ${opts.crossShardPct}`);
     if (opts.skew < 0 || opts.skew > 1) throw new RangeError(`skew must be 0..1, got ${opts.skew}`);
+    if (opts.affinityPct !== undefined) {
+      if (!(opts.affinityPct >= 0 && opts.affinityPct <= 100)) throw new RangeError(`affinity share must be 0..100, got ${opts.affinityPct}`);
+      const size = opts.groupSize ?? DEFAULT_GROUP_SIZE;
+      if (!Number.isInteger(size) || size < 2 || size > topology.items) throw new RangeError(`group size must be a whole number in 2..${topology.items}, got ${size}`);
+      this.groups = affinityGroups(topology.items, size, opts.seed);
+    }
+  }
+
+  /** A transfer of the affinity mode: within one group, or between two items drawn uniformly. */
+  private affinityTransfer(label: string, amount: number): Op {
+    const { rng, groups } = this;
+    const items = this.topology.items;
+    const sender = rng.int(1, items);
+    let receiver: number;
+    if (rng.next() * 100 < this.opts.affinityPct!) {
+      const members = groups!.members[groups!.groupOf[sender]!]!;
+      const at = rng.int(0, members.length - 2);
+      // Any member but the sender, each equally likely.
+      receiver = members[at]! === sender ? members[members.length - 1]! : members[at]!;
+    } else {
+      receiver = rng.int(1, items - 1);
+      if (receiver >= sender) receiver++;
+    }
+    const cross = clusterOfItem(this.topology, sender) !== clusterOfItem(this.topology, receiver);
+    return { kind: cross ? 'cross' : 'intra', label: label || (cross ? 'cross' : 'intra'), sender, receiver, amount };
   }
 
   /** An item of cluster c (1-based), by the distribution. */
@@ -115,6 +182,7 @@ export class Workload {
       read = kind.read;
       amount = rng.int(kind.amount[0], kind.amount[1]);
     }
+    if (!read && this.groups) return this.affinityTransfer(label, amount);
     const clusters = this.ranges.length;
     const c = rng.int(1, clusters);
     const sender = this.item(c);

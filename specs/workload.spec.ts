@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Ora } from 'ora';
 import { runWorkload, warmUp } from '../cli/bench.js';
-import { Workload, ZipfSampler } from '../cli/workload.js';
+import { affinityGroups, PRESETS, Workload, ZipfSampler } from '../cli/workload.js';
+import { workloadGraph } from '../cli/txgraph.js';
 import { clusterOfItem, makeTopology } from '../protocol/topology.js';
 
 const topology = makeTopology();
@@ -103,6 +104,55 @@ test('a warm-up runs the same workload for its seconds, and the counted run goes
   const fresh = new Workload(topology, opts);
   const expected = Array.from({ length: warmed + 50 }, () => fresh.next().sender);
   assert.equal(seen, expected, 'one stream of draws: the run continues where the warm-up stopped');
+});
+
+test('affinity: groups of N drawn over the whole item range, so that most groups straddle clusters', () => {
+  const { groupOf, members } = affinityGroups(9000, 10, 1);
+  assert.is(members.length, 900);
+  assert.ok(members.every((m) => m.length === 10));
+  const all = members.flatMap((m) => [...m]).sort((a, b) => a - b);
+  assert.equal(all, Array.from({ length: 9000 }, (_, i) => i + 1), 'every item in exactly one group');
+  members.forEach((m, g) => m.forEach((item) => assert.is(groupOf[item], g)));
+  const straddling = members.filter((m) => new Set([...m].map((i) => clusterOfItem(topology, i))).size > 1).length;
+  assert.ok(straddling > 850, `${straddling} of 900 groups straddle clusters`);
+  assert.equal(affinityGroups(9000, 10, 1).members.map((m) => [...m]), members.map((m) => [...m]), 'the same seed gives the same groups');
+  assert.not.equal(affinityGroups(9000, 10, 2).members[0], members[0]);
+  const ragged = affinityGroups(23, 10, 1).members;
+  assert.equal(ragged.map((m) => m.length), [10, 13], 'the remainder joins the last group');
+  assert.throws(() => affinityGroups(100, 1, 1), /group size/);
+});
+
+test('affinity: PCT% of transfers stay in one group, the rest are uniform; about two thirds cross clusters', () => {
+  const ops = draw({ seed: 6, readOnlyPct: 10, crossShardPct: 0, distribution: 'zipf', skew: 0.99, affinityPct: 90, groupSize: 10 });
+  const { groupOf } = affinityGroups(topology.items, 10, 6);
+  const rw = ops.filter((o) => o.kind !== 'read');
+  near(rw.length / N, 0.9, 0.01, 'read-write share');
+  const inGroup = rw.filter((o) => groupOf[o.sender] === groupOf[o.receiver]).length / rw.length;
+  // Uniform pairs land in one group by chance 9 times in 8999.
+  near(inGroup, 0.9 + 0.1 * (9 / 8999), 0.01, 'share within one group');
+  const cross = rw.filter((o) => o.kind === 'cross').length / rw.length;
+  near(cross, 2 / 3, 0.02, 'cross-shard share');
+  for (const o of rw) {
+    assert.is.not(o.sender, o.receiver);
+    assert.is(o.kind === 'cross', clusterOfItem(topology, o.sender) !== clusterOfItem(topology, o.receiver));
+  }
+  const senders = rw.map((o) => o.sender);
+  near(senders.filter((s) => s <= 900).length / senders.length, 0.1, 0.01, 'senders uniform over all items');
+  assert.throws(() => new Workload(topology, { seed: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0, affinityPct: 101 }), /affinity/);
+  assert.ok(Object.values(PRESETS).every((p) => !('affinityPct' in p)), 'the presets are as they were');
+});
+
+test('the transaction graph of a workload: one vertex per item, repeated pairs add weight', () => {
+  const { graph, owners, items } = workloadGraph(topology, { seed: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'zipf', skew: 0.99 }, 10_000);
+  assert.is(graph.vertexCount, 9000);
+  assert.is(graph.edgeWeight.reduce((a, b) => a + b, 0), 10_000);
+  assert.ok(graph.edgeCount < 10_000, 'hot pairs repeat');
+  assert.is(owners[0], 0);
+  assert.is(owners[8999], 2);
+  assert.is(items[4500], 4501);
+  const touched = workloadGraph(topology, { seed: 1, readOnlyPct: 0, crossShardPct: 0, distribution: 'zipf', skew: 0.99 }, 10_000, true);
+  assert.ok(touched.graph.vertexCount < 9000 && touched.graph.edgeCount === graph.edgeCount);
+  touched.items.forEach((item, v) => assert.is(touched.owners[v], clusterOfItem(topology, item)! - 1));
 });
 
 test.run();
