@@ -39,6 +39,8 @@ export interface ElectionContext extends ActorInput {
   installing: boolean;
   /** The highest round seen in a PREPARE or NACK, so a new campaign goes above it. */
   seenRound: number;
+  /** The last leader this node knew of (its successor campaigns first, see drawTimeout). */
+  lastLeader: NodeId;
   /**
    * ACKed decisions to tell the followers on the next few heartbeats: txid ->
    * heartbeats left. Updated in place: ACKs come one per cross-shard
@@ -84,7 +86,7 @@ function why(event: ElectionEvent): string {
  */
 function changeView(enqueue: Enqueue, prev: View, next: View, because: string, voters: NodeId[] = []): void {
   if (prev.role === next.role && prev.leader === next.leader && ballotEquals(prev.ballot, next.ballot)) return;
-  enqueue.assign({ view: next });
+  enqueue.assign(next.leader ? { view: next, lastLeader: next.leader } : { view: next });
   if (prev.role !== next.role || prev.leader !== next.leader) {
     enqueue.emit(record({ role: { role: next.role, leader: next.leader, ballot: next.ballot, why: because, voters } }));
   }
@@ -98,11 +100,24 @@ function withRole(view: View, role: Role, patch: Partial<View> = {}): View {
   return Object.assign({}, view, patch, { role });
 }
 
-/** A new election timeout, drawn from the node's seeded stream. */
-function drawTimeout(ctx: ElectionContext): { timeoutTicks: number; rng: number } {
+/**
+ * A new election timeout, drawn from the node's seeded stream. A follower's
+ * falls in a band by its rank after the last leader it knew (the next node
+ * in cluster order first): when a leader dies, its successor campaigns
+ * first, so a test set elects the same leader on every run and votes do not
+ * split. A candidate that failed draws from the whole range, so two of them
+ * do not collide forever.
+ */
+function drawTimeout(ctx: ElectionContext, role: Role): { timeoutTicks: number; rng: number } {
   const { electionTicksMin: min, electionTicksMax: max } = ctx.info.tuning;
   const [v, rng] = mulberry32Step(ctx.rng);
-  return { timeoutTicks: min + Math.floor(v * (max - min + 1)), rng };
+  const { members, self } = ctx.info;
+  if (role !== 'follower' || members.length < 2) return { timeoutTicks: min + Math.floor(v * (max - min + 1)), rng };
+  const n = members.length;
+  const leaderAt = Math.max(0, members.indexOf(ctx.lastLeader));
+  const rank = (members.indexOf(self) - leaderAt - 1 + n) % n;
+  const band = Math.max(1, Math.floor((max - min + 1) / (n - 1)));
+  return { timeoutTicks: Math.min(max, min + rank * band + Math.floor(v * band)), rng };
 }
 
 /** The candidate's ballot: one round above anything seen, with its own id. */
@@ -149,7 +164,8 @@ export const electionMachine = setup({
     isInitialLeader: ({ context, event }) => (event as FlushedEvent).leader === context.info.self,
   },
   actions: {
-    resetTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context))),
+    resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'follower'))),
+    resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'candidate'))),
     countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
     becomeFollower: enqueueActions(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
@@ -279,6 +295,7 @@ export const electionMachine = setup({
     deferred: null,
     installing: false,
     seenRound: 0,
+    lastLeader: 0,
     acks: new Map(),
   }),
   initial: 'follower',
@@ -293,7 +310,7 @@ export const electionMachine = setup({
   },
   states: {
     follower: {
-      entry: ['becomeFollower', 'resetTimer'],
+      entry: ['becomeFollower', 'resetFollowerTimer'],
       on: {
         tick: [
           { guard: and(['timerExpired', 'hasDeferredPrepare']), target: 'follower', reenter: true, actions: 'grantDeferred' },
@@ -309,7 +326,7 @@ export const electionMachine = setup({
       },
     },
     candidate: {
-      entry: ['startCampaign', 'resetTimer'],
+      entry: ['startCampaign', 'resetCandidateTimer'],
       on: {
         tick: [{ guard: 'timerExpired', target: 'candidate', reenter: true }, { actions: 'countTick' }],
         promise: [{ guard: 'promiseCompletesQuorum', target: 'leader', actions: 'addPromise' }, { actions: 'addPromise' }],
