@@ -18,7 +18,7 @@
  *
  * Every phase it enters is a `txPhase` event in the node's log.
  */
-import { and, assign, enqueueActions, not, sendParent, setup } from 'xstate';
+import { and, assign, enqueueActions, not, setup } from 'xstate';
 import { shardbank, type Command } from '../protocol/messages.js';
 import type { CoordinatorEvent, CoordinatorMode, TransactionsEvent, TxExecutedEvent } from './events.js';
 import { post, tell } from './mail.js';
@@ -48,8 +48,9 @@ interface CoordinatorContext extends CoordinatorInput {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
 
+/** To the transactions actor, this actor's parent (by its system id, so a pure step needs no parent to resolve it). */
 function toParent(enqueue: Enqueue, event: TransactionsEvent): void {
-  enqueue.sendParent(event);
+  post(enqueue, [tell(ACTOR.transactions, event)]);
 }
 
 /** Notes the phase in the log. */
@@ -169,7 +170,7 @@ export const coordinatorMachine = setup({
       enter(enqueue, context, 'done', 'participant acknowledged');
       toParent(enqueue, { type: 'acked', txid: context.txid });
     }),
-    reportDone: sendParent(({ context }) => ({ type: 'txDone' as const, txid: context.txid, role: 'coordinator' as const })),
+    reportDone: enqueueActions(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'coordinator' })),
   },
 }).createMachine({
   id: 'coordinator',

@@ -11,7 +11,7 @@
  *
  * Every phase it enters is a `txPhase` event in the node's log.
  */
-import { assign, enqueueActions, sendParent, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import { shardbank, type NodeId } from '../protocol/messages.js';
 import { addressed, send, type Body } from './effects.js';
 import type { ParticipantEvent, ParticipantMode, TransactionsEvent, TxExecutedEvent } from './events.js';
@@ -38,8 +38,9 @@ interface ParticipantContext extends ParticipantInput {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
 
+/** To the transactions actor, this actor's parent (by its system id, so a pure step needs no parent to resolve it). */
 function toParent(enqueue: Enqueue, event: TransactionsEvent): void {
-  enqueue.sendParent(event);
+  post(enqueue, [tell(ACTOR.transactions, event)]);
 }
 
 function enter(enqueue: Enqueue, ctx: ParticipantContext, phase: string, why = ''): void {
@@ -115,7 +116,7 @@ export const participantMachine = setup({
       enter(enqueue, context, 'done');
       toCoordinator(enqueue, context, { txAck: { txid: context.txid } });
     }),
-    reportDone: sendParent(({ context }) => ({ type: 'txDone' as const, txid: context.txid, role: 'participant' as const })),
+    reportDone: enqueueActions(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'participant' })),
   },
 }).createMachine({
   id: 'participant',

@@ -3,7 +3,7 @@
  * actor runs, nothing is sent or written. What a step asks for comes back as
  * values: `effects` (records and sends, `emit`), `tells` (events for
  * siblings, `sendTo`; the receiver is named by the event's type) and
- * `parent` (events for the parent, `sendParent`).
+ * `parent` (a 2PC actor's events for the transactions actor, its parent).
  */
 import { initialTransition, transition, type AnyStateMachine, type SnapshotFrom } from 'xstate';
 import type { Effect } from '../../actors/effects.js';
@@ -34,9 +34,7 @@ function sort<M extends AnyStateMachine>(snapshot: SnapshotFrom<M>, actions: unk
     if (a.type === 'xstate.emit') out.effects.push(a.params!['event'] as Effect);
     else if (a.type === 'xstate.sendTo') {
       const event = a.params!['event'] as Stepped<M>['tells'][number];
-      // sendParent is a sendTo the parent: with no parent in a pure step, its target resolves to nothing.
-      if (a.params!['targetId'] === undefined && a.params!['to'] === undefined && (a.params!['event'] as { type: string }).type) (isParentEvent(event) ? out.parent : out.tells).push(event);
-      else out.tells.push(event);
+      (isParentEvent(event) ? out.parent : out.tells).push(event);
     }
   }
   return out;
