@@ -85,6 +85,20 @@ program
     process.exitCode = await replayMain(dir, opts);
   });
 
+addTopologyOptions(
+  program
+    .command('inspect')
+    .description("watch a running node's actors step by step: each state change, spawn and stop, as it happens")
+    .requiredOption('--node <node>', 'which node, e.g. n1', nodeArg)
+    .option('--all', 'every step, not only those that change a state')
+    .option('--json', 'the inspection records as JSON lines')
+    .option('--seconds <s>', 'stop after this many seconds (default: until Ctrl-C)', intArg(1, 86_400)),
+).action(async (opts: TopologyOptions & { node: number; all?: boolean; json?: boolean; seconds?: number }) => {
+  const topology = topologyFromOptions(opts);
+  const { inspectCommand } = await import('./inspect.js');
+  process.exitCode = await inspectCommand({ topology, node: opts.node, json: opts.json, all: opts.all, seconds: opts.seconds });
+});
+
 program
   .command('sim')
   .description('deterministic simulation: a whole cluster in one process under seeded faults, checked for lost or created money')

@@ -2,7 +2,7 @@
  * Talks to nodes' admin side: flush, fail, recover and the print utilities.
  * A failed node still answers admin requests (PrintBalance shows it too).
  */
-import type { AdminReply, AdminRequest, EnvelopeProps, NodeId } from '../protocol/messages.js';
+import type { AdminReply, AdminRequest, EnvelopeProps, NodeId, shardbank } from '../protocol/messages.js';
 import type { Transport } from '../protocol/transport.js';
 import { realTimers, type Timers } from './timers.js';
 
@@ -11,6 +11,7 @@ export class AdminError extends Error {}
 export class AdminClient {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: AdminReply) => void; reject: (e: Error) => void; timer: unknown }>();
+  private inspection: ((records: shardbank.InspectRecord.$Properties[]) => void) | null = null;
 
   constructor(
     private readonly transport: Transport,
@@ -35,7 +36,16 @@ export class AdminClient {
     });
   }
 
+  /** Where the inspection records a node streams to this client go (after `request(node, { inspect })`). */
+  onInspection(handler: (records: shardbank.InspectRecord.$Properties[]) => void): void {
+    this.inspection = handler;
+  }
+
   private onEnvelope(env: EnvelopeProps): void {
+    if (env.inspection) {
+      this.inspection?.(env.inspection.records ?? []);
+      return;
+    }
     const reply = env.adminReply;
     if (!reply) return;
     const w = this.waiting.get(reply.id ?? 0);

@@ -25,7 +25,9 @@ import type { Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import type { NodeLog } from '../store/eventlog.js';
 import { balanceOf, replay, takeSnapshot, type ReplicaState } from '../store/state.js';
+import type { Observable, Subscription } from 'rxjs';
 import { NodeCore, type Clock, type CoreOptions } from './core.js';
+import { inspectActors, type InspectRecord } from './inspect.js';
 
 export type { Clock };
 
@@ -62,6 +64,13 @@ export interface HostOptions {
 const HELD_MS = 10;
 const HELD_MAX = 4096;
 
+/** Inspection streaming (see `watch`): the default and longest lease, how often records go out, how many wait at most, how many a frame carries. */
+const WATCH_LEASE_MS = 3000;
+const WATCH_LEASE_MAX_MS = 60_000;
+const WATCH_FLUSH_MS = 50;
+const WATCH_BUFFER = 20_000;
+const WATCH_BATCH = 500;
+
 /** Envelopes handed to the actors at once when a turn has a budget. */
 const TURN_SLICE = 64;
 
@@ -95,6 +104,13 @@ export class NodeHost {
   /** Batches written (and how many were fsynced), and events in them (for tests and stats). */
   readonly stats = { batches: 0, syncs: 0, events: 0, turns: 0, snapshots: 0 };
   private sinceSnapshot = 0;
+  private readonly startedAt = performance.now();
+  private inspection: Observable<InspectRecord> | null = null;
+  /** Admin clients watching this node's actors: client -> when its lease ends (ms, performance.now). */
+  private readonly watchers = new Map<string, number>();
+  private watching: Subscription | null = null;
+  private watched: InspectRecord[] = [];
+  private watchTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(opts: HostOptions) {
     this.opts = opts;
@@ -107,6 +123,14 @@ export class NodeHost {
 
   get view(): View {
     return this.core.view;
+  }
+
+  /**
+   * Every step of every actor of this node (runtime/inspect.ts). XState's
+   * inspection is attached only while someone subscribes.
+   */
+  get inspection$(): Observable<InspectRecord> {
+    return (this.inspection ??= inspectActors(this.core.root, this.node, () => performance.now() - this.startedAt));
   }
 
   /** The node's root actor (inspection, the studio). */
@@ -359,6 +383,9 @@ export class NodeHost {
         reply.views = state.views;
       } else if (req.status) {
         reply.status = this.status();
+      } else if (req.inspect) {
+        if (!client) throw new Error('inspect needs an admin client to stream to');
+        this.watch(client, req.inspect.leaseMs || WATCH_LEASE_MS);
       } else {
         reply.error = 'unknown admin command';
       }
@@ -399,9 +426,47 @@ export class NodeHost {
     (this.opts.logger ?? ((l: string) => process.stderr.write(`${l}\n`)))(`n${this.node}: ${line}`);
   }
 
+  /**
+   * Streams the inspection records to `client` until its lease runs out (it
+   * renews it by asking again). Records go out every WATCH_FLUSH_MS; a
+   * reader that cannot keep up loses the oldest (a gap in `seq` says so).
+   */
+  private watch(client: string, leaseMs: number): void {
+    this.watchers.set(client, performance.now() + Math.min(leaseMs, WATCH_LEASE_MAX_MS));
+    this.watching ??= this.inspection$.subscribe((r) => {
+      this.watched.push(r);
+      if (this.watched.length > WATCH_BUFFER) this.watched.splice(0, this.watched.length - WATCH_BUFFER);
+    });
+    this.watchTimer ??= setInterval(() => this.sendWatched(), WATCH_FLUSH_MS);
+  }
+
+  private sendWatched(): void {
+    const now = performance.now();
+    for (const [client, until] of this.watchers) if (until < now || this.stopped) this.watchers.delete(client);
+    const records = this.watched;
+    this.watched = [];
+    if (records.length > 0) {
+      for (const client of this.watchers.keys()) {
+        for (let i = 0; i < records.length; i += WATCH_BATCH) {
+          this.release([{ from: this.node, toClient: client, inspection: { records: records.slice(i, i + WATCH_BATCH) } }]);
+        }
+      }
+    }
+    if (this.watchers.size === 0) this.unwatch();
+  }
+
+  private unwatch(): void {
+    this.watching?.unsubscribe();
+    this.watching = null;
+    this.watched = [];
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
+  }
+
   /** Dies on the spot, as a killed process: nothing pending is written or sent. */
   kill(): void {
     this.stopped = true;
+    this.unwatch();
     this.held = [];
     this.core.stop();
   }
@@ -411,6 +476,7 @@ export class NodeHost {
     this.writeHeld();
     await this.chain.catch(() => undefined);
     this.stopped = true;
+    this.unwatch();
     this.core.stop();
   }
 }
