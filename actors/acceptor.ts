@@ -8,11 +8,11 @@
  * the leader for the committed entries it missed (`catchingUp`, one request
  * in flight, asked again after `retransmitTicks`).
  */
-import { assign, enqueueActions, raise, setup } from 'xstate';
+import { assign, raise, setup } from 'xstate';
 import { compareBallots, requestId, slotKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
 import { invariant } from '../store/invariant.js';
 import { committedAt, entryFromSlot, slotFromEntry, slotHasBallot, snapshotOf } from '../store/state.js';
-import { addressed, record, send, type Body, type Effect } from './effects.js';
+import { addressed, record, send, type Body, type Effect, type Emitted } from './effects.js';
 import type {
   AcceptEvent,
   AcceptorEvent,
@@ -26,6 +26,7 @@ import type {
 } from './events.js';
 import { NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { txRole } from './transfer.js';
+import { act } from './act.js';
 
 export interface AcceptorContext extends ActorInput {
   view: View;
@@ -107,7 +108,7 @@ export const acceptorMachine = setup({
     context: {} as AcceptorContext,
     events: {} as AcceptorEvent | BehindEvent,
     input: {} as ActorInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   guards: {
     waitOver: ({ context }) => context.catchupWait <= 1,
@@ -117,12 +118,12 @@ export const acceptorMachine = setup({
     },
   },
   actions: {
-    onAccept: enqueueActions(({ context, event, enqueue }) => {
+    onAccept: act(({ context, event, enqueue }) => {
       const e = event as AcceptEvent;
       if (!admitBallot(enqueue, context, e.from, e.msg.ballot)) return;
       acceptEntries(enqueue, context, e.from, e.msg.ballot!, e.msg.entries ?? []);
     }),
-    onNewView: enqueueActions(({ context, event, enqueue }) => {
+    onNewView: act(({ context, event, enqueue }) => {
       const e = event as NewViewEvent;
       if (!admitBallot(enqueue, context, e.from, e.msg.ballot)) return;
       const log = e.msg.log ?? [];
@@ -131,7 +132,7 @@ export const acceptorMachine = setup({
       const chosen = log.filter((x) => x.committed);
       if (chosen.length > 0) enqueue.emit(record({ committed: { slots: chosen.map(slotKeyOf) } }));
     }),
-    onCommit: enqueueActions(({ context, event, enqueue }) => {
+    onCommit: act(({ context, event, enqueue }) => {
       const e = event as CommitEvent;
       const ready: number[] = [];
       let missing = false;
@@ -144,14 +145,14 @@ export const acceptorMachine = setup({
       if (ready.length > 0) enqueue.emit(record({ committed: { slots: ready } }));
       if (missing) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: nextUncommitted(context, ready) });
     }),
-    onHeartbeat: enqueueActions(({ context, event, enqueue }) => {
+    onHeartbeat: act(({ context, event, enqueue }) => {
       const e = event as HeartbeatEvent;
       // Only the current leader's ACKs count: a stale heartbeat is not the word of anyone in charge.
       if (compareBallots(e.msg.ballot, context.state.promised) < 0) return;
       for (const txid of e.msg.acked ?? []) learnAck(enqueue, context, txid);
       if ((e.msg.commitThrough ?? 0) > context.state.commitThrough) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: nextUncommitted(context) });
     }),
-    onCatchupRequest: enqueueActions(({ context, event, enqueue }) => {
+    onCatchupRequest: act(({ context, event, enqueue }) => {
       const e = event as CatchupRequestEvent;
       const { state, info, view } = context;
       // Behind what this node still keeps: the entries are gone, send the state instead.
@@ -167,7 +168,7 @@ export const acceptorMachine = setup({
         .filter((txid) => !state.unacked.has(txid));
       enqueue.emit(reply(context, e.from, { catchupReply: { ballot: view.ballot, entries, commitThrough: state.commitThrough, acked } }));
     }),
-    onCatchupReply: enqueueActions(({ context, event, enqueue }) => {
+    onCatchupReply: act(({ context, event, enqueue }) => {
       const e = event as CatchupReplyEvent;
       const { state } = context;
       const snap = e.msg.snapshot;
@@ -190,7 +191,7 @@ export const acceptorMachine = setup({
       const next = nextUncommitted(context, entries.map(slotKeyOf));
       if ((e.msg.commitThrough ?? 0) >= next && entries.length > 0) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: next });
     }),
-    onGrantPromise: enqueueActions(({ context, event, enqueue }) => {
+    onGrantPromise: act(({ context, event, enqueue }) => {
       const e = event as GrantPromiseEvent;
       const { state } = context;
       if (compareBallots(e.ballot, state.promised) <= 0) return;
@@ -204,7 +205,7 @@ export const acceptorMachine = setup({
       const snapshot = e.commitThrough < state.lowWater ? snapshotOf(state) : undefined;
       enqueue.emit(reply(context, e.to, { promise: { ballot: e.ballot, accepted, commitThrough: state.commitThrough, snapshot } }));
     }),
-    askForCatchup: enqueueActions(({ context, event, enqueue }) => {
+    askForCatchup: act(({ context, event, enqueue }) => {
       const { leader, fromSeq } = event as BehindEvent;
       const { info } = context;
       invariant(leader !== info.self, 'a node asks itself for catch-up');

@@ -18,12 +18,13 @@
  *
  * Every phase it enters is a `txPhase` event in the node's log.
  */
-import { and, assign, enqueueActions, not, setup } from 'xstate';
+import { and, assign, not, setup } from 'xstate';
 import { shardbank, type Command } from '../protocol/messages.js';
 import type { CoordinatorEvent, CoordinatorMode, TransactionsEvent, TxExecutedEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR } from './node-info.js';
 import { txPhase, type TxActorInput } from './txPhase.js';
+import { act } from './act.js';
 
 const { Phase, Status } = shardbank;
 
@@ -94,7 +95,7 @@ export const coordinatorMachine = setup({
     alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
   },
   actions: {
-    startPrepare: enqueueActions(({ context, enqueue }) => {
+    startPrepare: act(({ context, enqueue }) => {
       enter(enqueue, context, 'preparing');
       sendPrepare(enqueue, context, false);
       propose(enqueue, context.command, Phase.PHASE_PREPARE);
@@ -110,7 +111,7 @@ export const coordinatorMachine = setup({
       return { abortReason: context.abortReason || (e.reason ? `participant aborted: ${e.reason}` : 'participant aborted') };
     }),
     countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
-    resendPrepare: enqueueActions(({ context, enqueue }) => {
+    resendPrepare: act(({ context, enqueue }) => {
       const retries = context.retries + 1;
       enqueue.assign({ retries });
       sendPrepare(enqueue, context, retries % 2 === 0);
@@ -118,12 +119,12 @@ export const coordinatorMachine = setup({
     noteTimeout: assign({ abortReason: ({ context }) => context.abortReason || (context.localPrepared ? 'timeout' : 'no majority') }),
     decideCommit: assign({ commit: true, reason: '' }),
     decideAbort: assign(({ context }) => ({ commit: false, reason: context.abortReason || context.reason || 'aborted' })),
-    orderDecision: enqueueActions(({ context, enqueue }) => {
+    orderDecision: act(({ context, enqueue }) => {
       enqueue.assign({ elapsed: 0 });
       enter(enqueue, context, context.commit ? 'deciding commit' : 'deciding abort', context.commit ? '' : context.reason ?? '');
       propose(enqueue, context.command, context.commit ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.commit ? undefined : context.reason);
     }),
-    orderFence: enqueueActions(({ context, enqueue }) => {
+    orderFence: act(({ context, enqueue }) => {
       const reason = 'unknown to the coordinator';
       enqueue.assign({ commit: false, reason });
       enter(enqueue, context, 'fencing', reason);
@@ -136,7 +137,7 @@ export const coordinatorMachine = setup({
      * from the log), or a copy of it at another leader. The sender stays
      * locked until the P is resolved.
      */
-    giveUp: enqueueActions(({ context, enqueue }) => {
+    giveUp: act(({ context, enqueue }) => {
       enter(enqueue, context, 'abandoned', 'our own prepare never ran');
       toParent(enqueue, { type: 'reply', command: context.command, reason: 'no majority' });
     }),
@@ -150,27 +151,27 @@ export const coordinatorMachine = setup({
       const commit = context.state.decisions.get(context.txid) === true;
       return { commit, reason: commit ? context.reason : context.reason || 'aborted' };
     }),
-    startNotify: enqueueActions(({ context, enqueue }) => {
+    startNotify: act(({ context, enqueue }) => {
       enqueue.assign({ elapsed: 0 });
       enter(enqueue, context, context.commit ? 'notifying commit' : 'notifying abort');
       sendDecision(enqueue, context, false);
     }),
-    notifyAgain: enqueueActions(({ context, enqueue }) => {
+    notifyAgain: act(({ context, enqueue }) => {
       enqueue.assign({ elapsed: 0 });
       sendDecision(enqueue, context, false);
     }),
     // Periods keep the phase of the start, so the first one after startNotify may be short: skip it.
-    resendDecision: enqueueActions(({ context, enqueue }) => {
+    resendDecision: act(({ context, enqueue }) => {
       if (context.elapsed < 2) return;
       const retries = context.retries + 1;
       enqueue.assign({ retries });
       sendDecision(enqueue, context, retries % 2 === 0);
     }),
-    recordAck: enqueueActions(({ context, enqueue }) => {
+    recordAck: act(({ context, enqueue }) => {
       enter(enqueue, context, 'done', 'participant acknowledged');
       toParent(enqueue, { type: 'acked', txid: context.txid });
     }),
-    reportDone: enqueueActions(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'coordinator' })),
+    reportDone: act(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'coordinator' })),
   },
 }).createMachine({
   id: 'coordinator',

@@ -40,3 +40,12 @@ export function addressed(from: NodeId, to: NodeId, body: Body): EnvelopeProps {
 export function toEach(from: NodeId, peers: readonly NodeId[], body: Body): SendEffect[] {
   return peers.map((peer) => send(addressed(from, peer, body)));
 }
+
+/**
+ * The effects of one action, emitted as one event: an action that writes
+ * three records and sends four messages costs XState one emit, not seven.
+ */
+export type EffectBatch = { type: 'effects'; effects: Effect[] };
+
+/** What a node's machines emit: effects one by one (as actions write them) or batched (as `act` emits them). */
+export type Emitted = Effect | EffectBatch;

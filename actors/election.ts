@@ -13,15 +13,16 @@
  * a `role` event in the log and a `view` event to the actors that route,
  * reply or catch up.
  */
-import { and, assign, enqueueActions, setup } from 'xstate';
+import { and, assign, setup } from 'xstate';
 import { ballotEquals, compareBallots, formatBallot, nodeName, slotKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
 import { mulberry32Step } from '../protocol/rng.js';
 import { invariant } from '../store/invariant.js';
-import { record, send, toEach, type Effect } from './effects.js';
+import { record, send, toEach, type Effect, type Emitted } from './effects.js';
 import type { ContactEvent, ElectionEvent, FlushedEvent, NackEvent, PrepareEvent, PromiseEvent, ShareAcksEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { buildNewView } from './newView.js';
 import { ACTOR, NO_VIEW, type ActorInput, type Role, type View } from './node-info.js';
+import { act } from './act.js';
 
 export interface ElectionContext extends ActorInput {
   view: View;
@@ -143,7 +144,7 @@ export const electionMachine = setup({
     context: {} as ElectionContext,
     events: {} as ElectionEvent,
     input: {} as ActorInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   guards: {
     timerExpired: ({ context }) => context.elapsed + 1 >= context.timeoutTicks,
@@ -167,17 +168,17 @@ export const electionMachine = setup({
     resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'follower'))),
     resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'candidate'))),
     countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
-    becomeFollower: enqueueActions(({ context, event, enqueue }) => {
+    becomeFollower: act(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
       changeView(enqueue, context.view, withRole(context.view, 'follower'), why(event));
     }),
-    followLeader: enqueueActions(({ context, event, enqueue }) => {
+    followLeader: act(({ context, event, enqueue }) => {
       const e = event as ContactEvent;
       const ballot = compareBallots(e.ballot, context.view.ballot) > 0 ? e.ballot : context.view.ballot;
       enqueue.assign({ elapsed: 0, deferred: null });
       changeView(enqueue, context.view, Object.assign({}, context.view, { leader: e.from, ballot }), why(event));
     }),
-    deferPrepare: enqueueActions(({ context, event, enqueue }) => {
+    deferPrepare: act(({ context, event, enqueue }) => {
       const e = event as PrepareEvent;
       const ballot = e.msg.ballot ?? { round: 0, node: 0 };
       enqueue.emit(answered(e.from, ballot, 'deferred', context.state.promised));
@@ -188,22 +189,22 @@ export const electionMachine = setup({
       enqueue.assign({ seenRound: Math.max(context.seenRound, ballot.round ?? 0), deferred });
     }),
     /** A PREPARE at or below our promise: NACK it, so the candidate learns the ballot to beat. */
-    refusePrepare: enqueueActions(({ context, event, enqueue }) => {
+    refusePrepare: act(({ context, event, enqueue }) => {
       const e = event as PrepareEvent;
       const { self } = context.info;
       enqueue.emit(answered(e.from, e.msg.ballot, 'refused', context.state.promised));
       enqueue.emit(send({ from: self, to: e.from, nack: { ballot: e.msg.ballot, promised: context.state.promised } }));
     }),
     noteNack: assign({ seenRound: ({ context, event }) => Math.max(context.seenRound, (event as NackEvent).msg.promised?.round ?? 0) }),
-    grantPrepare: enqueueActions(({ context, event, enqueue }) => {
+    grantPrepare: act(({ context, event, enqueue }) => {
       const e = event as PrepareEvent;
       grant(enqueue, context, event, e.from, e.msg.ballot ?? { round: 0, node: 0 }, e.msg.commitThrough ?? 0);
     }),
-    grantDeferred: enqueueActions(({ context, event, enqueue }) => {
+    grantDeferred: act(({ context, event, enqueue }) => {
       const d = context.deferred!;
       grant(enqueue, context, event, d.from, d.ballot, d.commitThrough);
     }),
-    startCampaign: enqueueActions(({ context, event, enqueue }) => {
+    startCampaign: act(({ context, event, enqueue }) => {
       const { info, state } = context;
       const ballot = nextBallot(context);
       changeView(enqueue, context.view, { role: 'candidate', leader: 0, ballot }, why(event));
@@ -212,7 +213,7 @@ export const electionMachine = setup({
       enqueue.assign({ promises: new Map([[info.self, []]]), deferred: null });
       for (const s of toEach(info.self, info.peers, { prepare: { ballot, commitThrough: state.commitThrough } })) enqueue.emit(s);
     }),
-    addPromise: enqueueActions(({ context, event, enqueue }) => {
+    addPromise: act(({ context, event, enqueue }) => {
       const e = event as PromiseEvent;
       if (!ballotEquals(e.msg.ballot, context.view.ballot)) return;
       invariant(context.view.role === 'candidate', 'a promise counted outside a campaign');
@@ -224,7 +225,7 @@ export const electionMachine = setup({
       }
       enqueue.assign({ promises: new Map(context.promises).set(e.from, e.msg.accepted ?? []) });
     }),
-    becomeLeader: enqueueActions(({ context, event, enqueue }) => {
+    becomeLeader: act(({ context, event, enqueue }) => {
       const { info, state } = context;
       const ballot = context.view.ballot;
       const voters = [...context.promises.keys()];
@@ -249,14 +250,14 @@ export const electionMachine = setup({
         tell(ACTOR.lockManager, { type: 'adopt' }),
       ]);
     }),
-    stepDown: enqueueActions(({ enqueue }) => {
+    stepDown: act(({ enqueue }) => {
       post(enqueue, [
         tell(ACTOR.proposer, { type: 'stepDown' }),
         tell(ACTOR.lockManager, { type: 'reset' }),
         tell(ACTOR.transactions, { type: 'reset' }),
       ]);
     }),
-    heartbeatIfDue: enqueueActions(({ context, enqueue }) => {
+    heartbeatIfDue: act(({ context, enqueue }) => {
       const { info, state } = context;
       const since = context.sinceHeartbeat + 1;
       if (since < info.tuning.heartbeatTicks) {
@@ -267,17 +268,17 @@ export const electionMachine = setup({
       const acked = takeAcks(context.acks, info.tuning.maxBatch);
       for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: context.view.ballot, commitThrough: state.commitThrough, acked } })) enqueue.emit(s);
     }),
-    shareAcks: enqueueActions(({ context, event }) => {
+    shareAcks: act(({ context, event }) => {
       const { txids } = event as ShareAcksEvent;
       const max = context.info.tuning.maxQueue;
       for (const txid of txids) if (context.acks.size < max) context.acks.set(txid, ACK_REPEATS);
     }),
-    installInitialView: enqueueActions(({ context, event, enqueue }) => {
+    installInitialView: act(({ context, event, enqueue }) => {
       const leader = (event as FlushedEvent).leader;
       enqueue.assign({ deferred: null, promises: new Map(), installing: leader === context.info.self, seenRound: 0, acks: new Map() });
       changeView(enqueue, context.view, { role: 'follower', leader, ballot: { round: 1, node: leader } }, why(event));
     }),
-    forgetLeader: enqueueActions(({ context, event, enqueue }) => {
+    forgetLeader: act(({ context, event, enqueue }) => {
       changeView(enqueue, context.view, Object.assign({}, context.view, { leader: 0 }), why(event));
     }),
   },

@@ -15,19 +15,21 @@
  * step wrote (an item, a client's stored reply, a transaction's WAL); the
  * next entry waits for the next step (`continue`). Under the leader's locks
  * concurrent transfers touch different items, so a busy leader's commits
- * almost always run in one step.
+ * almost always run in one step. (`waiting`: a step stopped short, and the
+ * executor carries on in its next.)
  */
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { invariant } from '../store/invariant.js';
 import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
-import { record, type Effect } from './effects.js';
+import { record, type Effect, type Emitted } from './effects.js';
 import type { ExecutorEvent, ReadEvent, Tell, ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { replyTo } from './replies.js';
 import { executeSlot, type ExecContext } from './transfer.js';
+import { act } from './act.js';
 
 const { Status, Phase } = shardbank;
 
@@ -115,19 +117,22 @@ function answerRead(enqueue: Enqueue, ctx: ExecutorContext, command: Command): v
 export const executorMachine = setup({
   types: {
     context: {} as ExecutorContext,
-    events: {} as ExecutorEvent | { type: 'caughtUp' },
+    events: {} as ExecutorEvent | { type: 'blocked' } | { type: 'caughtUp' },
     input: {} as ActorInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   guards: {
     hasCommitted: ({ context }) => context.state.commitThrough > context.state.executedThrough,
   },
   actions: {
-    executeRun: enqueueActions(({ context, enqueue, self }) => {
-      if (executeRun(enqueue, context)) enqueue.sendTo(self, { type: 'continue' });
-      else enqueue.raise({ type: 'caughtUp' });
+    executeRun: act(({ context, enqueue }) => {
+      if (executeRun(enqueue, context)) enqueue.raise({ type: 'blocked' });
     }),
-    answerReads: enqueueActions(({ context, event, enqueue }) => {
+    executeRest: act(({ context, enqueue }) => {
+      enqueue.raise({ type: executeRun(enqueue, context) ? 'blocked' : 'caughtUp' });
+    }),
+    continueLater: act(({ enqueue, self }) => enqueue.sendTo(self, { type: 'continue' })),
+    answerReads: act(({ context, event, enqueue }) => {
       for (const command of (event as ReadEvent).commands) answerRead(enqueue, context, command);
     }),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
@@ -141,13 +146,19 @@ export const executorMachine = setup({
     view: { actions: 'noteView' },
   },
   states: {
+    // Each step runs what it can; only a step that stopped at an entry reading what it wrote
+    // waits for the next (a state change on the common path would cost every turn a microstep).
     idle: {
-      on: { execute: { guard: 'hasCommitted', target: 'executing' } },
-    },
-    executing: {
-      entry: 'executeRun',
       on: {
-        continue: { target: 'executing', reenter: true },
+        execute: { guard: 'hasCommitted', actions: 'executeRun' },
+        blocked: { target: 'waiting' },
+      },
+    },
+    waiting: {
+      entry: 'continueLater',
+      on: {
+        continue: { actions: 'executeRest' },
+        blocked: { target: 'waiting', reenter: true },
         caughtUp: { target: 'idle' },
       },
     },

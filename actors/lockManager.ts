@@ -23,18 +23,20 @@
  * held the item.
  *
  * The chart: `free` (no lock held), `holding` (transfers in flight hold
- * their items), `contended` (requests wait for a prepared transaction).
+ * their items), `contended` (requests wait for a prepared transaction), as
+ * of the last tick.
  */
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import { requestId, shardbank, type Command } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf } from '../store/state.js';
-import { addressed, record, send, type Effect } from './effects.js';
+import { addressed, record, send, type Effect, type Emitted } from './effects.js';
 import type { AdmitEvent, LockManagerEvent, ReleaseEvent, Tell, TxPrepareEvent, ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { failReply, replyTo } from './replies.js';
 import { transferClusters, txRole, txSide } from './transfer.js';
+import { act } from './act.js';
 
 const { Phase } = shardbank;
 
@@ -264,7 +266,7 @@ export const lockManagerMachine = setup({
     context: {} as LockManagerContext,
     events: {} as LockManagerEvent,
     input: {} as ActorInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   guards: {
     somethingParked: ({ context }) => context.parked.size > 0,
@@ -273,13 +275,13 @@ export const lockManagerMachine = setup({
     noLocks: ({ context }) => context.locks.size === 0,
   },
   actions: {
-    admitPrepare: enqueueActions(({ context, event, enqueue }) => stepWith(enqueue, (out) => admitPrepare(out, context, event as TxPrepareEvent))),
-    admit: enqueueActions(({ context, event, enqueue }) =>
+    admitPrepare: act(({ context, event, enqueue }) => stepWith(enqueue, (out) => admitPrepare(out, context, event as TxPrepareEvent))),
+    admit: act(({ context, event, enqueue }) =>
       stepWith(enqueue, (out) => {
         for (const command of (event as AdmitEvent).commands) admit(out, context, command);
       }),
     ),
-    release: enqueueActions(({ context, event, enqueue }) =>
+    release: act(({ context, event, enqueue }) =>
       stepWith(enqueue, (out) => {
         const released = new Set<number>();
         for (const command of (event as ReleaseEvent).commands) {
@@ -291,14 +293,14 @@ export const lockManagerMachine = setup({
         if (context.parked.size > 0) retryParked(out, context, (p) => p.items.some((i) => released.has(i)));
       }),
     ),
-    tick: enqueueActions(({ context, enqueue }) => {
+    tick: act(({ context, enqueue }) => {
       const ticks = context.ticks + 1;
       enqueue.assign({ ticks });
       if (context.parked.size === 0) return;
       stepWith(enqueue, (out) => retryParked(out, Object.assign({}, context, { ticks }), (p) => ticks >= p.until));
     }),
     clear: assign({ locks: () => new Map(), parked: () => new Map() }),
-    adopt: enqueueActions(({ context }) => adoptPending(context)),
+    adopt: act(({ context }) => adoptPending(context)),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
@@ -311,26 +313,37 @@ export const lockManagerMachine = setup({
     release: { actions: 'release' },
     reset: { target: '.free', actions: 'clear' },
     adopt: { actions: ['clear', 'adopt'] },
-    tick: { actions: 'tick' },
     view: { actions: 'noteView' },
   },
+  // The state follows the locks at each tick, not at each request: a transfer takes and
+  // gives back its locks within a few milliseconds, and a state change on every one would
+  // cost a busy leader a microstep per request.
   states: {
     free: {
-      always: [
-        { guard: 'somethingParked', target: 'contended' },
-        { guard: 'locksHeld', target: 'holding' },
-      ],
+      on: {
+        tick: [
+          { guard: 'somethingParked', target: 'contended', actions: 'tick' },
+          { guard: 'locksHeld', target: 'holding', actions: 'tick' },
+          { actions: 'tick' },
+        ],
+      },
     },
     holding: {
-      always: [
-        { guard: 'somethingParked', target: 'contended' },
-        { guard: 'noLocks', target: 'free' },
-      ],
+      on: {
+        tick: [
+          { guard: 'somethingParked', target: 'contended', actions: 'tick' },
+          { guard: 'noLocks', target: 'free', actions: 'tick' },
+          { actions: 'tick' },
+        ],
+      },
     },
     contended: {
-      always: [
-        { guard: 'nothingParked', target: 'free' },
-      ],
+      on: {
+        tick: [
+          { guard: 'nothingParked', target: 'free', actions: 'tick' },
+          { actions: 'tick' },
+        ],
+      },
     },
   },
 });

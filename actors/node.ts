@@ -7,11 +7,11 @@
  * actors it concerns. A failed node behaves as disconnected: it takes no
  * message, sends nothing, and its clock stops until it recovers.
  */
-import { assign, cancel, enqueueActions, raise, setup, spawnChild, type AnyStateMachine } from 'xstate';
+import { assign, cancel, raise, setup, spawnChild, type AnyStateMachine } from 'xstate';
 import { bodyOf, compareBallots, requestId, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
-import { record, send, type Effect, type SendEffect } from './effects.js';
+import { record, send, type Effect, type SendEffect, type Emitted } from './effects.js';
 import { electionMachine } from './election.js';
 import type { NodeEvent } from './events.js';
 import { executorMachine } from './executor.js';
@@ -23,6 +23,7 @@ import { proposerMachine } from './proposer.js';
 import type { Tell } from './events.js';
 import { txSide } from './transfer.js';
 import { transactionsMachine } from './transactions.js';
+import { act } from './act.js';
 
 export interface NodeContext extends ActorInput {
   /** Who leads, as the election last said. */
@@ -172,7 +173,7 @@ export const nodeMachine = setup({
     context: {} as NodeContext,
     events: {} as NodeEvent,
     input: {} as ActorInput & { failed?: boolean },
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   guards: {
     startsFailed: ({ context }) => context.state.failed,
@@ -181,7 +182,7 @@ export const nodeMachine = setup({
     /** A child that throws is stopped by XState without a word; the node must not go on without it. */
     escalate,
     noteView: assign({ view: ({ event }) => (event as Extract<NodeEvent, { type: 'view' }>).view }),
-    route: enqueueActions(({ context, event, enqueue }) => {
+    route: act(({ context, event, enqueue }) => {
       const tells: Tell[] = [];
       const sends: SendEffect[] = [];
       for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) routeMessage(context, envelope, tells, sends);
@@ -190,13 +191,13 @@ export const nodeMachine = setup({
     }),
     // Only a leader proposes, keeps transactions and parks requests: the other
     // nodes' proposer, transactions and lock manager have nothing to time.
-    tickChildren: enqueueActions(({ context, enqueue }) => {
+    tickChildren: act(({ context, enqueue }) => {
       const tick = { type: 'tick' } as const;
       const tells: Tell[] = [tell(ACTOR.election, tick), tell(ACTOR.acceptor, tick)];
       if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, tick), tell(ACTOR.transactions, tick), tell(ACTOR.lockManager, tick));
       post(enqueue, tells);
     }),
-    endTurn: enqueueActions(({ context, enqueue }) => {
+    endTurn: act(({ context, enqueue }) => {
       const tells: Tell[] = [];
       if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, { type: 'endOfTurn' }));
       if (context.state.commitThrough > context.state.executedThrough) tells.push(tell(ACTOR.executor, { type: 'execute' }));
@@ -204,12 +205,12 @@ export const nodeMachine = setup({
     }),
     scheduleTick: raise({ type: 'tick' }, { id: 'tick', delay: ({ context }) => context.info.tuning.tickMs }),
     stopClock: cancel('tick'),
-    recordFailed: enqueueActions(({ enqueue }) => enqueue.emit(record({ failed: {} }))),
-    recordRecovered: enqueueActions(({ enqueue }) => {
+    recordFailed: act(({ enqueue }) => enqueue.emit(record({ failed: {} }))),
+    recordRecovered: act(({ enqueue }) => {
       enqueue.emit(record({ recovered: {} }));
       post(enqueue, [tell(ACTOR.election, { type: 'recovered' }), tell(ACTOR.acceptor, { type: 'recovered' })]);
     }),
-    startSet: enqueueActions(({ event, enqueue }) => {
+    startSet: act(({ event, enqueue }) => {
       const e = event as Extract<NodeEvent, { type: 'flush' }>;
       enqueue.emit(record({ flushed: { initialBalance: e.initialBalance, leader: e.leader, set: e.set, ballot: { round: 1, node: e.leader } } }));
       post(enqueue, [

@@ -11,13 +11,14 @@
  *
  * Every phase it enters is a `txPhase` event in the node's log.
  */
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import { shardbank, type NodeId } from '../protocol/messages.js';
 import { addressed, send, type Body } from './effects.js';
 import type { ParticipantEvent, ParticipantMode, TransactionsEvent, TxExecutedEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR } from './node-info.js';
 import { txPhase, type TxActorInput } from './txPhase.js';
+import { act } from './act.js';
 
 const { Phase, Status } = shardbank;
 
@@ -79,44 +80,44 @@ export const participantMachine = setup({
     alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
   },
   actions: {
-    orderPrepare: enqueueActions(({ context, enqueue }) => {
+    orderPrepare: act(({ context, enqueue }) => {
       enter(enqueue, context, 'preparing');
       propose(enqueue, context, Phase.PHASE_PREPARE);
     }),
-    orderAbortOnly: enqueueActions(({ context, enqueue }) => {
+    orderAbortOnly: act(({ context, enqueue }) => {
       const abortReason = context.mode === 'locked' ? 'lock conflict' : 'aborted by the coordinator';
       enqueue.assign({ abortReason });
       enter(enqueue, context, context.mode === 'locked' ? 'refusing' : 'fencing', abortReason);
       propose(enqueue, context, Phase.PHASE_ABORT, undefined, abortReason);
     }),
     notePrepareRan: assign({ seq: ({ event }) => (event as TxExecutedEvent).seq }),
-    votePrepared: enqueueActions(({ context, enqueue }) => {
+    votePrepared: act(({ context, enqueue }) => {
       enter(enqueue, context, 'prepared');
       vote(enqueue, context, true);
     }),
-    voteAgain: enqueueActions(({ context, enqueue }) => vote(enqueue, context, true)),
-    voteAbort: enqueueActions(({ context, enqueue }) => vote(enqueue, context, false, context.abortReason)),
+    voteAgain: act(({ context, enqueue }) => vote(enqueue, context, true)),
+    voteAbort: act(({ context, enqueue }) => vote(enqueue, context, false, context.abortReason)),
     noteDecision: assign(({ context, event }) => {
       const e = event as Extract<ParticipantEvent, { type: 'decision' }>;
       return { decision: e.commit, coordinator: e.from || context.coordinator };
     }),
     noteAsker: assign({ coordinator: ({ context, event }) => (event as { from?: NodeId }).from || context.coordinator }),
-    orderDecision: enqueueActions(({ context, enqueue }) => {
+    orderDecision: act(({ context, enqueue }) => {
       enter(enqueue, context, context.decision ? 'deciding commit' : 'deciding abort');
       propose(enqueue, context, context.decision ? Phase.PHASE_COMMIT : Phase.PHASE_ABORT, context.seq, context.decision ? undefined : 'coordinator aborted');
     }),
     /** Each tick is one retry period. */
-    askCoordinator: enqueueActions(({ context, enqueue }) => {
+    askCoordinator: act(({ context, enqueue }) => {
       const retries = context.retries + 1;
       enqueue.assign({ retries });
       const body = { txQuery: { txid: context.txid, command: context.command, participantCluster: context.info.cluster } };
       toParent(enqueue, { type: 'out', cluster: context.coordinatorCluster, body, everyone: retries % 2 === 0 });
     }),
-    ack: enqueueActions(({ context, enqueue }) => {
+    ack: act(({ context, enqueue }) => {
       enter(enqueue, context, 'done');
       toCoordinator(enqueue, context, { txAck: { txid: context.txid } });
     }),
-    reportDone: enqueueActions(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'participant' })),
+    reportDone: act(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'participant' })),
   },
 }).createMachine({
   id: 'participant',

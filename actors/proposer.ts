@@ -12,15 +12,16 @@
  * waits for a majority), `replicating` (rounds in flight), `backlogged` (the
  * pipeline is full and transfers queue behind it).
  */
-import { assign, enqueueActions, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import { ballotEquals, requestId, slotKeyOf, type Ballot, type Entry, type NodeId } from '../protocol/messages.js';
 import { invariant } from '../store/invariant.js';
 import { hasDecisionEntry } from '../store/state.js';
-import { addressed, record, send, toEach, type Effect } from './effects.js';
+import { addressed, record, send, toEach, type Effect, type Emitted } from './effects.js';
 import type { AcceptedEvent, LeadEvent, ProposeEvent, ProposerEvent, Proposal, Tell } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, type ActorInput, type NodeInfo } from './node-info.js';
 import { failReply } from './replies.js';
+import { act } from './act.js';
 
 interface Pending {
   entry: Entry;
@@ -29,14 +30,16 @@ interface Pending {
 }
 
 /**
- * `queue` and `pending` change in place: they hold up to
- * maxInflightRounds x maxBatch entries and change on every turn of a busy
- * leader, and copying a map of a thousand entries costs about 40 µs (against
- * about 2 µs for the whole XState step).
+ * `queue`, `pending` and `cursor` change in place: they change on every turn
+ * of a leader. `queue` and `pending` hold up to maxInflightRounds x maxBatch
+ * entries, and copying a map of a thousand entries costs about 40 µs
+ * (against about 2 µs for the whole XState step); an `assign` of the next
+ * seq on every round would add about 1 µs and a snapshot copy a turn.
  */
 export interface ProposerContext extends ActorInput {
   ballot: Ballot;
-  nextSeq: number;
+  /** The next seq to assign. */
+  cursor: SeqCursor;
   queue: Proposal[];
   /** Entries awaiting a majority, by slot, in proposal order. */
   pending: Map<number, Pending>;
@@ -50,7 +53,6 @@ function inflightLimit(info: NodeInfo): number {
   return info.tuning.maxInflightRounds * info.tuning.maxBatch;
 }
 
-/** The next seq to assign, as one step moves it (the step assigns it to the context once, at the end). */
 interface SeqCursor {
   next: number;
 }
@@ -59,8 +61,8 @@ interface SeqCursor {
  * Turns queued proposals into ACCEPT rounds while the pipeline has room, then
  * commits what already has a majority (a cluster of one).
  */
-function proposeQueued(enqueue: Enqueue, ctx: ProposerContext, cursor: SeqCursor): void {
-  const { info } = ctx;
+function proposeQueued(enqueue: Enqueue, ctx: ProposerContext): void {
+  const { info, cursor } = ctx;
   while (ctx.queue.length > 0 && ctx.pending.size < inflightLimit(info)) {
     const batch = ctx.queue.splice(0, info.tuning.maxBatch);
     // A decision keeps its prepare's seq and runs at a seq reserved for it.
@@ -130,27 +132,27 @@ export const proposerMachine = setup({
     context: {} as ProposerContext,
     events: {} as ProposerEvent,
     input: {} as ActorInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   guards: {
+    hasQueued: ({ context }) => context.queue.length > 0,
     pipelineFull: ({ context }) => context.queue.length > 0 && context.pending.size >= inflightLimit(context.info),
     roundsInFlight: ({ context }) => context.pending.size > 0,
     nothingInFlight: ({ context }) => context.pending.size === 0,
     pipelineHasRoom: ({ context }) => context.pending.size > 0 && !(context.queue.length > 0 && context.pending.size >= inflightLimit(context.info)),
   },
   actions: {
-    takeLead: enqueueActions(({ context, event, enqueue }) => {
+    takeLead: act(({ context, event, enqueue }) => {
       const e = event as LeadEvent;
       const pending = new Map<number, Pending>();
       for (const entry of e.pending) pending.set(slotKeyOf(entry), { entry, votes: new Set([context.info.self]), sentAtTick: context.ticks });
-      const next = { ballot: Object.assign({}, e.ballot), queue: [] as Proposal[], pending, nextSeq: context.state.maxSeq + 1 };
+      const next = { ballot: Object.assign({}, e.ballot), queue: [] as Proposal[], pending, cursor: { next: context.state.maxSeq + 1 } };
       enqueue.assign(next);
       commitReady(enqueue, Object.assign({}, context, next), pending.keys());
     }),
-    enqueue: enqueueActions(({ context, event, enqueue }) => {
+    enqueue: act(({ context, event, enqueue }) => {
       const { info, state } = context;
       const released: Tell[] = [];
-      const cursor = { next: context.nextSeq };
       for (const p of (event as ProposeEvent).proposals) {
         // A decision already in the log (inherited in a NEW-VIEW) is that slot's value: proposing
         // it again, with a new seq to run at, could give one Paxos instance two values.
@@ -160,17 +162,12 @@ export const proposerMachine = setup({
           continue;
         }
         context.queue.push(p);
-        if (context.queue.length >= info.tuning.maxBatch) proposeQueued(enqueue, context, cursor);
+        if (context.queue.length >= info.tuning.maxBatch) proposeQueued(enqueue, context);
       }
-      if (cursor.next !== context.nextSeq) enqueue.assign({ nextSeq: cursor.next });
       post(enqueue, released);
     }),
-    proposeQueued: enqueueActions(({ context, enqueue }) => {
-      const cursor = { next: context.nextSeq };
-      proposeQueued(enqueue, context, cursor);
-      if (cursor.next !== context.nextSeq) enqueue.assign({ nextSeq: cursor.next });
-    }),
-    countVote: enqueueActions(({ context, event, enqueue }) => {
+    proposeQueued: act(({ context, enqueue }) => proposeQueued(enqueue, context)),
+    countVote: act(({ context, event, enqueue }) => {
       const e = event as AcceptedEvent;
       if (!ballotEquals(e.msg.ballot, context.ballot)) return;
       invariant(context.info.peers.includes(e.from), () => `a vote from n${e.from}, who is not a peer`);
@@ -183,7 +180,7 @@ export const proposerMachine = setup({
       }
       commitReady(enqueue, context, slots);
     }),
-    retransmit: enqueueActions(({ context, enqueue }) => {
+    retransmit: act(({ context, enqueue }) => {
       const ticks = context.ticks + 1;
       enqueue.assign({ ticks });
       retransmit(enqueue, context, ticks);
@@ -197,7 +194,7 @@ export const proposerMachine = setup({
     info: input.info,
     state: input.state,
     ballot: { round: 0, node: 0 },
-    nextSeq: 1,
+    cursor: { next: 1 },
     queue: [],
     pending: new Map(),
     ticks: 0,
@@ -220,28 +217,36 @@ export const proposerMachine = setup({
         propose: { actions: 'enqueue' },
         accepted: { actions: 'countVote' },
         endOfTurn: { actions: 'proposeQueued' },
-        tick: { actions: 'retransmit' },
         stepDown: { target: 'idle' },
         lead: { target: 'leading', reenter: true, actions: 'takeLead' },
       },
+      // A round going out ends `quiet` at once; the other moves are checked on each tick, not
+      // on each round: with one client a round is in flight for a millisecond or two, and a
+      // state change on every one would cost a microstep per transfer.
       states: {
         quiet: {
-          always: [
-            { guard: 'pipelineFull', target: 'backlogged' },
-            { guard: 'roundsInFlight', target: 'replicating' },
-          ],
+          on: {
+            endOfTurn: [{ guard: 'hasQueued', target: 'replicating', actions: 'proposeQueued' }, { actions: 'proposeQueued' }],
+            tick: [{ guard: 'roundsInFlight', target: 'replicating', actions: 'retransmit' }, { actions: 'retransmit' }],
+          },
         },
         replicating: {
-          always: [
-            { guard: 'pipelineFull', target: 'backlogged' },
-            { guard: 'nothingInFlight', target: 'quiet' },
-          ],
+          on: {
+            tick: [
+              { guard: 'pipelineFull', target: 'backlogged', actions: 'retransmit' },
+              { guard: 'nothingInFlight', target: 'quiet', actions: 'retransmit' },
+              { actions: 'retransmit' },
+            ],
+          },
         },
         backlogged: {
-          always: [
-            { guard: 'nothingInFlight', target: 'quiet' },
-            { guard: 'pipelineHasRoom', target: 'replicating' },
-          ],
+          on: {
+            tick: [
+              { guard: 'nothingInFlight', target: 'quiet', actions: 'retransmit' },
+              { guard: 'pipelineHasRoom', target: 'replicating', actions: 'retransmit' },
+              { actions: 'retransmit' },
+            ],
+          },
         },
       },
     },

@@ -20,18 +20,19 @@
  * resolved to abort, a decision with no ACK is resent, a prepared
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
-import { assign, createActor, enqueueActions, setup, type AnyActorRef } from 'xstate';
+import { assign, createActor, setup, type AnyActorRef } from 'xstate';
 import type { EnvelopeProps, NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfItem, clusterOfNode } from '../protocol/topology.js';
 import { hasDecisionEntry } from '../store/state.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
-import { addressed, record, send, type Effect } from './effects.js';
+import { addressed, record, send, type Effect, type Emitted } from './effects.js';
 import type { CoordinatorEvent, ParticipantEvent, TransactionsEvent, TxExecutedEvent, TxOutEvent, ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
 import { failReply } from './replies.js';
+import { act } from './act.js';
 
 /**
  * `actors` and `wheel` change in place, when the step's actions run (they
@@ -234,16 +235,16 @@ export const transactionsMachine = setup({
     context: {} as TransactionsContext,
     events: {} as TransactionsEvent,
     input: {} as ActorInput,
-    emitted: {} as Effect,
+    emitted: {} as Emitted,
   },
   actions: {
     escalate,
-    coordinate: enqueueActions(({ context, event, enqueue }) => {
+    coordinate: act(({ context, event, enqueue }) => {
       const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
       spawnCoordinator(step, { txid: e.txid, command: e.command, participantCluster: clusterOf(step.ctx, e.command.transfer?.receiver), mode: 'start' });
     }),
-    participate: enqueueActions(({ context, event, enqueue }) => {
+    participate: act(({ context, event, enqueue }) => {
       const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'participate' }>;
       noteLeader(step, e.from);
@@ -258,24 +259,24 @@ export const transactionsMachine = setup({
         seq: wal?.seq,
       });
     }),
-    onMessage: enqueueActions(({ context, event, enqueue }) => onMessage(newStep(enqueue, context), (event as Extract<TransactionsEvent, { type: 'message' }>).envelope)),
-    forwardExecuted: enqueueActions(({ context, event, enqueue }) => {
+    onMessage: act(({ context, event, enqueue }) => onMessage(newStep(enqueue, context), (event as Extract<TransactionsEvent, { type: 'message' }>).envelope)),
+    forwardExecuted: act(({ context, event, enqueue }) => {
       const step = newStep(enqueue, context);
       const e = event as TxExecutedEvent;
       pass(step, coordId(e.txid), e);
       pass(step, partId(e.txid), e);
     }),
-    out: enqueueActions(({ context, event, enqueue }) => out(newStep(enqueue, context), event as TxOutEvent)),
-    carryOut: enqueueActions(({ event, enqueue }) => {
+    out: act(({ context, event, enqueue }) => out(newStep(enqueue, context), event as TxOutEvent)),
+    carryOut: act(({ event, enqueue }) => {
       for (const effect of (event as Extract<TransactionsEvent, { type: 'effects' }>).effects) enqueue.emit(effect);
     }),
-    acked: enqueueActions(({ context, event, enqueue }) => acked(newStep(enqueue, context), (event as Extract<TransactionsEvent, { type: 'acked' }>).txid)),
-    reply: enqueueActions(({ context, event, enqueue }) => {
+    acked: act(({ context, event, enqueue }) => acked(newStep(enqueue, context), (event as Extract<TransactionsEvent, { type: 'acked' }>).txid)),
+    reply: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'reply' }>;
       if (context.view.role !== 'leader') return;
       for (const s of failReply(context.info.self, context.view, e.command, e.reason)) enqueue.emit(s);
     }),
-    finish: enqueueActions(({ context, event, enqueue }) => {
+    finish: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;
       const id = e.role === 'coordinator' ? coordId(e.txid) : partId(e.txid);
       // It is in a final state: XState has already stopped it and let go of it.
@@ -284,7 +285,7 @@ export const transactionsMachine = setup({
         for (const slot of context.wheel) if (slot.delete(id)) break;
       });
     }),
-    tick: enqueueActions(({ context, enqueue }) => {
+    tick: act(({ context, enqueue }) => {
       const step = newStep(enqueue, context);
       const ctx = context;
       const ticks = ctx.ticks + 1;
@@ -292,7 +293,7 @@ export const transactionsMachine = setup({
       for (const id of slotOf(ctx, ticks)) pass(step, id, { type: 'tick' });
       if (ticks % ctx.info.tuning.txRetryTicks === 0 && ctx.view.role === 'leader') adoptInDoubt(step);
     }),
-    dropAll: enqueueActions(({ context, enqueue }) => {
+    dropAll: act(({ context, enqueue }) => {
       const step = newStep(enqueue, context);
       const ctx = context;
       for (const id of ctx.actors.keys()) pass(step, id, { type: 'drop' });

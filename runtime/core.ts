@@ -12,7 +12,7 @@
  * recorded.
  */
 import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
-import type { Effect } from '../actors/effects.js';
+import type { Effect, Emitted } from '../actors/effects.js';
 import type { NodeInput } from '../actors/events.js';
 import { ACTOR, nodeInfo, NO_VIEW, type NodeInfo, type View } from '../actors/node-info.js';
 import { nodeMachine } from '../actors/node.js';
@@ -69,7 +69,10 @@ export class NodeCore {
   start(): void {
     this.actor.subscribe({ error: (err) => this.fault(err) });
     this.actor.start();
-    const carryOut = (effect: Effect) => this.carryOut(effect);
+    const carryOut = (e: Emitted) => {
+      if (e.type === 'effects') for (const effect of e.effects) this.carryOut(effect);
+      else this.carryOut(e);
+    };
     this.actor.on('*', carryOut);
     for (const id of CHILDREN) (this.actor.system.get(id) as AnyActorRef).on('*', carryOut);
   }

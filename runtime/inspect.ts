@@ -70,7 +70,7 @@ export function inspectActors(root: AnyActorRef, node: NodeId, now: () => number
         event: event.type,
         eventJson: summarizeEvent(event),
         stateJson,
-        changed: before !== undefined && before !== stateJson,
+        changed: before !== stateJson,
       });
     });
     return () => sub.unsubscribe();

@@ -90,7 +90,7 @@ test('proposer: a round returns its record and its ACCEPTs (queue and pending ch
   const input = nodeInput();
   const s = step(proposerMachine, start(proposerMachine, input).snapshot, { type: 'lead', ballot: B(1, 1), pending: [] }).snapshot;
   const queued = step(proposerMachine, s, { type: 'propose', proposals: [{ command: transfer('a', 1, 2), phase: Phase.PHASE_NONE }] }).snapshot;
-  const r = checkPure('proposer', proposerMachine, input.state, queued, { type: 'endOfTurn' }, ['queue', 'pending', 'nextSeq']);
+  const r = checkPure('proposer', proposerMachine, input.state, queued, { type: 'endOfTurn' }, ['queue', 'pending', 'cursor']);
   assert.equal(r.effects.map((e) => (e.type === 'record' ? 'record' : Object.keys(e.envelope).find((k) => k === 'accept'))), ['record', 'accept', 'accept']);
 });
 

@@ -149,7 +149,7 @@ test('an intra-shard transfer on a locked item is skipped: ordered as an abort, 
     },
   ]);
   assert.equal(records(r.effects).map((e) => e.lock), [{ command: second, decision: 'skipped', item: 2, holder: 'a:1' }]);
-  assert.is(r.snapshot.value, 'holding');
+  assert.is(step(lockManagerMachine, r.snapshot, { type: 'tick' }).snapshot.value, 'holding', 'at the next tick the chart shows the locks held');
 });
 
 test.run();

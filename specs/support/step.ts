@@ -6,7 +6,7 @@
  * `parent` (a 2PC actor's events for the transactions actor, its parent).
  */
 import { initialTransition, transition, type AnyStateMachine, type SnapshotFrom } from 'xstate';
-import type { Effect } from '../../actors/effects.js';
+import type { Effect, Emitted } from '../../actors/effects.js';
 import { nodeInfo, type ActorInput } from '../../actors/node-info.js';
 import { makeTopology, type Tuning } from '../../protocol/topology.js';
 import { emptyState, type ReplicaState } from '../../store/state.js';
@@ -31,7 +31,11 @@ function sort<M extends AnyStateMachine>(snapshot: SnapshotFrom<M>, actions: unk
   const out: Stepped<M> = { snapshot, effects: [], tells: [], parent: [], actions: [] };
   for (const a of actions as { type: string; params?: Record<string, unknown> }[]) {
     out.actions.push({ type: a.type, params: a.params });
-    if (a.type === 'xstate.emit') out.effects.push(a.params!['event'] as Effect);
+    if (a.type === 'xstate.emit') {
+      const e = a.params!['event'] as Emitted;
+      if (e.type === 'effects') out.effects.push(...e.effects);
+      else out.effects.push(e);
+    }
     else if (a.type === 'xstate.sendTo') {
       const event = a.params!['event'] as Stepped<M>['tells'][number];
       (isParentEvent(event) ? out.parent : out.tells).push(event);
