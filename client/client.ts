@@ -12,7 +12,7 @@
  * one request in flight, so per-client exactly-once bookkeeping on the nodes
  * stays one reply per logical client.
  */
-import { shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { requestId, shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfItem, type Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import { realTimers, type Timers } from './timers.js';
@@ -114,7 +114,7 @@ export class BankClient {
     slot.timestamp++;
     // (Object.assign, not a spread with more properties after it: V8's slow path for those costs microseconds.)
     const command: Command = Object.assign({}, op, { client: slot.name, timestamp: slot.timestamp });
-    const id = `${slot.name}:${slot.timestamp}`;
+    const id = requestId(command);
     return new Promise<TxResult>((resolve) => {
       const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve };
       this.inflight.set(id, req);
@@ -173,7 +173,7 @@ export class BankClient {
   private onEnvelope(env: EnvelopeProps): void {
     const reply = env.reply;
     if (!reply) return;
-    const id = `${reply.client}:${reply.timestamp}`;
+    const id = requestId(reply);
     const req = this.inflight.get(id);
     if (!req) return;
     if (reply.leader) this.leaders.set(req.cluster, reply.leader);
