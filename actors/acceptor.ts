@@ -163,7 +163,7 @@ export const acceptorMachine = setup({
       const max = Math.min(e.msg.maxEntries || info.tuning.maxCatchupEntries, info.tuning.maxCatchupEntries);
       const entries = committedEntries(context, e.msg.fromSeq ?? 1, max);
       const acked = entries
-        .filter((x) => (x.runsAt ?? 0) > 0 && x.command && txRole(info.topology, info.cluster, x.command) === 'coordinator')
+        .filter((x) => (x.runsAt ?? 0) > 0 && x.command && txRole(context, x.command) === 'coordinator')
         .map((x) => requestId(x.command!))
         .filter((txid) => !state.unacked.has(txid));
       enqueue.emit(reply(context, e.from, { catchupReply: { ballot: view.ballot, entries, commitThrough: state.commitThrough, acked } }));

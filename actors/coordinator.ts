@@ -20,6 +20,7 @@
  */
 import { and, assign, not, setup } from 'xstate';
 import { shardbank, type Command } from '../protocol/messages.js';
+import { ownerOf } from '../store/state.js';
 import type { CoordinatorEvent, CoordinatorMode, TransactionsEvent, TxExecutedEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR } from './node-info.js';
@@ -63,8 +64,21 @@ function propose(enqueue: Enqueue, command: Command, phase: number, seq?: number
   post(enqueue, [tell(ACTOR.proposer, { type: 'propose', proposals: [{ command, phase, seq, reason }] })]);
 }
 
+/**
+ * The command a PREPARE carries: the transfer as it is; a move with the
+ * balances its items had when the move-out ran here (its before-images) and
+ * the ownership version each will have at the destination.
+ */
+function preparedCommand(ctx: CoordinatorContext): Command {
+  const m = ctx.command.move;
+  if (!m) return ctx.command;
+  const before = ctx.state.wal.get(ctx.txid)?.before ?? [];
+  const owners = before.map((b) => ({ item: b.item, cluster: m.toCluster ?? 0, version: (ownerOf(ctx.info.topology, ctx.state, b.item)?.version ?? 0) + 1 }));
+  return Object.assign({}, ctx.command, { move: Object.assign({}, m, { balances: before, owners }) });
+}
+
 function sendPrepare(enqueue: Enqueue, ctx: CoordinatorContext, everyone: boolean): void {
-  const body = { txPrepare: { txid: ctx.txid, command: ctx.command, coordinatorCluster: ctx.info.cluster } };
+  const body = { txPrepare: { txid: ctx.txid, command: preparedCommand(ctx), coordinatorCluster: ctx.info.cluster } };
   toParent(enqueue, { type: 'out', cluster: ctx.participantCluster, body, everyone });
 }
 
@@ -91,14 +105,28 @@ export const coordinatorMachine = setup({
     mustAbort: ({ context }) => context.localPrepared && context.abortReason !== '',
     timedOut: ({ context }) => context.elapsed * context.info.tuning.txRetryTicks >= context.info.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,
+    participantMoved: ({ event }) => !!(event as Extract<CoordinatorEvent, { type: 'vote' }>).moved,
     /** The decision may have run before this actor ordered it (it was already in the log). */
     alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
   },
   actions: {
     startPrepare: act(({ context, enqueue }) => {
       enter(enqueue, context, 'preparing');
-      sendPrepare(enqueue, context, false);
+      // A transfer's PREPARE asks at once; a move's carries the balances its move-out finds.
+      if (!context.command.move) sendPrepare(enqueue, context, false);
       propose(enqueue, context.command, Phase.PHASE_PREPARE);
+    }),
+    sendMovePrepare: act(({ context, event, enqueue }) => {
+      const e = event as TxExecutedEvent;
+      if (context.command.move && e.status === Status.COMMITTED) sendPrepare(enqueue, context, false);
+    }),
+    /** The receiver moved: nothing was prepared there; ask its new owner. */
+    followMove: act(({ context, event, enqueue }) => {
+      const moved = (event as Extract<CoordinatorEvent, { type: 'vote' }>).moved!;
+      const next = Object.assign({}, context, { participantCluster: moved.cluster, retries: 0 });
+      enqueue.assign({ participantCluster: moved.cluster, retries: 0 });
+      enter(enqueue, context, 'preparing', `item ${moved.item} moved to c${moved.cluster} (version ${moved.version})`);
+      sendPrepare(enqueue, next, false);
     }),
     notePrepareRan: assign(({ context, event }) => {
       const e = event as TxExecutedEvent;
@@ -112,6 +140,7 @@ export const coordinatorMachine = setup({
     }),
     countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
     resendPrepare: act(({ context, enqueue }) => {
+      if (context.command.move && !context.localPrepared) return;
       const retries = context.retries + 1;
       enqueue.assign({ retries });
       sendPrepare(enqueue, context, retries % 2 === 0);
@@ -194,8 +223,8 @@ export const coordinatorMachine = setup({
         { guard: 'bothPrepared', target: 'deciding', actions: 'decideCommit' },
       ],
       on: {
-        txExecuted: { guard: 'prepareRan', actions: 'notePrepareRan' },
-        vote: { actions: 'noteVote' },
+        txExecuted: { guard: 'prepareRan', actions: ['notePrepareRan', 'sendMovePrepare'] },
+        vote: [{ guard: 'participantMoved', actions: 'followMove' }, { actions: 'noteVote' }],
         tick: [
           // Our own prepare never ran: answer now; a P that commits later is resolved to abort.
           { guard: and(['timedOut', not('localPrepared')]), target: 'abandoned' },

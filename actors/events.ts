@@ -54,7 +54,9 @@ export type NodeInput =
   | { type: 'endOfTurn' }
   | { type: 'fail' }
   | { type: 'recover' }
-  | { type: 'flush'; leader: NodeId; initialBalance: number; set: number };
+  | { type: 'flush'; leader: NodeId; initialBalance: number; set: number }
+  /** An operator's move of items (resharding), for this cluster's leader. */
+  | { type: 'move'; command: Command };
 export type NodeEvent = NodeInput | TickEvent | ViewEvent;
 
 // ---------------------------------------------------------------- election
@@ -119,8 +121,10 @@ export type ReleaseEvent = { type: 'release'; commands: Command[] };
 export type TxPrepareEvent = { type: 'txPrepare'; command: Command; from: NodeId; coordinatorCluster: number };
 /** Election -> lock manager: this node now leads; lock what its log still has to run. */
 export type AdoptEvent = { type: 'adopt' };
+/** Root -> lock manager: an operator's move of items from this cluster (resharding). */
+export type MoveEvent = { type: 'move'; command: Command };
 
-export type LockManagerEvent = AdmitEvent | ReleaseEvent | TxPrepareEvent | AdoptEvent | TickEvent | ResetEvent | ViewEvent;
+export type LockManagerEvent = AdmitEvent | ReleaseEvent | TxPrepareEvent | MoveEvent | AdoptEvent | TickEvent | ResetEvent | ViewEvent;
 
 // ---------------------------------------------------------------- transactions
 
@@ -153,7 +157,8 @@ export type TransactionsEvent =
 
 export type CoordinatorEvent =
   | TxExecutedEvent
-  | { type: 'vote'; prepared: boolean; reason: string }
+  /** The participant's vote; `moved`: the receiver is elsewhere now, ask there. */
+  | { type: 'vote'; prepared: boolean; reason: string; moved?: { item: number; cluster: number; version: number } }
   | { type: 'ack' }
   | { type: 'queried' }
   /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */

@@ -20,14 +20,13 @@
  */
 import { assign, setup } from 'xstate';
 import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
-import { clusterOfItem } from '../protocol/topology.js';
 import { invariant } from '../store/invariant.js';
-import { balanceOf, committedAt, type LogSlot } from '../store/state.js';
+import { balanceOf, committedAt, ownerOf, type LogSlot } from '../store/state.js';
 import { record, type Effect, type Emitted } from './effects.js';
 import type { ExecutorEvent, ReadEvent, Tell, ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
-import { replyTo } from './replies.js';
+import { failReply, movedReply, replyTo } from './replies.js';
 import { executeSlot, type ExecContext } from './transfer.js';
 import { act } from './act.js';
 
@@ -43,9 +42,10 @@ type Enqueue = any;
 /** What an entry reads and writes beyond its own slot: its items, its client's reply, its transaction. */
 function touches(slot: Readonly<LogSlot>): string[] {
   const cmd = slot.command;
-  const t = cmd?.transfer;
-  if (!cmd || !t) return [];
-  return [`i${t.sender ?? 0}`, `i${t.receiver ?? 0}`, `c${cmd.client ?? ''}`, `t${requestId(cmd)}`];
+  if (!cmd) return [];
+  const t = cmd.transfer;
+  const items = t ? [t.sender ?? 0, t.receiver ?? 0] : cmd.move?.items ?? [];
+  return [...items.map((i) => `i${i}`), `c${cmd.client ?? ''}`, `t${requestId(cmd)}`];
 }
 
 /** The outcome of one entry, and what its siblings and client hear of it. */
@@ -54,7 +54,7 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
   enqueue.emit(record(ev));
   const x = ev.executed!;
   const cmd = slot.command;
-  if (!cmd?.transfer) return;
+  if (!cmd?.transfer && !cmd?.move) return;
   const { self } = ctx.info;
   const leading = ctx.view.role === 'leader';
   if (x.txid) {
@@ -80,8 +80,8 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
  * whether entries are left for the next step.
  */
 function executeRun(enqueue: Enqueue, ctx: ExecutorContext): boolean {
-  const { state, info } = ctx;
-  const exec: ExecContext = { topology: info.topology, cluster: info.cluster, state };
+  const { state } = ctx;
+  const exec: ExecContext = ctx;
   const written = new Set<string>();
   const tells: Tell[] = [];
   let seq = state.executedThrough;
@@ -107,11 +107,14 @@ function executeRun(enqueue: Enqueue, ctx: ExecutorContext): boolean {
 function answerRead(enqueue: Enqueue, ctx: ExecutorContext, command: Command): void {
   const item = command.read?.item ?? 0;
   const { info, view, state } = ctx;
-  const reply =
-    clusterOfItem(info.topology, item) !== info.cluster
-      ? { status: Status.FAILED, reason: 'wrong shard' }
-      : { status: Status.OK, balance: balanceOf(state, item), hasBalance: true };
-  for (const s of replyTo(info.self, view, command, reply)) enqueue.emit(s);
+  const owner = ownerOf(info.topology, state, item);
+  const effects =
+    owner === null
+      ? failReply(info.self, view, command, 'item out of range')
+      : owner.cluster !== info.cluster
+        ? movedReply(info.self, view, command, item, owner)
+        : replyTo(info.self, view, command, { status: Status.OK, balance: balanceOf(state, item), hasBalance: true });
+  for (const s of effects) enqueue.emit(s);
 }
 
 export const executorMachine = setup({

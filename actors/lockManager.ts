@@ -29,12 +29,12 @@
 import { assign, setup } from 'xstate';
 import { requestId, shardbank, type Command } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
-import { balanceOf } from '../store/state.js';
+import { balanceOf, ownerOf } from '../store/state.js';
 import { addressed, record, send, type Effect, type Emitted } from './effects.js';
-import type { AdmitEvent, LockManagerEvent, ReleaseEvent, Tell, TxPrepareEvent, ViewEvent } from './events.js';
+import type { AdmitEvent, LockManagerEvent, MoveEvent, ReleaseEvent, Tell, TxPrepareEvent, ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
-import { failReply, replyTo } from './replies.js';
+import { failReply, movedReply, replyTo } from './replies.js';
 import { transferClusters, txRole, txSide } from './transfer.js';
 import { act } from './act.js';
 
@@ -54,6 +54,8 @@ export interface LockManagerContext extends ActorInput {
   locks: Map<number, Set<string>>;
   /** Requests waiting for a prepared transaction's lock, by request id, in arrival order. */
   parked: Map<string, Parked>;
+  /** Moves holding items here (from admission until their decision runs). */
+  moving: Set<string>;
   ticks: number;
 }
 
@@ -63,7 +65,7 @@ interface Parked {
   until: number;
   /** The locked items it waits for. */
   items: number[];
-  request: { type: 'admit'; command: Command } | TxPrepareEvent;
+  request: { type: 'admit'; command: Command } | { type: 'move'; command: Command } | TxPrepareEvent;
 }
 
 /** One step's output: effects in order, and messages for siblings (posted at the end). */
@@ -83,10 +85,14 @@ function problemWith(ctx: LockManagerContext, command: Command): string | null {
   if (!command.client) return 'missing client id';
   if (!t.amount || t.amount <= 0) return 'amount must be a positive integer';
   if (t.sender === t.receiver) return 'sender and receiver are the same item';
-  const c = transferClusters(ctx.info.topology, command);
+  const c = transferClusters(ctx, command);
   if (c.sender === null || c.receiver === null) return 'item out of range';
-  if (c.sender !== ctx.info.cluster) return "wrong shard: send to the sender's cluster";
   return null;
+}
+
+/** Held by a move, before or after its prepare ran here. */
+function heldByMove(ctx: LockManagerContext, holder: string): boolean {
+  return ctx.moving.has(holder) || !!ctx.state.wal.get(holder)?.command.move;
 }
 
 /** The request holding an item here (a transfer in flight, or a prepared transaction's WAL), if any. */
@@ -118,14 +124,16 @@ function noteDecision(out: Out, ctx: LockManagerContext, command: Command, decis
  */
 function park(out: Out, ctx: LockManagerContext, items: number[], id: string, request: Parked['request'], until: number | null): boolean {
   if (until !== null && ctx.ticks >= until) return false;
-  const { state } = ctx;
+  const { state, info } = ctx;
   const holders = items
     .filter((i) => holderOf(ctx, i) !== undefined)
     .flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
-  if (!holders.every((h) => state.wal.has(h))) return false;
-  if (ctx.parked.size >= ctx.info.tuning.maxQueue) return false;
+  // A move waits for whatever holds its items; anything waits for a prepared transaction or a move.
+  if (request.type !== 'move' && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h))) return false;
+  if (ctx.parked.size >= info.tuning.maxQueue) return false;
   if (!ctx.parked.has(id)) {
-    ctx.parked.set(id, { id, request, items, until: until ?? ctx.ticks + ctx.info.tuning.lockWaitTicks });
+    const wait = request.type === 'move' || holders.some((h) => heldByMove(ctx, h)) ? info.tuning.moveWaitTicks : info.tuning.lockWaitTicks;
+    ctx.parked.set(id, { id, request, items, until: until ?? ctx.ticks + wait });
     noteDecision(out, ctx, request.command, 'waiting', items);
   }
   return true;
@@ -143,6 +151,7 @@ function retryParked(out: Out, ctx: LockManagerContext, pick: (p: Parked) => boo
   for (const p of chosen) {
     ctx.parked.delete(p.id);
     if (p.request.type === 'admit') admit(out, ctx, p.request.command, p.until);
+    else if (p.request.type === 'move') admitMove(out, ctx, p.request.command, p.until);
     else admitPrepare(out, ctx, p.request, p.until);
   }
 }
@@ -167,7 +176,14 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
   if (stored && stored.timestamp > ts) return;
   const id = requestId(command);
   const t = command.transfer!;
-  if (txRole(info.topology, info.cluster, command) === 'coordinator') {
+  const senderOwner = ownerOf(info.topology, state, t.sender!)!;
+  if (senderOwner.cluster !== info.cluster) {
+    // Moving in here, not decided yet: wait for the decision. Gone: say where.
+    if (state.walLocks.has(t.sender!) && park(out, ctx, [t.sender!], id, { type: 'admit', command }, until)) return;
+    emit(out, movedReply(info.self, view, command, t.sender!, senderOwner));
+    return;
+  }
+  if (txRole(ctx, command) === 'coordinator') {
     // The spec's coordinator checks: s unlocked and funded, else abort at once.
     const sender = t.sender!;
     if (heldBy(ctx, sender, id) || state.wal.has(id) || state.decisions.has(id)) return;
@@ -198,13 +214,26 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
   propose(out, command, Phase.PHASE_NONE);
 }
 
-/** A coordinator's PREPARE at the participant's leader: lock the receiver, or refuse. */
+/**
+ * A coordinator's PREPARE at the participant's leader: lock the receiver (a
+ * move's items), or refuse. A receiver that moved away is answered with where
+ * it went: nothing is prepared here, and the coordinator asks there.
+ */
 function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, until: number | null = null): void {
   const { info, state } = ctx;
   const command = e.command;
   const id = requestId(command);
-  const receiver = command.transfer?.receiver ?? 0;
-  if (clusterOfItem(info.topology, receiver) !== info.cluster) return;
+  if (txRole(ctx, command) !== 'participant') {
+    const receiver = command.transfer?.receiver ?? undefined;
+    const owner = receiver === undefined ? null : ownerOf(info.topology, state, receiver);
+    // Moving in here, not decided yet: wait for the decision. Gone: say where.
+    if (receiver !== undefined && state.walLocks.has(receiver) && park(out, ctx, [receiver], id, e, until)) return;
+    if (receiver !== undefined && owner && owner.cluster !== info.cluster) {
+      const moved = { item: receiver, cluster: owner.cluster, version: owner.version };
+      out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: false, reason: `item ${receiver} moved to c${owner.cluster}`, moved } })));
+    }
+    return;
+  }
   const decided = state.decisions.get(id);
   if (decided !== undefined) {
     out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } })));
@@ -213,14 +242,49 @@ function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, unti
   const participate = (mode: 'start' | 'locked'): void => {
     out.tells.push(tell(ACTOR.transactions, { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster, mode }));
   };
-  if (heldBy(ctx, receiver, id) || state.wal.has(id)) return participate('start');
-  if (holderOf(ctx, receiver) !== undefined) {
-    if (park(out, ctx, [receiver], id, e, until)) return;
-    noteDecision(out, ctx, command, 'skipped', [receiver]);
+  const items = txSide(ctx, command, 'participant').items;
+  if (items.every((i) => heldBy(ctx, i, id)) || state.wal.has(id)) return participate('start');
+  if (items.some((i) => holderOf(ctx, i) !== undefined)) {
+    if (park(out, ctx, items, id, e, until)) return;
+    noteDecision(out, ctx, command, 'skipped', items);
     return participate('locked');
   }
-  lock(ctx, receiver, id);
+  for (const i of items) lock(ctx, i, id);
   participate('start');
+}
+
+/**
+ * An operator's move at the source's leader: its items must be this
+ * cluster's, and free; it waits (at most `moveWaitTicks`) for the transfers
+ * that hold them, and then holds them itself until its decision runs.
+ */
+function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: number | null = null): void {
+  const { info, state, view } = ctx;
+  const m = command.move!;
+  const id = requestId(command);
+  const items = m.items ?? [];
+  if (state.wal.has(id) || state.decisions.has(id) || ctx.moving.has(id)) return;
+  const problem =
+    !command.client || items.length === 0
+      ? 'a move needs a client id and items'
+      : m.fromCluster !== info.cluster || m.toCluster === info.cluster || !(m.toCluster! >= 1 && m.toCluster! <= info.topology.clusters)
+        ? `a move from c${m.fromCluster} to c${m.toCluster} is not this cluster's (c${info.cluster}) to make`
+        : items.length > info.tuning.maxMoveBatch
+          ? `at most ${info.tuning.maxMoveBatch} items in one move`
+          : null;
+  const stray = problem ? undefined : items.find((i) => ownerOf(info.topology, state, i)?.cluster !== info.cluster);
+  if (problem || stray !== undefined) {
+    emit(out, failReply(info.self, view, command, problem ?? `item ${stray} is not this cluster's`));
+    return;
+  }
+  if (items.some((i) => holderOf(ctx, i) !== undefined)) {
+    if (park(out, ctx, items, id, { type: 'move', command }, until)) return;
+    emit(out, failReply(info.self, view, command, 'its items stayed busy'));
+    return;
+  }
+  for (const i of items) lock(ctx, i, id);
+  ctx.moving.add(id);
+  out.tells.push(tell(ACTOR.transactions, { type: 'coordinate', command, txid: id }));
 }
 
 /**
@@ -229,29 +293,35 @@ function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, unti
  * could slip between a prepare and its undo.
  */
 function adoptPending(ctx: LockManagerContext): void {
-  const { state, info } = ctx;
+  const { state } = ctx;
   for (let seq = state.executedThrough + 1; seq <= state.maxSeq; seq++) {
     const slot = state.log.get(seq);
     // Decisions and skipped transfers hold no lock of their own.
     if (!slot || (slot.runsAt ?? 0) > 0 || slot.phase >= Phase.PHASE_COMMIT) continue;
     const command = slot.command;
     const t = command?.transfer;
-    if (!command || !t) continue;
+    if (!command || (!t && !command.move)) continue;
     const id = requestId(command);
-    const role = txRole(info.topology, info.cluster, command);
-    const items = role ? [txSide(info.topology, command, role).item] : [t.sender!, t.receiver!];
+    const role = txRole(ctx, command);
+    const items = role ? txSide(ctx, command, role).items : [t!.sender!, t!.receiver!];
     for (const item of items) lock(ctx, item, id);
+    if (command.move) ctx.moving.add(id);
   }
+}
+
+/** The items a command locks: a transfer's two, a move's all. */
+function itemsOf(command: Command): number[] {
+  const t = command.transfer;
+  return t ? [t.sender ?? 0, t.receiver ?? 0] : command.move?.items ?? [];
 }
 
 function release(ctx: LockManagerContext, command: Command): void {
   const id = requestId(command);
-  const t = command.transfer;
-  if (!t) return;
-  for (const i of [t.sender ?? 0, t.receiver ?? 0]) {
+  for (const i of itemsOf(command)) {
     const holders = ctx.locks.get(i);
     if (holders?.delete(id) && holders.size === 0) ctx.locks.delete(i);
   }
+  ctx.moving.delete(id);
 }
 
 /** Runs `step` with an output, then posts its messages. */
@@ -276,6 +346,7 @@ export const lockManagerMachine = setup({
   },
   actions: {
     admitPrepare: act(({ context, event, enqueue }) => stepWith(enqueue, (out) => admitPrepare(out, context, event as TxPrepareEvent))),
+    admitMove: act(({ context, event, enqueue }) => stepWith(enqueue, (out) => admitMove(out, context, (event as MoveEvent).command))),
     admit: act(({ context, event, enqueue }) =>
       stepWith(enqueue, (out) => {
         for (const command of (event as AdmitEvent).commands) admit(out, context, command);
@@ -286,8 +357,7 @@ export const lockManagerMachine = setup({
         const released = new Set<number>();
         for (const command of (event as ReleaseEvent).commands) {
           release(context, command);
-          const t = command.transfer;
-          if (t) released.add(t.sender ?? 0).add(t.receiver ?? 0);
+          for (const i of itemsOf(command)) released.add(i);
         }
         // A prepared transaction's WAL lock goes when its decision runs, which releases the same items.
         if (context.parked.size > 0) retryParked(out, context, (p) => p.items.some((i) => released.has(i)));
@@ -299,17 +369,18 @@ export const lockManagerMachine = setup({
       if (context.parked.size === 0) return;
       stepWith(enqueue, (out) => retryParked(out, Object.assign({}, context, { ticks }), (p) => ticks >= p.until));
     }),
-    clear: assign({ locks: () => new Map(), parked: () => new Map() }),
+    clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>() }),
     adopt: act(({ context }) => adoptPending(context)),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'lockManager',
-  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), ticks: 0 }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), moving: new Set(), ticks: 0 }),
   initial: 'free',
   on: {
     admit: { actions: 'admit' },
     txPrepare: { actions: 'admitPrepare' },
+    move: { actions: 'admitMove' },
     release: { actions: 'release' },
     reset: { target: '.free', actions: 'clear' },
     adopt: { actions: ['clear', 'adopt'] },

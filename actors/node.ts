@@ -21,7 +21,8 @@ import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { proposerMachine } from './proposer.js';
 import type { Tell } from './events.js';
-import { txSide } from './transfer.js';
+import { failReply } from './replies.js';
+import { txRole, txSide } from './transfer.js';
 import { transactionsMachine } from './transactions.js';
 import { act } from './act.js';
 
@@ -63,10 +64,12 @@ function txConsistent(
   command: Command | null | undefined,
   otherCluster: number | null | undefined,
 ): boolean {
-  if (!command?.transfer || txid !== requestId(command)) return false;
+  if (!command || (!command.transfer && !command.move) || txid !== requestId(command)) return false;
   const { topology, cluster } = ctx.info;
-  const { mine, theirs } = txSide(topology, command, role);
-  return mine === cluster && theirs !== null && theirs !== cluster && theirs === otherCluster && theirs === clusterOfNode(topology, from);
+  const sender = clusterOfNode(topology, from);
+  if (txRole(ctx, command) !== role || sender === cluster || sender !== otherCluster) return false;
+  // A move names both clusters; a transfer's other item may have moved where this cluster cannot see.
+  return !command.move || txSide(ctx, command, role).theirs === sender;
 }
 
 function txMakesSense(ctx: NodeContext, envelope: EnvelopeProps, from: NodeId): boolean {
@@ -197,6 +200,12 @@ export const nodeMachine = setup({
       if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, tick), tell(ACTOR.transactions, tick), tell(ACTOR.lockManager, tick));
       post(enqueue, tells);
     }),
+    /** An operator's move goes to the lock manager at the leader; anywhere else its client hears who leads. */
+    move: act(({ context, event, enqueue }) => {
+      const { command } = event as Extract<NodeEvent, { type: 'move' }>;
+      if (context.view.role === 'leader') post(enqueue, [tell(ACTOR.lockManager, { type: 'move', command })]);
+      else for (const s of failReply(context.info.self, context.view, command, 'not the leader')) enqueue.emit(s);
+    }),
     endTurn: act(({ context, enqueue }) => {
       const tells: Tell[] = [];
       if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, { type: 'endOfTurn' }));
@@ -210,9 +219,10 @@ export const nodeMachine = setup({
       enqueue.emit(record({ recovered: {} }));
       post(enqueue, [tell(ACTOR.election, { type: 'recovered' }), tell(ACTOR.acceptor, { type: 'recovered' })]);
     }),
-    startSet: act(({ event, enqueue }) => {
+    startSet: act(({ context, event, enqueue }) => {
       const e = event as Extract<NodeEvent, { type: 'flush' }>;
-      enqueue.emit(record({ flushed: { initialBalance: e.initialBalance, leader: e.leader, set: e.set, ballot: { round: 1, node: e.leader } } }));
+      const historyWindow = context.info.tuning.reshardWindow;
+      enqueue.emit(record({ flushed: { initialBalance: e.initialBalance, leader: e.leader, set: e.set, ballot: { round: 1, node: e.leader }, historyWindow } }));
       post(enqueue, [
         tell(ACTOR.proposer, { type: 'reset' }),
         tell(ACTOR.lockManager, { type: 'reset' }),
@@ -242,6 +252,7 @@ export const nodeMachine = setup({
       exit: 'stopClock',
       on: {
         messages: { actions: 'route' },
+        move: { actions: 'move' },
         tick: { actions: ['tickChildren', 'scheduleTick'] },
         endOfTurn: { actions: 'endTurn' },
         fail: { target: 'failed', actions: 'recordFailed' },

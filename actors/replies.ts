@@ -4,6 +4,7 @@
  */
 import { shardbank, type ClientReply, type Command, type NodeId } from '../protocol/messages.js';
 import { send, type SendEffect } from './effects.js';
+import type { Ownership } from '../store/state.js';
 import type { View } from './node-info.js';
 
 /** The reply to a command's client, or none for a command without a client. */
@@ -27,6 +28,12 @@ export function replyTo(self: NodeId, view: View, command: Command, reply: Omit<
 
 export function failReply(self: NodeId, view: View, command: Command, reason: string): SendEffect[] {
   return replyTo(self, view, command, { status: shardbank.Status.FAILED, reason });
+}
+
+/** The item is not this cluster's (any more): where it is, so the client goes there. */
+export function movedReply(self: NodeId, view: View, command: Command, item: number, owner: Ownership): SendEffect[] {
+  const reason = `item ${item} moved to c${owner.cluster} (version ${owner.version})`;
+  return replyTo(self, view, command, { status: shardbank.Status.MOVED, reason, moved: { item, cluster: owner.cluster, version: owner.version } });
 }
 
 /**

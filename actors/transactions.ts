@@ -21,9 +21,9 @@
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
 import { assign, createActor, setup, type AnyActorRef } from 'xstate';
-import type { EnvelopeProps, NodeId } from '../protocol/messages.js';
-import { clusterNodes, clusterOfItem, clusterOfNode } from '../protocol/topology.js';
-import { hasDecisionEntry } from '../store/state.js';
+import type { Command, EnvelopeProps, NodeId } from '../protocol/messages.js';
+import { clusterNodes, clusterOfNode } from '../protocol/topology.js';
+import { hasDecisionEntry, ownerOf, type Ownership, type TxRole } from '../store/state.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
 import { addressed, record, send, type Effect, type Emitted } from './effects.js';
 import type { CoordinatorEvent, ParticipantEvent, TransactionsEvent, TxExecutedEvent, TxOutEvent, ViewEvent } from './events.js';
@@ -32,6 +32,7 @@ import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
 import { failReply } from './replies.js';
+import { txSide } from './transfer.js';
 import { act } from './act.js';
 
 /**
@@ -52,6 +53,8 @@ export interface TransactionsContext extends ActorInput {
   wheel: Set<string>[];
   /** Who this node believes leads each other cluster (2PC talks leader to leader). */
   leaders: ReadonlyMap<number, NodeId>;
+  /** Where other clusters said items went (`moved` answers), newer than this node's log knows. */
+  hints: ReadonlyMap<number, Ownership>;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -67,8 +70,27 @@ interface Step {
 const coordId = (txid: string) => `c:${txid}`;
 const partId = (txid: string) => `p:${txid}`;
 
-function clusterOf(ctx: ActorInput, item: number | null | undefined): number {
-  return clusterOfItem(ctx.info.topology, item ?? 0) ?? 0;
+/**
+ * The other cluster of a transaction this one plays `role` in: a move names
+ * it; for a transfer it is the other item's owner as this node knows it, from
+ * its own log or, newer, from a `moved` answer.
+ */
+function otherCluster(ctx: TransactionsContext, command: Command, role: TxRole): number {
+  if (command.move) return txSide(ctx, command, role).theirs ?? 0;
+  const t = command.transfer;
+  const item = (role === 'coordinator' ? t?.receiver : t?.sender) ?? 0;
+  const known = ownerOf(ctx.info.topology, ctx.state, item);
+  const hint = ctx.hints.get(item);
+  return (hint && hint.version > (known?.version ?? -1) ? hint.cluster : known?.cluster) ?? 0;
+}
+
+/** A `moved` answer: remember where the item went, unless this node knows a newer owner. */
+function noteOwner(step: Step, moved: { item?: number | null; cluster?: number | null; version?: number | null }): void {
+  const { ctx } = step;
+  const item = moved.item ?? 0;
+  const version = moved.version ?? 0;
+  if ((ctx.hints.get(item)?.version ?? -1) >= version) return;
+  step.enqueue.assign({ hints: new Map(ctx.hints).set(item, { cluster: moved.cluster ?? 0, version }) });
 }
 
 function has(step: Step, id: string): boolean {
@@ -144,7 +166,9 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
   noteLeader(step, from);
   if (envelope.txVote) {
     const v = envelope.txVote;
-    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '' });
+    if (v.moved) noteOwner(step, v.moved);
+    const moved = v.moved ? { item: v.moved.item ?? 0, cluster: v.moved.cluster ?? 0, version: v.moved.version ?? 0 } : undefined;
+    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '', moved });
     return;
   }
   if (envelope.txAck) {
@@ -176,7 +200,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     const q = envelope.txQuery;
     const txid = q.txid ?? '';
     if (pass(step, coordId(txid), { type: 'queried' })) return;
-    const participantCluster = q.participantCluster ?? clusterOf(ctx, q.command?.transfer?.receiver);
+    const participantCluster = q.participantCluster || otherCluster(ctx, q.command ?? {}, 'coordinator');
     const decided = state.decisions.get(txid);
     const wal = state.wal.get(txid);
     const base = { txid, command: q.command ?? {}, participantCluster };
@@ -198,7 +222,7 @@ function adoptInDoubt(step: Step): void {
       spawnCoordinator(step, {
         txid: w.txid,
         command: w.command,
-        participantCluster: clusterOf(step.ctx, t?.receiver),
+        participantCluster: otherCluster(step.ctx, w.command, 'coordinator'),
         mode: 'resolve',
         seq: w.seq,
         reason: 'coordinator changed',
@@ -207,7 +231,7 @@ function adoptInDoubt(step: Step): void {
       spawnParticipant(step, {
         txid: w.txid,
         command: w.command,
-        coordinatorCluster: clusterOf(step.ctx, t?.sender),
+        coordinatorCluster: otherCluster(step.ctx, w.command, 'participant'),
         coordinator: 0,
         mode: 'resume',
         seq: w.seq,
@@ -218,7 +242,7 @@ function adoptInDoubt(step: Step): void {
     spawnCoordinator(step, {
       txid: u.txid,
       command: u.command,
-      participantCluster: clusterOf(step.ctx, u.command.transfer?.receiver),
+      participantCluster: otherCluster(step.ctx, u.command, 'coordinator'),
       mode: 'notify',
       commit: u.commit,
       reason: u.reason,
@@ -242,7 +266,7 @@ export const transactionsMachine = setup({
     coordinate: act(({ context, event, enqueue }) => {
       const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
-      spawnCoordinator(step, { txid: e.txid, command: e.command, participantCluster: clusterOf(step.ctx, e.command.transfer?.receiver), mode: 'start' });
+      spawnCoordinator(step, { txid: e.txid, command: e.command, participantCluster: otherCluster(step.ctx, e.command, 'coordinator'), mode: 'start' });
     }),
     participate: act(({ context, event, enqueue }) => {
       const step = newStep(enqueue, context);
@@ -315,6 +339,7 @@ export const transactionsMachine = setup({
     ticks: 0,
     wheel: [],
     leaders: new Map(),
+    hints: new Map(),
   }),
   on: {
     coordinate: { actions: 'coordinate' },

@@ -16,42 +16,57 @@
  * conflict` and writes nothing.
  */
 import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
-import { clusterOfItem, type Topology } from '../protocol/topology.js';
-import { balanceOf, type LogSlot, type ReplicaView, type TxRole } from '../store/state.js';
+import type { Topology } from '../protocol/topology.js';
+import { balanceOf, ownerOf, type LogSlot, type ReplicaView, type TxRole } from '../store/state.js';
 
 const { Status, Phase } = shardbank;
 
-/** The clusters that own a transfer's sender and receiver (null: out of range, or not a transfer). */
-export function transferClusters(topology: Topology, command: Command): { sender: number | null; receiver: number | null } {
-  const t = command.transfer;
-  if (!t) return { sender: null, receiver: null };
-  return { sender: clusterOfItem(topology, t.sender ?? 0), receiver: clusterOfItem(topology, t.receiver ?? 0) };
+/** What executing or admitting a command reads: this cluster, the topology, and the replica's state (its ownership). Every machine's context is one. */
+export interface ExecContext {
+  info: { topology: Topology; cluster: number };
+  state: ReplicaView;
 }
 
-/** The role of a cluster in a cross-shard transfer, or null for an intra-shard one. */
-export function txRole(topology: Topology, cluster: number, command: Command): TxRole | null {
-  const c = transferClusters(topology, command);
-  if (!command.transfer || c.sender === c.receiver) return null;
-  return c.sender === cluster ? 'coordinator' : 'participant';
+/** The clusters that own a transfer's sender and receiver, as this replica knows (null: out of range, or not a transfer). */
+export function transferClusters(ctx: ExecContext, command: Command): { sender: number | null; receiver: number | null } {
+  const t = command.transfer;
+  if (!t) return { sender: null, receiver: null };
+  return { sender: ownerOf(ctx.info.topology, ctx.state, t.sender ?? 0)?.cluster ?? null, receiver: ownerOf(ctx.info.topology, ctx.state, t.receiver ?? 0)?.cluster ?? null };
 }
 
 /**
- * One side of a cross-shard transfer: the cluster playing `role`, the other
- * cluster, and the item this side writes (the sender's at the coordinator,
- * the receiver's at the participant).
+ * This cluster's part in a command: `intra` (a transfer between two items it
+ * owns), the coordinator or participant of a cross-shard transfer (it owns
+ * the sender, or the receiver), the source (coordinator) or destination
+ * (participant) of a move, or null (none of its business).
  */
-export function txSide(topology: Topology, command: Command, role: TxRole): { mine: number | null; theirs: number | null; item: number } {
-  const c = transferClusters(topology, command);
-  const t = command.transfer;
-  return role === 'coordinator'
-    ? { mine: c.sender, theirs: c.receiver, item: t?.sender ?? 0 }
-    : { mine: c.receiver, theirs: c.sender, item: t?.receiver ?? 0 };
+export function roleOf(ctx: ExecContext, command: Command): TxRole | 'intra' | null {
+  const m = command.move;
+  if (m) return m.fromCluster === ctx.info.cluster ? 'coordinator' : m.toCluster === ctx.info.cluster ? 'participant' : null;
+  const c = transferClusters(ctx, command);
+  if (!command.transfer) return null;
+  const { cluster } = ctx.info;
+  if (c.sender === cluster) return c.receiver === cluster ? 'intra' : 'coordinator';
+  return c.receiver === cluster ? 'participant' : null;
 }
 
-export interface ExecContext {
-  topology: Topology;
-  cluster: number;
-  state: ReplicaView;
+/** The role of a cluster in a cross-shard transaction (a transfer or a move), or null for anything else. */
+export function txRole(ctx: ExecContext, command: Command): TxRole | null {
+  const role = roleOf(ctx, command);
+  return role === 'intra' ? null : role;
+}
+
+/**
+ * One side of a cross-shard transaction: the other cluster, and the items
+ * this side writes and locks (the sender at the coordinator, the receiver at
+ * the participant; every item of a move on both sides).
+ */
+export function txSide(ctx: ExecContext, command: Command, role: TxRole): { theirs: number | null; items: number[] } {
+  const m = command.move;
+  if (m) return { theirs: role === 'coordinator' ? m.toCluster ?? null : m.fromCluster ?? null, items: m.items ?? [] };
+  const c = transferClusters(ctx, command);
+  const t = command.transfer;
+  return role === 'coordinator' ? { theirs: c.receiver, items: [t?.sender ?? 0] } : { theirs: c.sender, items: [t?.receiver ?? 0] };
 }
 
 /**
@@ -63,9 +78,11 @@ export function executeSlot(ctx: ExecContext, slot: Readonly<LogSlot>): LogEvent
   const base = { seq: slot.seq, phase: slot.phase };
   const cmd = slot.command;
   const t = cmd?.transfer;
-  if (!cmd || !t) return { executed: Object.assign(base, { command: cmd ?? undefined, status: Status.OK }) };
-  const role = txRole(ctx.topology, ctx.cluster, cmd);
-  if (role) return executeTransaction(ctx, slot, cmd, role);
+  if (!cmd || (!t && !cmd.move)) return { executed: Object.assign(base, { command: cmd ?? undefined, status: Status.OK }) };
+  // A transaction's decision keeps the role its prepare had, whatever moved since.
+  const role = slot.phase === Phase.PHASE_NONE ? null : ctx.state.wal.get(requestId(cmd))?.role ?? txRole(ctx, cmd);
+  if (role) return cmd.move ? executeMove(ctx, slot, cmd, role) : executeTransaction(ctx, slot, cmd, role);
+  if (!t) return { executed: Object.assign(base, { command: cmd, status: Status.ABORTED, reason: 'not this cluster\'s move' }) };
   const stored = ctx.state.replies.get(cmd.client ?? '');
   if (stored && stored.timestamp >= (cmd.timestamp ?? 0)) {
     return { executed: Object.assign(base, { command: cmd, status: stored.reply.status, reason: stored.reply.reason }) };
@@ -77,7 +94,7 @@ export function executeSlot(ctx: ExecContext, slot: Readonly<LogSlot>): LogEvent
   const sender = t.sender ?? 0;
   const receiver = t.receiver ?? 0;
   const amount = t.amount ?? 0;
-  if (clusterOfItem(ctx.topology, sender) !== ctx.cluster) {
+  if (roleOf(ctx, cmd) !== 'intra') {
     return { executed: Object.assign(base, { command: cmd, status: Status.ABORTED, reason: 'wrong shard' }) };
   }
   if (ctx.state.walLocks.has(sender) || ctx.state.walLocks.has(receiver)) {
@@ -113,7 +130,7 @@ function executeTransaction(ctx: ExecContext, slot: Readonly<LogSlot>, cmd: Comm
   const decided = state.decisions.has(txid);
   if (slot.phase === Phase.PHASE_PREPARE) {
     if (decided || state.wal.has(txid)) return { executed: { seq: slot.seq, phase: slot.phase } };
-    const { item } = txSide(ctx.topology, cmd, role);
+    const item = txSide(ctx, cmd, role).items[0]!;
     const holder = state.walLocks.get(item);
     if (holder !== undefined && holder !== txid) {
       return { executed: Object.assign(base, { status: Status.ABORTED, reason: 'lock conflict' }) };
@@ -134,5 +151,45 @@ function executeTransaction(ctx: ExecContext, slot: Readonly<LogSlot>, cmd: Comm
   }
   return {
     executed: Object.assign(base, { status: Status.ABORTED, reason: slot.reason || 'aborted', writes: wal ? wal.before : [] }),
+  };
+}
+
+/**
+ * A move of items between clusters, 2PC over Paxos like a cross-shard
+ * transfer. The source's prepare (move-out) locks the items and keeps their
+ * balances as before-images; the destination's prepare (move-in) writes the
+ * balances its PREPARE carried and locks them. The commit hands ownership to
+ * the destination in both (each item one version up) and the source forgets
+ * the balances; an abort changes nothing at the source and takes the
+ * balances back out at the destination.
+ */
+function executeMove(ctx: ExecContext, slot: Readonly<LogSlot>, cmd: Command, role: TxRole): LogEventProps {
+  const { state } = ctx;
+  const { topology, cluster } = ctx.info;
+  const m = cmd.move!;
+  const txid = requestId(cmd);
+  const items = m.items ?? [];
+  const base = { seq: slot.seq, phase: slot.phase, command: cmd, txid, role };
+  const decided = state.decisions.has(txid);
+  if (slot.phase === Phase.PHASE_PREPARE) {
+    if (decided || state.wal.has(txid)) return { executed: { seq: slot.seq, phase: slot.phase } };
+    const held = items.find((i) => (state.walLocks.get(i) ?? txid) !== txid);
+    if (held !== undefined) return { executed: Object.assign(base, { status: Status.ABORTED, reason: `lock conflict on item ${held}` }) };
+    const before = items.map((item) => ({ item, balance: balanceOf(state, item) }));
+    if (role === 'coordinator') {
+      const stray = items.find((i) => ownerOf(topology, state, i)?.cluster !== cluster);
+      if (stray !== undefined) return { executed: Object.assign(base, { status: Status.ABORTED, reason: `item ${stray} is not this cluster's` }) };
+      return { executed: Object.assign(base, { status: Status.COMMITTED, before }) };
+    }
+    return { executed: Object.assign(base, { status: Status.COMMITTED, before, writes: m.balances ?? [] }) };
+  }
+  if (decided) return { executed: { seq: slot.seq, phase: slot.phase } };
+  const prepared = state.wal.has(txid);
+  if (slot.phase === Phase.PHASE_COMMIT) {
+    const owners = role === 'coordinator' ? items.map((item) => ({ item, cluster: m.toCluster ?? 0, version: (ownerOf(topology, state, item)?.version ?? 0) + 1 })) : m.owners ?? [];
+    return { executed: Object.assign(base, { status: Status.COMMITTED, owners, removes: role === 'coordinator' ? items : [] }) };
+  }
+  return {
+    executed: Object.assign(base, { status: Status.ABORTED, reason: slot.reason || 'aborted', removes: role === 'participant' && prepared ? items : [] }),
   };
 }

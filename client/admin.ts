@@ -2,7 +2,7 @@
  * Talks to nodes' admin side: flush, fail, recover and the print utilities.
  * A failed node still answers admin requests (PrintBalance shows it too).
  */
-import type { AdminReply, AdminRequest, EnvelopeProps, NodeId, shardbank } from '../protocol/messages.js';
+import { requestId, shardbank, type AdminReply, type AdminRequest, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import type { Transport } from '../protocol/transport.js';
 import { realTimers, type Timers } from './timers.js';
 
@@ -12,6 +12,8 @@ export class AdminClient {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: AdminReply) => void; reject: (e: Error) => void; timer: unknown }>();
   private inspection: ((records: shardbank.InspectRecord.$Properties[]) => void) | null = null;
+  /** Moves asked for and not answered yet, by request id. */
+  private readonly moves = new Map<string, { resolve: (r: shardbank.IClientReply) => void; timer: unknown }>();
 
   constructor(
     private readonly transport: Transport,
@@ -41,7 +43,38 @@ export class AdminClient {
     this.inspection = handler;
   }
 
+  /**
+   * Asks `node` to move items (resharding); resolves with the move's own
+   * answer (committed, aborted, or failed: `not the leader`, with the leader
+   * it knows), or a failed one after `timeoutMs`.
+   */
+  move(node: NodeId, command: shardbank.ICommand, timeoutMs = this.timeoutMs * 4): Promise<shardbank.IClientReply> {
+    const id = requestId(command);
+    return new Promise((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => {
+        this.moves.delete(id);
+        resolve({ status: shardbank.Status.FAILED, reason: `n${node} did not answer the move within ${timeoutMs} ms` });
+      }, timeoutMs);
+      this.moves.set(id, { resolve, timer });
+      this.request(node, { move: { command } }).catch((err: Error) => {
+        this.timers.clearTimeout(timer);
+        this.moves.delete(id);
+        reject(err);
+      });
+    });
+  }
+
   private onEnvelope(env: EnvelopeProps): void {
+    if (env.reply) {
+      const id = requestId(env.reply);
+      const m = this.moves.get(id);
+      if (m) {
+        this.moves.delete(id);
+        this.timers.clearTimeout(m.timer);
+        m.resolve(env.reply);
+      }
+      return;
+    }
     if (env.inspection) {
       this.inspection?.(env.inspection.records ?? []);
       return;

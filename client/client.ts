@@ -8,6 +8,11 @@
  * when it ends as `failed: no reply`. Replies name the leader, which the
  * client then follows.
  *
+ * Resharding: a cluster that no longer owns an item answers MOVED with its
+ * owner and version; the client remembers the newest owner it heard of per
+ * item, sends the same request there (the old owner executed nothing), and
+ * routes later requests there too, at most `MAX_MOVES` hops a request.
+ *
  * Concurrency: the client runs `slots` logical clients (`name/k`), each with
  * one request in flight, so per-client exactly-once bookkeeping on the nodes
  * stays one reply per logical client.
@@ -39,7 +44,12 @@ interface InFlight {
   slot: Slot;
   /** Broadcast at least once: its latency says nothing about the cluster's. */
   retried?: boolean;
+  /** MOVED answers followed so far. */
+  moves: number;
 }
+
+/** MOVED answers a request follows before it ends as failed (an item moving back and forth). */
+const MAX_MOVES = 8;
 
 interface Slot {
   name: string;
@@ -51,6 +61,7 @@ const STATUS: Record<number, ResultStatus> = {
   [shardbank.Status.ABORTED]: 'aborted',
   [shardbank.Status.FAILED]: 'failed',
   [shardbank.Status.OK]: 'ok',
+  [shardbank.Status.MOVED]: 'failed',
 };
 
 export interface ClientOptions {
@@ -68,6 +79,8 @@ export class BankClient {
   private readonly timers: Timers;
   private readonly leaders = new Map<number, NodeId>();
   private readonly inflight = new Map<string, InFlight>();
+  /** Items other clusters said moved (MOVED answers): item -> newest owner heard of. */
+  private readonly owners = new Map<number, { cluster: number; version: number }>();
   private readonly free: Slot[] = [];
   private readonly waiting: ((s: Slot) => void)[] = [];
   /** Smoothed reply latency and its mean deviation, in ms (null before the first reply). */
@@ -92,9 +105,19 @@ export class BankClient {
     return this.leaders.get(cluster);
   }
 
+  /** The cluster that owns an item, as this client last heard (the shard map, then MOVED answers). */
+  ownerOf(item: number): number | null {
+    return this.owners.get(item)?.cluster ?? clusterOfItem(this.topology, item);
+  }
+
+  /** Forgets every owner MOVED answers taught (a new test set restores the shard map). */
+  resetOwners(): void {
+    this.owners.clear();
+  }
+
   transfer(sender: number, receiver: number, amount: number): Promise<TxResult> {
-    const cs = clusterOfItem(this.topology, sender);
-    const cr = clusterOfItem(this.topology, receiver);
+    const cs = this.ownerOf(sender);
+    const cr = this.ownerOf(receiver);
     if (cs === null || cr === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
     if (!Number.isInteger(amount) || amount <= 0) {
       return Promise.resolve({ status: 'failed', reason: 'amount must be a positive integer', latencyMs: 0 });
@@ -104,7 +127,7 @@ export class BankClient {
   }
 
   read(item: number): Promise<TxResult> {
-    const c = clusterOfItem(this.topology, item);
+    const c = this.ownerOf(item);
     if (c === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
     return this.submit(c, { read: { item } });
   }
@@ -116,7 +139,7 @@ export class BankClient {
     const command: Command = Object.assign({}, op, { client: slot.name, timestamp: slot.timestamp });
     const id = requestId(command);
     return new Promise<TxResult>((resolve) => {
-      const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve };
+      const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve, moves: 0 };
       this.inflight.set(id, req);
       this.sendTo(this.leaders.get(cluster)!, command);
       this.arm(id, req);
@@ -177,7 +200,23 @@ export class BankClient {
     const req = this.inflight.get(id);
     if (!req) return;
     if (reply.leader) this.leaders.set(req.cluster, reply.leader);
+    if (reply.status === shardbank.Status.MOVED && reply.moved && this.follow(id, req, reply.moved)) return;
     this.finish(id, toResult(reply, env.from ?? 0));
+  }
+
+  /** A MOVED answer: note the owner, and send the request there; false when it has moved too often. */
+  private follow(id: string, req: InFlight, moved: shardbank.IOwner): boolean {
+    const item = moved.item ?? 0;
+    const version = moved.version ?? 0;
+    if ((this.owners.get(item)?.version ?? -1) < version) this.owners.set(item, { cluster: moved.cluster ?? 0, version });
+    if (++req.moves > MAX_MOVES) return false;
+    const cluster = this.ownerOf(req.command.transfer?.sender ?? req.command.read?.item ?? item);
+    if (cluster === null) return false;
+    req.cluster = cluster;
+    this.timers.clearTimeout(req.timer);
+    this.sendTo(this.leaders.get(cluster)!, req.command);
+    this.arm(id, req);
+    return true;
   }
 
   private finish(id: string, r: Omit<TxResult, 'latencyMs'>): void {

@@ -65,6 +65,14 @@ export interface Tuning {
    * such budget).
    */
   turnBudgetMs: number;
+  /** Resharding: committed transfers each cluster keeps for the partitioner. */
+  reshardWindow: number;
+  /** Resharding: no cluster may own more than (1 + this) times its fair share of the items. */
+  reshardImbalance: number;
+  /** Resharding: most items in one move (one 2PC transaction between two clusters). */
+  maxMoveBatch: number;
+  /** Resharding: ticks a move waits for its items to be free before it gives up. */
+  moveWaitTicks: number;
 }
 
 export interface Topology {
@@ -97,6 +105,10 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
   turnBudgetMs: 20,
+  reshardWindow: 10000,
+  reshardImbalance: 0.03,
+  maxMoveBatch: 200,
+  moveWaitTicks: 40,
 });
 
 /** The cluster (1-based) a node belongs to. */

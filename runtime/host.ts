@@ -383,6 +383,14 @@ export class NodeHost {
         reply.views = state.views;
       } else if (req.status) {
         reply.status = this.status();
+      } else if (req.history) {
+        reply.history = state.recent.map((r) => ({ sender: r.sender, receiver: r.receiver, txid: r.txid }));
+        reply.owners = [...state.owners].map(([item, o]) => ({ item, cluster: o.cluster, version: o.version }));
+      } else if (req.move) {
+        const command = req.move.command;
+        if (!command?.move || !command.client) throw new Error('a move needs a command with a client id and a move');
+        // Its answer is the move's own reply, to the command's client (the admin connection).
+        this.core.send({ type: 'move', command });
       } else if (req.inspect) {
         if (!client) throw new Error('inspect needs an admin client to stream to');
         this.watch(client, req.inspect.leaseMs || WATCH_LEASE_MS);

@@ -179,7 +179,7 @@ test('a transfer the leader refuses as overloaded does not keep its items locked
 test('execution: an entry that would write an item a prepared transaction holds aborts with lock conflict, so its undo stays exact', () => {
   const topology = makeTopology({});
   const state = emptyState(1, 100);
-  const ctx = { topology, cluster: 1, state };
+  const ctx = { info: { topology, cluster: 1 }, state };
   const slot = (seq: number, phase: number, client: string, sender: number, receiver: number, amount: number): LogSlot => ({
     seq, phase, ballot: { round: 1, node: 1 }, committed: true,
     command: { client, timestamp: 1, transfer: { sender, receiver, amount } },

@@ -19,6 +19,7 @@ import {
   type NodeId,
   type ViewRecord,
 } from '../protocol/messages.js';
+import { clusterOfItem, type Topology } from '../protocol/topology.js';
 import { invariant } from './invariant.js';
 
 export interface LogSlot {
@@ -93,7 +94,27 @@ export interface ReplicaState {
   earlyAcks: Set<string>;
   /** 2PC decision entries in the log: txid -> their instance keys. */
   decisionSlots: Map<string, number[]>;
+  /** Resharding: items whose owner a move changed (into or out of this cluster), with the owner's version. */
+  owners: Map<number, Ownership>;
+  /** Resharding: the last `historyWindow` committed transfers, oldest first. */
+  recent: CommittedTransfer[];
+  historyWindow: number;
 }
+
+export interface Ownership {
+  cluster: number;
+  version: number;
+}
+
+export interface CommittedTransfer {
+  sender: number;
+  receiver: number;
+  /** A cross-shard transfer's txid (both its clusters keep it), or ''. */
+  txid: string;
+}
+
+/** Committed transfers a replica keeps when its log does not say (a set flushed by an older node). */
+export const DEFAULT_HISTORY_WINDOW = 10000;
 
 /**
  * The replica state as the actors see it: they read it and never write it.
@@ -132,11 +153,26 @@ export function emptyState(node: NodeId, initialBalance = 10): ReplicaState {
     unacked: new Map(),
     earlyAcks: new Set(),
     decisionSlots: new Map(),
+    owners: new Map(),
+    recent: [],
+    historyWindow: DEFAULT_HISTORY_WINDOW,
   };
 }
 
 export function balanceOf(state: ReplicaView, item: number): number {
   return state.balances.get(item) ?? state.initialBalance;
+}
+
+/**
+ * Who owns an item as this replica knows it: a move into or out of its
+ * cluster says so; otherwise the configured shard map (version 0). Null for
+ * an item out of range.
+ */
+export function ownerOf(topology: Topology, state: ReplicaView, item: number): Ownership | null {
+  const moved = state.owners.get(item);
+  if (moved) return moved;
+  const cluster = clusterOfItem(topology, item);
+  return cluster === null ? null : { cluster, version: 0 };
 }
 
 /** True when an entry that runs at this seq is committed. */
@@ -268,6 +304,12 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
       state.balances.set(w.item ?? 0, w.balance ?? 0);
       state.modified.add(w.item ?? 0);
     }
+    for (const item of x.removes ?? []) {
+      state.balances.delete(item);
+      state.modified.delete(item);
+    }
+    for (const o of x.owners ?? []) state.owners.set(o.item ?? 0, { cluster: o.cluster ?? 0, version: o.version ?? 0 });
+    noteCommitted(state, x);
     if (x.txid && !applyTransaction(state, x)) return;
     const client = x.command?.client;
     if (client) {
@@ -297,6 +339,7 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
       set: f.set ?? 0,
       initialLeader: f.leader ?? 0,
       promised: copyBallot(f.ballot),
+      historyWindow: f.historyWindow || DEFAULT_HISTORY_WINDOW,
     });
     return;
   }
@@ -316,6 +359,19 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   if (ev.recovered) {
     state.failed = false;
   }
+}
+
+/**
+ * Resharding's history: a transfer that committed here (an intra-shard one
+ * when it executes, a cross-shard one when its commit decision does, in both
+ * clusters), the oldest dropped past the window.
+ */
+function noteCommitted(state: ReplicaState, x: shardbank.Executed.$Properties): void {
+  const t = x.command?.transfer;
+  if (!t || x.status !== shardbank.Status.COMMITTED) return;
+  if (x.txid && x.phase !== shardbank.Phase.PHASE_COMMIT) return;
+  state.recent.push({ sender: t.sender ?? 0, receiver: t.receiver ?? 0, txid: x.txid ?? '' });
+  if (state.recent.length > state.historyWindow) state.recent.splice(0, state.recent.length - state.historyWindow);
 }
 
 /**
@@ -385,6 +441,9 @@ export function snapshotOf(state: ReplicaView): shardbank.Snapshot.$Properties {
     earlyAcks: [...state.earlyAcks],
     views: [...state.views],
     failed: state.failed,
+    owners: [...state.owners].sort((a, b) => a[0] - b[0]).map(([item, o]) => ({ item, cluster: o.cluster, version: o.version })),
+    recent: state.recent.map((r) => ({ sender: r.sender, receiver: r.receiver, txid: r.txid })),
+    historyWindow: state.historyWindow,
   };
 }
 
@@ -408,7 +467,10 @@ function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties)
     executedThrough: s.executedThrough ?? 0,
     failed: !!s.failed,
     views: s.views ?? [],
+    historyWindow: s.historyWindow || DEFAULT_HISTORY_WINDOW,
   });
+  for (const o of s.owners ?? []) state.owners.set(o.item ?? 0, { cluster: o.cluster ?? 0, version: o.version ?? 0 });
+  for (const r of s.recent ?? []) state.recent.push({ sender: r.sender ?? 0, receiver: r.receiver ?? 0, txid: r.txid ?? '' });
   // A promise is never taken back, even by a leader's older snapshot.
   const promised = copyBallot(s.promised);
   state.promised = compareBallots(promised, ownPromise) > 0 ? promised : copyBallot(ownPromise);
