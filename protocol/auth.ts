@@ -27,6 +27,14 @@ const PEER_BODIES: ReadonlySet<string> = new Set([
   'txQuery',
 ]);
 
+/** Every body an envelope may carry. */
+const BODIES = ['hello', 'reply', 'admin', 'adminReply', ...PEER_BODIES] as const;
+
+/** The body of a decoded envelope (its oneof), or of a plain object built by hand. */
+function bodyName(env: EnvelopeProps): string | undefined {
+  return bodyOf(env) ?? BODIES.find((k) => (env as Record<string, unknown>)[k] != null);
+}
+
 /**
  * The identity a client name belongs to: `alice/3` and `alice/run-7/3` are
  * alice's, as is `alice`. A client process runs many logical clients over
@@ -47,7 +55,7 @@ export function owns(identity: string, client: string): boolean {
  * this principal, or null when it may pass.
  */
 export function refusal(p: Principal, env: EnvelopeProps): string | null {
-  const body = bodyOf(env);
+  const body = bodyName(env);
   if (!body) return 'an envelope with no body';
   const from = env.from ?? 0;
   if (p.role === 'peer') {
@@ -76,7 +84,7 @@ export function refusal(p: Principal, env: EnvelopeProps): string | null {
  * what a node sends (replies, or the protocol's words to a peer).
  */
 export function refusalFromDialed(node: number, env: EnvelopeProps): string | null {
-  const body = bodyOf(env);
+  const body = bodyName(env);
   if (!body) return 'an envelope with no body';
   if ((env.from ?? 0) !== node) return `the connection to n${node} carried an envelope claiming to come from n${env.from ?? 0}`;
   if (body === 'reply' || body === 'adminReply') return null;

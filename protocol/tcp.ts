@@ -489,6 +489,7 @@ export class TcpTransport implements Transport {
     }
     if (conn.out.size === 0 || conn.socket.writableNeedDrain) return;
     this.write(conn, conn.out.take());
+    this.throttle(conn);
   }
 
   /** Writes envelopes as few frames as the frame limits (bytes and envelopes) allow. */
@@ -734,6 +735,11 @@ export class TcpTransport implements Transport {
     if (conn.inbound) this.dispatchInbound(conn, envs);
     else this.dispatchOutbound(conn, envs);
     if (failure !== null && !conn.dead) this.reject(conn, failure);
+    // Answers the transport gave itself (overloaded) leave with each chunk, not after the whole burst.
+    if (conn.inbound && conn.out.size > 0 && !conn.dead) {
+      this.flushConn(conn);
+      this.dirtyConns.delete(conn);
+    }
   }
 
   private dispatchOutbound(conn: Conn, envs: EnvelopeProps[]): void {
@@ -799,6 +805,19 @@ export class TcpTransport implements Transport {
     this.dirtyConns.add(conn);
     if (!this.flushTimer) this.flushTimer = setImmediate(() => this.flush());
     return false;
+  }
+
+  /**
+   * A client connection whose replies are not being read stops being read
+   * too: a flood slows the one who floods. (Peers are never paused: two
+   * nodes each waiting for the other to read would wait for ever.)
+   */
+  private throttle(conn: Conn): void {
+    if (!conn.inbound || conn.role === 'peer' || conn.dead) return;
+    if (conn.socket.writableNeedDrain && !conn.socket.isPaused()) {
+      conn.socket.pause();
+      conn.socket.once('drain', () => conn.socket.resume());
+    }
   }
 
   /** Replies for this client name go to this connection from now on (bounded: the oldest names are forgotten). */

@@ -116,15 +116,15 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   clientGiveUpMs: 2500,
   turnBudgetMs: 20,
   maxEnvelopesPerFrame: 4096,
-  maxClientFrameBytes: 1024 * 1024,
+  maxClientFrameBytes: 256 * 1024,
   maxPeerConnections: 256,
   maxClientConnections: 1024,
   maxAdminConnections: 32,
-  maxConnectionsPerIdentity: 64,
+  maxConnectionsPerIdentity: 16,
   maxPendingConnections: 64,
   helloTimeoutMs: 5000,
   idleTimeoutMs: 300_000,
-  maxInflightPerConnection: 4096,
+  maxInflightPerConnection: 1024,
 });
 
 /** The cluster (1-based) a node belongs to. */
