@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import { nodeName, type NodeId } from '../protocol/messages.js';
 import { addressOf, type Topology } from '../protocol/topology.js';
 import { TcpTransport } from '../protocol/tcp.js';
+import { isLoopback } from '../protocol/tls.js';
 import { NodeHost } from '../runtime/host.js';
 import { EventLog } from '../store/eventlog.js';
 import { securityOf, UsageError, type ClusterSecurity } from './credentials.js';
@@ -51,6 +52,9 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<() => Pr
   if (!addr) throw new UsageError(`--id ${nodeName(node)}: not a node of this configuration (it has n1..n${topology.nodes.length})`);
   checkDataDir(opts.dataDir);
   const security = securityOf(opts.security, nodeName(node), 'peer');
+  if (security.mode === 'plaintext' && !isLoopback(addr.host)) {
+    throw new UsageError(`${nodeName(node)} listens on ${addr.host}: plaintext is only allowed on loopback; use --tls with certificates from shardbank init`);
+  }
   const logLine = (line: string) => process.stderr.write(`${new Date().toISOString()} ${nodeName(node)} ${line}\n`);
   let host: NodeHost | null = null;
   let transport: TcpTransport | null = null;

@@ -35,7 +35,10 @@ export interface Audit {
   /** Sum of all balances on the most advanced live replica of each cluster (readable ones only). */
   total: number;
   expectedTotal: number;
-  /** Whether money was conserved; null when a cluster could not be read, so that it cannot be told. */
+  /**
+   * Whether money was conserved; null when it cannot be told: a cluster
+   * could not be read, or transactions in doubt hold tentative writes.
+   */
   conserved: boolean | null;
   /** Live replicas of each cluster hold the same balances. */
   replicasAgree: boolean;
@@ -243,8 +246,10 @@ export class SetRunner {
       for (const balance of db.get(best)?.values() ?? []) total += balance - topo.initialBalance;
     }
     const expectedTotal = topo.items * topo.initialBalance;
-    // An unreadable cluster is not money lost: it is money not seen.
-    const conserved = unreadable.length > 0 ? null : total === expectedTotal;
+    // An unreadable cluster is not money lost: it is money not seen. Nor is a
+    // total off while transactions are in doubt: their prepares hold
+    // tentative writes (a credit here, a debit there) until they are decided.
+    const conserved = unreadable.length > 0 || (inDoubt > 0 && total !== expectedTotal) ? null : total === expectedTotal;
     return { total, expectedTotal, conserved, replicasAgree, inDoubt, unreadable };
   }
 
@@ -292,10 +297,11 @@ export function collectViews(topology: Topology, perNode: Iterable<[NodeId, View
  * lost: the unread cluster's balances are unknown, not wrong.
  */
 export function formatAudit(a: Audit): string {
-  const unread = a.unreadable.map((c) => `cluster ${c}: no live node to read`).join('; ');
+  const unread = a.unreadable.map((c) => `cluster ${c}: no live node to read`);
+  if (a.unreadable.length === 0 && a.inDoubt > 0) unread.push(`the total ${a.total} of ${a.expectedTotal} counts the tentative writes of transactions in doubt`);
   const money =
     a.conserved === null
-      ? `money not checked (${unread})`
+      ? `money not checked (${unread.join('; ')})`
       : a.conserved
         ? `money conserved (total ${a.total})`
         : `MONEY NOT CONSERVED: total ${a.total}, expected ${a.expectedTotal}`;

@@ -17,7 +17,7 @@ import { nodeName } from '../protocol/messages.js';
 import { allNodes, type Topology } from '../protocol/topology.js';
 import type { TcpTransport } from '../protocol/tcp.js';
 import { LocalCluster, tcpAdmin, tcpClient, throwawaySecurity } from './cluster.js';
-import { securityFromFlags, type ClusterSecurity, type SecurityFlags } from './credentials.js';
+import { securityFromFlags, UsageError, type ClusterSecurity, type SecurityFlags } from './credentials.js';
 import { checkDataDir } from './node.js';
 import { installExitHandlers, onExit } from './lifecycle.js';
 
@@ -128,7 +128,7 @@ export class Session {
     await Promise.all(
       allNodes(topo).map((n) =>
         this.admin.request(n, { status: {} }).catch((err: Error) => {
-          throw new Error(`--connect: ${nodeName(n)} does not answer as a node of cluster ${this.security.cluster}: ${err.message}`);
+          throw new UsageError(`--connect: ${nodeName(n)} does not answer as a node of cluster ${this.security.cluster}: ${err.message}`);
         }),
       ),
     );
