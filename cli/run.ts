@@ -57,6 +57,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const session = await Session.open({ ...opts, command: 'run', clientSlots: Math.max(64, opts.concurrency ?? 1) });
   const { admin, client } = session;
   const rl: Interface | null = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
+  // A prompt reads the terminal key by key, so Ctrl-C reaches it as a key, not a
+  // signal: turn it back into one (the run stops), and Ctrl-D into a quit.
+  rl?.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
+  let closedByUser = false;
+  rl?.on('close', () => (closedByUser = true));
   let code = errors.length > 0 ? EXIT_CHECK_FAILED : EXIT_OK;
   try {
     await session.start(spinner);
@@ -68,7 +73,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     });
     for (const set of sets) {
       if (rl) {
-        const answer = await askSet(rl, set);
+        const answer = closedByUser ? 'quit' : await askSet(rl, set).catch(() => 'quit' as const);
         if (answer === 'quit') break;
         if (answer === 'skip') {
           say(`Set ${set.set}: skipped`);
@@ -94,7 +99,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       }
       if (!auditHolds(audit)) code = EXIT_CHECK_FAILED;
       if (rl) {
-        const quit = await menu(rl, runner, topo, say);
+        const quit = closedByUser || (await menu(rl, runner, topo, say).catch(() => true));
         if (quit) break;
       } else {
         say(`--- PrintDB (set ${set.set})`);
