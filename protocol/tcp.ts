@@ -100,6 +100,10 @@ class Conn {
   principal: Principal | null = null;
   /** Outbound: the node this connection was opened to. */
   dialed = 0;
+  /** Outbound: the node answered our hello as the node we meant, of our cluster. */
+  answered = false;
+  /** Outbound: why this connection failed, once known. */
+  failedBecause: string | null = null;
   helloSeen = false;
   dead = false;
   lastActive = Date.now();
@@ -576,8 +580,14 @@ export class TcpTransport implements Transport {
       this.flushPeer(peer);
     });
     socket.on('drain', () => this.flushPeer(peer));
-    socket.on('error', (err) => this.problems.set(peer.node, `${conn.label}: ${describe(err)}`));
+    socket.on('error', (err) => {
+      conn.failedBecause = `${conn.label}: ${describe(err)}`;
+      this.problems.set(peer.node, conn.failedBecause);
+    });
     this.wire(conn, () => {
+      if (!conn.answered && !conn.failedBecause && !this.closing) {
+        this.problems.set(peer.node, `${conn.label}: closed before the node answered our hello (a node of another cluster or authority, or TLS on one side only?)`);
+      }
       if (peer.conn !== conn) return;
       peer.conn = null;
       peer.state = 'idle';
@@ -610,11 +620,13 @@ export class TcpTransport implements Transport {
       this.refuseDialed(conn, `${conn.label} answers as n${hello.node ?? 0}`);
       return false;
     }
+    conn.answered = true;
     this.problems.delete(conn.dialed);
     return true;
   }
 
   private refuseDialed(conn: Conn, why: string): void {
+    conn.failedBecause = why;
     this.problems.set(conn.dialed, why);
     this.counters.violations++;
     this.log(`closing the connection to ${conn.label}: ${why}`);
