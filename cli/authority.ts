@@ -99,6 +99,7 @@ export async function issueFrom(dir: string, cert: Certificate, days = 3650): Pr
 
 async function issue(dir: string, c: Certificate, by: { ca: x509.X509Certificate; key: CryptoKey; cluster: string; days: number }): Promise<void> {
   if (!IDENTITY_PATTERN.test(c.name)) throw new UsageError(`"${c.name}" is not a valid ${c.role} name (letters, digits and ._- only)`);
+  if (c.role === 'peer' && !/^n[1-9]\d*$/.test(c.name)) throw new UsageError(`"${c.name}" is not a node name like n4 (a peer certificate names a node)`);
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),

@@ -105,6 +105,31 @@ test('a node that is not a test cluster\'s refuses flush, fail and recover, even
   }
 });
 
+test('init makes an authority with a certificate per node, client and operator; issue adds one; init will not overwrite', async () => {
+  const out = join(scratch, 'certs');
+  const r = await shardbank(['init', '--out', out, '--clusters', '2', '--nodes-per-cluster', '3', '--client', 'alice,bob', '--admin', 'ops', '--cluster-id', 'bank7']);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /cluster bank7: authority in .*ca\.crt/);
+  const { X509Certificate } = await import('node:crypto');
+  const { readFileSync, statSync } = await import('node:fs');
+  const subject = (name: string) => new X509Certificate(readFileSync(join(out, `${name}.crt`))).subject.split('\n').sort().join(', ');
+  assert.is(subject('n6'), 'CN=n6, O=shardbank bank7, OU=peer');
+  assert.is(subject('alice'), 'CN=alice, O=shardbank bank7, OU=client');
+  assert.is(subject('ops'), 'CN=ops, O=shardbank bank7, OU=admin');
+  assert.is(statSync(join(out, 'ca.key')).mode & 0o777, 0o600, 'keys are private');
+  const ca = new X509Certificate(readFileSync(join(out, 'ca.crt')));
+  assert.ok(new X509Certificate(readFileSync(join(out, 'bob.crt'))).verify(ca.publicKey), 'signed by the authority');
+  const again = await shardbank(['init', '--out', out]);
+  assert.is(again.code, 2);
+  assert.match(again.err, /already holds an authority/);
+  const issued = await shardbank(['issue', '--authority', out, '--role', 'client', '--name', 'carol']);
+  assert.is(issued.code, 0, issued.err);
+  assert.is(subject('carol'), 'CN=carol, O=shardbank bank7, OU=client');
+  const bad = await shardbank(['issue', '--authority', out, '--role', 'client', '--name', 'a/b']);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /"a\/b" is not a valid client name/);
+});
+
 test('plaintext is refused off loopback', async () => {
   const config = join(scratch, 'wide.json');
   writeFileSync(config, JSON.stringify({ clusters: 1, nodesPerCluster: 1, nodes: [{ id: 1, host: '0.0.0.0', port: 29999 }] }));
