@@ -16,6 +16,7 @@ export interface InitOptions {
   clusterId?: string;
 }
 
+/** Creates the authority and its certificates in `opts.out`, and says what it made. */
 export async function initCommand(topology: Topology, opts: InitOptions): Promise<number> {
   const clients = opts.client?.map((c) => c.trim()).filter(Boolean) ?? ['client'];
   const admins = opts.admin?.map((c) => c.trim()).filter(Boolean) ?? ['admin'];

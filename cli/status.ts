@@ -80,6 +80,7 @@ export function healthy(report: StatusReport): boolean {
   return report.nodes.every((n) => n.status && !n.status.failed) && report.clusters.every((c) => c.leader !== null);
 }
 
+/** The report as an operator reads it: a line per cluster, then a table of nodes. */
 export function formatStatus(report: StatusReport): string {
   const lines: string[] = [];
   for (const c of report.clusters) {
