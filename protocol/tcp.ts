@@ -15,16 +15,18 @@
  * a deadline for the handshake and hello that trickled bytes do not extend,
  * idle connections closed, and client requests in flight per connection
  * (past it: `overloaded` at once, without the node seeing the request).
+ * That inbound side is `gate.ts`; this file keeps the queues, the outbound
+ * connections to peers, and the writing and reading of frames.
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { Admission } from './admission.js';
-import { identityOf, owns, refusal, refusalFromDialed } from './auth.js';
+import { refusalFromDialed } from './auth.js';
 import { BoundedQueue } from './boundedQueue.js';
-import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError } from './codec.js';
-import { InflightRequests } from './inflight.js';
-import { shardbank, type EnvelopeProps } from './messages.js';
-import { clientOptions, IDENTITY_PATTERN, isLoopback, principalOf, serverOptions, type Principal, type Role, type Security } from './tls.js';
+import { decodeFrame, encodeFrame, FRAME_HEADER_BYTES, FrameError } from './codec.js';
+import { Conn, describe } from './conn.js';
+import { InboundGate } from './gate.js';
+import type { EnvelopeProps } from './messages.js';
+import { clientOptions, isLoopback, principalOf, serverOptions, type Role, type Security } from './tls.js';
 import { DEFAULT_TUNING, type Tuning } from './topology.js';
 import type { EnvelopeHandler, Transport, TransportLogger } from './transport.js';
 
@@ -84,68 +86,6 @@ export interface TcpTransportStats {
   inflight: number;
 }
 
-/** What a connection may send before it is admitted: its hello, nothing large. */
-const FIRST_FRAME_BYTES = 4096;
-
-let nextConnId = 1;
-
-class Conn {
-  readonly id = nextConnId++;
-  readonly decoder: FrameDecoder;
-  readonly closed: Promise<void>;
-  readonly out: BoundedQueue<EnvelopeProps>;
-  /** Inbound over TLS: who the certificate says is on the other end. */
-  certified: Principal | null = null;
-  /** Inbound: who the connection was admitted as (after its hello). */
-  principal: Principal | null = null;
-  /** Outbound: the node this connection was opened to. */
-  dialed = 0;
-  /** Outbound: the node answered our hello as the node we meant, of our cluster. */
-  answered = false;
-  /** Outbound: why this connection failed, once known. */
-  failedBecause: string | null = null;
-  helloSeen = false;
-  dead = false;
-  lastActive = Date.now();
-  /** Route keys (`n:4`, `client:alice`) that currently lead to this socket. */
-  readonly keys = new Set<string>();
-  /** Client names whose replies go here (they last sent from here). */
-  readonly clients = new Set<string>();
-  inflight: InflightRequests | null = null;
-  /** Inbound: the deadline timer and pending count that end with the hello. */
-  gate: Gate | null = null;
-
-  constructor(
-    readonly socket: net.Socket,
-    readonly inbound: boolean,
-    public label: string,
-    maxFrameBytes: number,
-    maxEnvelopes: number,
-    maxQueued: number,
-    onDrop: () => void,
-  ) {
-    this.decoder = new FrameDecoder(maxFrameBytes, maxEnvelopes, inbound ? FIRST_FRAME_BYTES : undefined);
-    this.out = new BoundedQueue(maxQueued, onDrop);
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-  }
-
-  get role(): Role {
-    return this.principal?.role ?? 'client';
-  }
-
-  get identity(): string {
-    return this.principal?.name ?? '';
-  }
-}
-
-/** A raw inbound connection until its hello: it holds a place among the pending ones and has a hard deadline. */
-interface Gate {
-  raw: net.Socket;
-  timer: NodeJS.Timeout;
-  conn: Conn | null;
-  open: boolean;
-}
-
 type PeerState = 'idle' | 'connecting' | 'open' | 'waiting';
 
 /** An outbound connection to a node, opened on first use and kept up while there is traffic. */
@@ -156,20 +96,6 @@ interface Peer {
   queue: BoundedQueue<EnvelopeProps>;
   backoffMs: number;
   timer: NodeJS.Timeout | null;
-}
-
-const nodeKey = (node: number) => `n:${node}`;
-const roleKey = (role: Role, name: string) => `${role}:${name}`;
-const addrKey = (s: net.Socket) => `${s.remoteAddress}:${s.remotePort}`;
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as NodeJS.ErrnoException).code;
-  // TLS failures say what went wrong only in their message.
-  if (code && (code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|SIGNATURE|VERIFY/.test(code))) {
-    return `${code}: ${err.message.split('\n')[0]!.replace(/^[0-9A-F]+:error:[0-9A-F]+:SSL routines:/, '').trim()}`;
-  }
-  return code ?? err.message;
 }
 
 export class TcpTransport implements Transport {
@@ -189,19 +115,12 @@ export class TcpTransport implements Transport {
   private readonly reconnectMaxMs: number;
   private readonly connectTimeoutMs: number;
   private readonly helloTimeoutMs: number;
-  private readonly onAnswered: ((ms: number) => void) | undefined;
-  private readonly admission: Admission<Conn>;
+  private readonly gate: InboundGate;
 
   private handler: EnvelopeHandler | null = null;
   private server: net.Server | null = null;
   private readonly conns = new Set<Conn>();
   private readonly peers = new Map<number, Peer>();
-  /** The latest admitted inbound connection of each node and client identity. */
-  private readonly inbound = new Map<string, Conn>();
-  /** Client name -> the connection it last sent from, where its replies go. */
-  private readonly owners = new Map<string, Conn>();
-  private readonly gates = new Map<string, Gate>();
-  private pending = 0;
   /** Why the last connection to each node failed or was refused (for an operator's error message). */
   private readonly problems = new Map<number, string>();
   private readonly dirtyPeers = new Set<Peer>();
@@ -239,11 +158,33 @@ export class TcpTransport implements Transport {
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 1000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
     this.helloTimeoutMs = opts.helloTimeoutMs ?? this.tuning.helloTimeoutMs;
-    this.onAnswered = opts.onAnswered;
-    const t = this.tuning;
-    this.admission = new Admission<Conn>({
-      perRole: { peer: t.maxPeerConnections, client: t.maxClientConnections, admin: t.maxAdminConnections },
-      perIdentity: t.maxConnectionsPerIdentity,
+    this.gate = new InboundGate({
+      self: this.self,
+      security: this.security,
+      tuning: this.tuning,
+      maxFrameBytes: this.maxFrameBytes,
+      helloTimeoutMs: this.helloTimeoutMs,
+      isMember: this.isMember,
+      counters: this.counters,
+      log: this.log,
+      debug: this.debug,
+      onAnswered: opts.onAnswered,
+      closing: () => this.closing !== null,
+      newConn: (socket, label) => this.newConn(socket, true, label),
+      wire: (conn, onClose) => this.wire(conn, onClose),
+      deliver: (env) => this.deliver(env),
+      drained: (conn) => {
+        this.flushConn(conn);
+        for (const k of conn.keys) {
+          const peer = k.startsWith('n:') ? this.peers.get(Number(k.slice(2))) : undefined;
+          if (peer) this.flushPeer(peer);
+        }
+      },
+      schedule: (conn) => {
+        this.dirtyConns.add(conn);
+        if (!this.flushTimer) this.flushTimer = setImmediate(() => this.flush());
+      },
+      reject: (conn, what) => this.reject(conn, what),
     });
   }
 
@@ -253,7 +194,7 @@ export class TcpTransport implements Transport {
     if (this.security.mode === 'plaintext' && !isLoopback(this.listenAt.host)) {
       throw new Error(`plaintext is only allowed on loopback, and ${this.listenAt.host} is not: use TLS (certificates from shardbank init)`);
     }
-    const server = this.security.mode === 'tls' ? this.tlsServer(this.security.credentials) : net.createServer((raw) => this.admitRaw(raw) && this.accept(raw, null));
+    const server = this.security.mode === 'tls' ? this.tlsServer(this.security.credentials) : net.createServer((raw) => this.gate.admitRaw(raw) && this.gate.accept(raw, null));
     const t = this.tuning;
     server.maxConnections = t.maxPeerConnections + t.maxClientConnections + t.maxAdminConnections + t.maxPendingConnections;
     await new Promise<void>((resolve, reject) => {
@@ -270,10 +211,10 @@ export class TcpTransport implements Transport {
   private tlsServer(credentials: Extract<Security, { mode: 'tls' }>['credentials']): net.Server {
     const server = tls.createServer(serverOptions(credentials));
     // 'connection' sees the raw socket first: it takes a pending place and starts the deadline.
-    server.on('connection', (raw: net.Socket) => this.admitRaw(raw));
+    server.on('connection', (raw: net.Socket) => this.gate.admitRaw(raw));
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       const p = principalOf(socket.getPeerCertificate().subject, this.security.cluster);
-      this.accept(socket, p);
+      this.gate.accept(socket, p);
     });
     server.on('tlsClientError', (err, socket) => {
       this.counters.refused++;
@@ -295,10 +236,10 @@ export class TcpTransport implements Transport {
     return {
       ...this.counters,
       connections: {
-        pending: this.pending,
-        peer: this.admission.count('peer'),
-        client: this.admission.count('client'),
-        admin: this.admission.count('admin'),
+        pending: this.gate.pending,
+        peer: this.gate.count('peer'),
+        client: this.gate.count('client'),
+        admin: this.gate.count('admin'),
       },
       inflight,
     };
@@ -316,13 +257,13 @@ export class TcpTransport implements Transport {
   send(env: EnvelopeProps): void {
     if (this.closing) return;
     if (env.toClient) {
-      const conn = this.replyConn(env);
+      const conn = this.gate.replyConn(env);
       if (!conn) {
         // Nobody to answer: clients retry, so the reply is simply lost.
         this.counters.dropped++;
         return;
       }
-      this.answered(conn, env);
+      this.gate.answered(conn, env);
       conn.out.push(env);
       this.dirtyConns.add(conn);
     } else if (env.to) {
@@ -333,8 +274,8 @@ export class TcpTransport implements Transport {
         peer.queue.push(env);
         this.dirtyPeers.add(peer);
       } else {
-        const conn = this.inbound.get(nodeKey(env.to));
-        if (!conn || conn.dead) {
+        const conn = this.gate.nodeConn(env.to);
+        if (!conn) {
           this.counters.dropped++;
           return;
         }
@@ -352,28 +293,6 @@ export class TcpTransport implements Transport {
         this.flush();
       });
     }
-  }
-
-  /**
-   * Where a reply goes: the connection its client last sent from, if that
-   * connection's identity owns the client; else the latest connection of the
-   * identity the reply is addressed to. Never to anyone else.
-   */
-  private replyConn(env: EnvelopeProps): Conn | undefined {
-    const to = env.toClient!;
-    const role: Role = env.adminReply ? 'admin' : 'client';
-    const name = env.reply?.client || to;
-    const owner = this.owners.get(name);
-    if (owner && !owner.dead && owner.principal?.role === role && owns(owner.principal.name, name) && owner.principal.name === identityOf(to)) return owner;
-    const conn = this.inbound.get(roleKey(role, identityOf(to)));
-    return conn && !conn.dead ? conn : undefined;
-  }
-
-  private answered(conn: Conn, env: EnvelopeProps): void {
-    const r = env.reply;
-    if (!r || !conn.inflight) return;
-    const waited = conn.inflight.answer(`${r.client ?? ''}:${r.timestamp ?? 0}`, Date.now());
-    if (waited !== undefined) this.onAnswered?.(waited);
   }
 
   flush(): void {
@@ -425,10 +344,7 @@ export class TcpTransport implements Transport {
       peer.timer = null;
       peer.queue.clear();
     }
-    for (const gate of this.gates.values()) {
-      clearTimeout(gate.timer);
-      gate.raw.destroy();
-    }
+    this.gate.closeAll();
     this.loopback = [];
     const server = this.server;
     const serverClosed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
@@ -480,8 +396,8 @@ export class TcpTransport implements Transport {
     }
     // No outbound connection yet: the peer's own connection to us, if it has
     // one, is a working path too (it reads every socket it holds).
-    const back = this.inbound.get(nodeKey(peer.node));
-    if (back && !back.dead && !back.socket.writableNeedDrain) this.write(back, peer.queue.take());
+    const back = this.gate.nodeConn(peer.node);
+    if (back && !back.socket.writableNeedDrain) this.write(back, peer.queue.take());
     // Otherwise they wait for 'connect'.
     if (peer.state === 'idle') this.connect(peer);
   }
@@ -493,7 +409,7 @@ export class TcpTransport implements Transport {
     }
     if (conn.out.size === 0 || conn.socket.writableNeedDrain) return;
     this.write(conn, conn.out.take());
-    this.throttle(conn);
+    this.gate.throttle(conn);
   }
 
   /** Writes envelopes as few frames as the frame limits (bytes and envelopes) allow. */
@@ -634,87 +550,6 @@ export class TcpTransport implements Transport {
     conn.socket.destroy();
   }
 
-  // ------------------------------------------------------------- inbound
-
-  /** A raw inbound connection takes a pending place, or is refused; its deadline starts now. */
-  private admitRaw(raw: net.Socket): boolean {
-    if (this.closing || this.pending >= this.tuning.maxPendingConnections) {
-      this.counters.refused++;
-      this.debug(`refusing ${addrKey(raw)}: ${this.pending} connections are already waiting for their hello`);
-      raw.destroy();
-      return false;
-    }
-    this.pending++;
-    const key = addrKey(raw);
-    const gate: Gate = {
-      raw,
-      conn: null,
-      open: true,
-      timer: setTimeout(() => {
-        if (!gate.open) return;
-        this.counters.refused++;
-        this.log(`closing ${gate.conn?.label ?? key}: no handshake and hello within ${this.helloTimeoutMs} ms`);
-        gate.conn?.socket.destroy();
-        raw.destroy();
-      }, this.helloTimeoutMs),
-    };
-    this.gates.set(key, gate);
-    raw.once('close', () => this.closeGate(gate, key));
-    raw.on('error', () => {});
-    return true;
-  }
-
-  private closeGate(gate: Gate, key: string): void {
-    if (!gate.open) return;
-    gate.open = false;
-    this.pending--;
-    clearTimeout(gate.timer);
-    if (this.gates.get(key) === gate) this.gates.delete(key);
-  }
-
-  /** A connection whose handshake is done (TLS: `certified` from its certificate, or why it has none). */
-  private accept(socket: net.Socket, certified: Principal | string | null): boolean {
-    if (this.closing) {
-      socket.destroy();
-      return false;
-    }
-    const key = addrKey(socket);
-    const conn = this.newConn(socket, true, key);
-    const gate = this.gates.get(key);
-    if (gate) {
-      conn.gate = gate;
-      gate.conn = conn;
-    }
-    socket.setKeepAlive(true, 10000);
-    socket.on('drain', () => {
-      this.flushConn(conn);
-      for (const k of conn.keys) {
-        const peer = k.startsWith('n:') ? this.peers.get(Number(k.slice(2))) : undefined;
-        if (peer) this.flushPeer(peer);
-      }
-    });
-    this.wire(conn, () => this.forget(conn));
-    if (typeof certified === 'string') {
-      this.refuse(conn, certified);
-      return false;
-    }
-    if (certified) {
-      conn.certified = certified;
-      conn.label = `${certified.role} ${certified.name} (${key})`;
-      // What a role may send, in bytes, is known from the certificate before the first frame.
-      conn.decoder.limit(certified.role === 'peer' ? this.maxFrameBytes : this.tuning.maxClientFrameBytes);
-    }
-    return true;
-  }
-
-  /** Everything an inbound connection held, released when it closes. */
-  private forget(conn: Conn): void {
-    this.admission.remove(conn);
-    for (const name of conn.clients) if (this.owners.get(name) === conn) this.owners.delete(name);
-    conn.clients.clear();
-    this.counters.dropped += conn.out.clear();
-  }
-
   /** What every socket shares: decoding, delivery, error handling, cleanup. */
   private wire(conn: Conn, onClose: () => void): void {
     const { socket } = conn;
@@ -725,8 +560,7 @@ export class TcpTransport implements Transport {
     socket.on('close', () => {
       conn.dead = true;
       this.conns.delete(conn);
-      for (const key of conn.keys) if (this.inbound.get(key) === conn) this.inbound.delete(key);
-      conn.keys.clear();
+      this.gate.unroute(conn);
       onClose();
     });
   }
@@ -744,7 +578,7 @@ export class TcpTransport implements Transport {
       envs = err instanceof FrameError ? err.decodedBefore : [];
       failure = err instanceof Error ? err.message : String(err);
     }
-    if (conn.inbound) this.dispatchInbound(conn, envs);
+    if (conn.inbound) this.gate.dispatch(conn, envs);
     else this.dispatchOutbound(conn, envs);
     if (failure !== null && !conn.dead) this.reject(conn, failure);
     // Answers the transport gave itself (overloaded) leave with each chunk, not after the whole burst.
@@ -769,160 +603,6 @@ export class TcpTransport implements Transport {
       this.counters.envelopesReceived++;
       this.deliver(env);
     }
-  }
-
-  private dispatchInbound(conn: Conn, envs: EnvelopeProps[]): void {
-    for (const env of envs) {
-      if (conn.dead) return;
-      if (!conn.helloSeen) {
-        if (!env.hello) {
-          this.reject(conn, 'connection did not open with a hello');
-          return;
-        }
-        if (!this.register(conn, env.hello)) return;
-        continue;
-      }
-      const why = env.hello ? 'a second hello' : this.ruleBroken(conn.principal!, env);
-      if (why) {
-        this.violation(conn, why);
-        return;
-      }
-      if (env.request && conn.inflight && !this.admitRequest(conn, env)) continue;
-      if (env.admin) this.own(conn, env.fromClient!);
-      this.counters.envelopesReceived++;
-      this.deliver(env);
-    }
-  }
-
-  private ruleBroken(p: Principal, env: EnvelopeProps): string | null {
-    const why = refusal(p, env);
-    if (why) return why;
-    const to = env.to ?? 0;
-    if (this.self.node && to !== this.self.node) return `an envelope for n${to} sent to n${this.self.node}`;
-    return null;
-  }
-
-  /** A client request takes a place among the connection's requests in flight, or is answered `overloaded` now. */
-  private admitRequest(conn: Conn, env: EnvelopeProps): boolean {
-    const command = env.request!.command!;
-    const client = command.client ?? '';
-    this.own(conn, client);
-    if (conn.inflight!.admit(`${client}:${command.timestamp ?? 0}`, Date.now())) return true;
-    this.counters.overloaded++;
-    conn.out.push({
-      from: this.self.node ?? 0,
-      toClient: identityOf(client),
-      reply: { client, timestamp: command.timestamp ?? 0, status: shardbank.Status.FAILED, reason: 'overloaded' },
-    });
-    this.dirtyConns.add(conn);
-    if (!this.flushTimer) this.flushTimer = setImmediate(() => this.flush());
-    return false;
-  }
-
-  /**
-   * A client connection whose replies are not being read stops being read
-   * too: a flood slows the one who floods. (Peers are never paused: two
-   * nodes each waiting for the other to read would wait for ever.)
-   */
-  private throttle(conn: Conn): void {
-    if (!conn.inbound || conn.role === 'peer' || conn.dead) return;
-    if (conn.socket.writableNeedDrain && !conn.socket.isPaused()) {
-      conn.socket.pause();
-      conn.socket.once('drain', () => conn.socket.resume());
-    }
-  }
-
-  /** Replies for this client name go to this connection from now on (bounded: the oldest names are forgotten). */
-  private own(conn: Conn, client: string): void {
-    if (this.owners.get(client) === conn) return;
-    const before = this.owners.get(client);
-    if (before) before.clients.delete(client);
-    this.owners.set(client, conn);
-    conn.clients.add(client);
-    if (conn.clients.size > this.tuning.maxInflightPerConnection) {
-      const oldest = conn.clients.values().next().value as string;
-      conn.clients.delete(oldest);
-      if (this.owners.get(oldest) === conn) this.owners.delete(oldest);
-    }
-  }
-
-  /** Who the hello says is there, checked against the certificate (TLS) or believed (plaintext). */
-  private claimed(conn: Conn, hello: NonNullable<EnvelopeProps['hello']>): Principal | string {
-    const node = hello.node ?? 0;
-    const client = hello.client ?? '';
-    if (!node && !client) return 'hello names neither a node nor a client';
-    if (node && client) return 'hello names both a node and a client';
-    if (conn.certified) {
-      const p = conn.certified;
-      if (p.role === 'peer' ? node !== p.node : client !== p.name) return `hello says ${node ? `n${node}` : client}, the certificate ${p.role} ${p.name}`;
-      if (hello.role && hello.role !== p.role) return `hello claims the ${hello.role} role, the certificate ${p.role}`;
-      return p;
-    }
-    if (this.security.mode === 'tls') return 'no certificate';
-    if (node) return { role: 'peer', name: `n${node}`, node };
-    if (!IDENTITY_PATTERN.test(client)) return `"${client}" is not a valid client name`;
-    const role = hello.role === 'admin' ? 'admin' : hello.role === '' || hello.role === undefined || hello.role === 'client' ? 'client' : null;
-    if (!role) return `hello claims the ${hello.role} role`;
-    return { role, name: client, node: 0 };
-  }
-
-  private register(conn: Conn, hello: NonNullable<EnvelopeProps['hello']>): boolean {
-    const cluster = hello.cluster ?? '';
-    if (cluster !== this.security.cluster) {
-      // Say who we are before closing, so the opener can tell its user where it went wrong.
-      conn.socket.write(encodeFrame([{ from: this.self.node ?? 0, hello: { node: this.self.node ?? 0, cluster: this.security.cluster } }]));
-      this.refuse(conn, `hello from cluster "${cluster}", and this is cluster "${this.security.cluster}"`);
-      return false;
-    }
-    const p = this.claimed(conn, hello);
-    if (typeof p === 'string') {
-      this.refuse(conn, p);
-      return false;
-    }
-    if (p.role === 'peer' && !this.isMember(p.node)) {
-      this.refuse(conn, `${p.name} is not a node of this configuration`);
-      return false;
-    }
-    conn.principal = p;
-    conn.helloSeen = true;
-    if (conn.gate) this.closeGate(conn.gate, addrKey(conn.gate.raw));
-    for (const old of this.admission.admit(conn)) {
-      this.counters.evicted++;
-      this.debug(`closing ${old.label} to make room for ${p.role} ${p.name}`);
-      old.socket.destroy();
-    }
-    conn.label = `${p.role} ${p.name} (${addrKey(conn.socket)})`;
-    conn.decoder.limit(p.role === 'peer' ? this.maxFrameBytes : this.tuning.maxClientFrameBytes);
-    conn.socket.setTimeout(this.tuning.idleTimeoutMs, () => {
-      this.counters.evicted++;
-      this.debug(`closing ${conn.label}: idle for ${this.tuning.idleTimeoutMs} ms`);
-      conn.socket.destroy();
-    });
-    if (p.role === 'client') conn.inflight = new InflightRequests(this.tuning.maxInflightPerConnection, 2 * this.tuning.clientGiveUpMs);
-    // The latest connection of an identity wins: an older one is from before a restart.
-    const key = p.role === 'peer' ? nodeKey(p.node) : roleKey(p.role, p.name);
-    const previous = this.inbound.get(key);
-    if (previous && previous !== conn) previous.keys.delete(key);
-    this.inbound.set(key, conn);
-    conn.keys.add(key);
-    conn.socket.write(encodeFrame([{ from: this.self.node ?? 0, hello: { node: this.self.node ?? 0, cluster: this.security.cluster, role: 'peer' } }]));
-    return true;
-  }
-
-  /** A connection that never got in: refused before or at its hello. */
-  private refuse(conn: Conn, what: string): void {
-    this.counters.refused++;
-    this.log(`refusing ${conn.label}: ${what}`);
-    conn.dead = true;
-    conn.socket.destroy();
-  }
-
-  /** An admitted connection that broke its role's rules: closed, the envelope unseen. */
-  private violation(conn: Conn, what: string): void {
-    this.counters.violations++;
-    this.log(`closing ${conn.label}: ${what}`);
-    conn.dead = true;
-    conn.socket.destroy();
   }
 
   private reject(conn: Conn, what: string): void {
