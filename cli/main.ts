@@ -35,12 +35,18 @@ function common<C extends Command>(cmd: C): C {
   return cmd;
 }
 
+const TLS_HELP = {
+  local: 'use this authority (from shardbank init) instead of a throwaway one; needed with --connect',
+  node: "certificates from shardbank init (this node's is <dir>/nK.crt)",
+  admin: 'certificates from shardbank init (this command uses <dir>/admin.crt)',
+} as const;
+
 /** --tls / --plaintext / --cluster-id: how a command's connections are secured. */
-function addSecurityOptions<C extends Command>(cmd: C, local: boolean): C {
+function addSecurityOptions<C extends Command>(cmd: C, who: keyof typeof TLS_HELP): C {
   cmd
-    .option('--tls <dir>', local ? "use this authority (from shardbank init) instead of a throwaway one; needed with --connect" : 'certificates from shardbank init (this command uses the admin certificate)')
-    .option('--plaintext', local ? 'no TLS: plain TCP, loopback only' : 'no TLS: plain TCP, loopback only (nodes started with --plaintext)')
-    .option('--cluster-id <id>', 'with --plaintext: the cluster id the nodes were started with (default "local")');
+    .option('--tls <dir>', TLS_HELP[who])
+    .option('--plaintext', who === 'local' ? 'no TLS: plain TCP, loopback only' : 'no TLS: plain TCP, loopback only (every node of the cluster so)')
+    .option('--cluster-id <id>', who === 'node' ? 'with --plaintext: the cluster id every hello must name (default "local")' : 'with --plaintext: the cluster id the nodes were started with (default "local")');
   return cmd;
 }
 
@@ -67,7 +73,7 @@ addSecurityOptions(addTopologyOptions(
     .option('--data-dir <dir>', 'where node logs and LevelDB directories go (default: a temporary directory, removed after)')
     .option('--keep-data', 'keep the temporary data directory')
     .option('--metrics-base-port <n>', 'node k serves Prometheus metrics on 127.0.0.1:(n + k - 1)', intArg(1, 65535)),
-), true).action(async (file: string, opts: TopologyOptions & SecurityFlags & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean; metricsBasePort?: number }) => {
+), 'local').action(async (file: string, opts: TopologyOptions & SecurityFlags & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean; metricsBasePort?: number }) => {
   const topology = topologyFromOptions(opts);
   // Loaded when used, so that node processes start without the client-side libraries.
   const { runCommand } = await import('./run.js');
@@ -83,7 +89,7 @@ addSecurityOptions(addTopologyOptions(
     .option('--seed <n>', 'seed for election timeouts', intArg(0))
     .option('--test-cluster', 'obey flush, fail and recover (the test driver\'s commands); run and bench set it')
     .option('--metrics <host:port>', 'serve Prometheus metrics here (HTTPS for the admin certificate with --tls)'),
-), false).action(async (opts: TopologyOptions & SecurityFlags & { id: number; dataDir: string; seed?: number; testCluster?: boolean; metrics?: string }) => {
+), 'node').action(async (opts: TopologyOptions & SecurityFlags & { id: number; dataDir: string; seed?: number; testCluster?: boolean; metrics?: string }) => {
   const topology = topologyFromOptions(opts);
   const security = securityFromFlags(opts, 'node');
   const metrics = opts.metrics !== undefined ? parseListen(opts.metrics) : undefined;
@@ -160,7 +166,7 @@ addSecurityOptions(addTopologyOptions(
     .option('--connect', 'use nodes already running at the configured addresses')
     .option('--etcd <urls>', 'run the same workload against etcd instead (comma-separated client URLs; see bench/etcd.sh)', (v: string) => wrap(() => urlList(v)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
-), true).action(async (opts: TopologyOptions & Record<string, unknown>) => {
+), 'local').action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
   // Large balances by default, so that transfers rarely fail for lack of funds.
   const topology = topologyFromOptions({ ...opts, initialBalance: opts.initialBalance ?? 1_000_000 });
@@ -226,7 +232,7 @@ addSecurityOptions(addTopologyOptions(
     .command('status'))
     .description('show a running cluster: leaders, ballots, commit points, lag, in-doubt transactions, nodes down')
     .option('--json', 'one JSON object'),
-), false).action(async (opts: TopologyOptions & SecurityFlags & { json?: boolean }) => {
+), 'admin').action(async (opts: TopologyOptions & SecurityFlags & { json?: boolean }) => {
   const topology = topologyFromOptions(opts);
   const { statusCommand } = await import('./status.js');
   process.exitCode = await statusCommand(topology, opts);
