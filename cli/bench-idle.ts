@@ -7,13 +7,13 @@
  * runs, so the figure is their price. The CPU time is the whole process's
  * (every thread: V8's, libuv's pool, LevelDB's).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import type { Topology } from '../protocol/topology.js';
 import { nodeUsage, statuses, type NodeUsage } from './bench.js';
-import { LocalCluster, tcpAdmin } from './cluster.js';
+import type { SecurityFlags } from './credentials.js';
+import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
 import { flushCluster } from './runner.js';
+import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 
 export interface IdleReport {
@@ -49,20 +49,12 @@ export function formatIdle(report: IdleReport): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the idle measurement (see the file's header); exit code 0 when every node answered and none died. */
-export async function idleCommand(topology: Topology, opts: { idleS: number; settleS: number; connect?: boolean; json?: string; dataDir?: string }): Promise<number> {
+export async function idleCommand(topology: Topology, opts: { idleS: number; settleS: number; connect?: boolean; json?: string; dataDir?: string } & SecurityFlags): Promise<number> {
   const spinner = progressSpinner();
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-idle-'));
-  const cluster = opts.connect ? null : new LocalCluster(topology, dataDir);
-  const { admin, transport } = tcpAdmin(topology, `idle-admin-${process.pid}`);
-  const stopOnSignal = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
-  process.once('SIGINT', stopOnSignal);
-  process.once('SIGTERM', stopOnSignal);
-  let keepDataDir = Boolean(opts.dataDir);
+  const session = await Session.open({ ...opts, topology, command: 'idle', clientSlots: 1 });
+  const { admin } = session;
   try {
-    if (cluster) {
-      spinner.start(`starting ${topology.nodes.length} node processes`);
-      await cluster.start(admin);
-    }
+    await session.start(spinner);
     await flushCluster(admin, topology, 1);
     spinner.start(`settling for ${opts.settleS} s`);
     await sleep(opts.settleS * 1000);
@@ -72,23 +64,17 @@ export async function idleCommand(topology: Topology, opts: { idleS: number; set
     const after = await statuses(admin, topology);
     spinner.stop();
     const nodes = nodeUsage(before, after);
-    const deaths = cluster?.deaths() ?? [];
+    const deaths = session.cluster?.deaths() ?? [];
     const report: IdleReport = { system: 'shardbank', idle: { seconds: opts.idleS, settleS: opts.settleS, ...idleFigures(nodes, opts.idleS), nodes }, deaths };
     process.stdout.write(`${formatIdle(report)}\n`);
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify(report, null, 1)}\n`);
-    if (deaths.length > 0) keepDataDir = true;
+    if (deaths.length > 0) session.keep();
     const missing = topology.nodes.length - nodes.length;
     if (missing > 0) process.stdout.write(`${missing} node(s) did not answer the status request\n`);
-    return deaths.length === 0 && missing === 0 ? 0 : 1;
-  } catch (err) {
-    spinner.fail((err as Error).message);
-    return 1;
+    return deaths.length === 0 && missing === 0 ? EXIT_OK : EXIT_CHECK_FAILED;
   } finally {
-    process.off('SIGINT', stopOnSignal);
-    process.off('SIGTERM', stopOnSignal);
-    if (cluster) await cluster.stop();
-    await transport.close();
-    if (cluster && !keepDataDir) rmSync(dataDir, { recursive: true, force: true });
+    spinner.stop();
+    await session.close();
   }
 }

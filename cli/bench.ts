@@ -5,16 +5,16 @@
  * a `--preset`. At the end: a table of outcomes and latencies (overall and per
  * kind), throughput, and an audit that money is conserved and replicas agree.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import type { Ora } from 'ora';
 import type { BankClient, TxResult } from '../client/client.js';
 import type { AdminClient } from '../client/admin.js';
 import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
-import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
-import { flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
+import type { SecurityFlags } from './credentials.js';
+import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
+import { auditHolds, flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
+import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { Workload, type Distribution, type OpKind } from './workload.js';
@@ -233,22 +233,24 @@ export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
   return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
 }
 
-export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string; settleS?: number }): Promise<number> {
+export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
+  connect?: boolean;
+  json?: string;
+  dataDir?: string;
+  settleS?: number;
+}
+
+/**
+ * Runs the benchmark; resolves to the exit code: 0 when the audit holds and
+ * no node died, 1 otherwise. A node that stopped by itself keeps the data
+ * directory, for its log.
+ */
+export async function benchCommand(topology: Topology, opts: BenchCommandOptions): Promise<number> {
   const spinner = progressSpinner();
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-bench-'));
-  const cluster = opts.connect ? null : new LocalCluster(topology, dataDir);
-  const { admin, transport: adminTransport } = tcpAdmin(topology, `bench-admin-${process.pid}`);
-  const name = `bench-${process.pid}`;
-  const { client, transport } = tcpClient(topology, name, Math.max(1, opts.clients));
-  let keepDataDir = Boolean(opts.dataDir);
-  const stopOnSignal = () => void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
-  process.once('SIGINT', stopOnSignal);
-  process.once('SIGTERM', stopOnSignal);
+  const session = await Session.open({ ...opts, topology, command: 'bench', clientSlots: Math.max(1, opts.clients) });
+  const { admin, client } = session;
   try {
-    if (cluster) {
-      spinner.start(`starting ${topology.nodes.length} node processes`);
-      await cluster.start(admin);
-    }
+    await session.start(spinner);
     await flushCluster(admin, topology, 1);
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
@@ -260,22 +262,15 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
     const report = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
-    const deaths = cluster?.deaths() ?? [];
+    const security = session.security.mode === 'tls' ? 'TLS' : 'plaintext';
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    const deaths = session.cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
-    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, deaths }, null, 1)}\n`);
-    if (deaths.length > 0) keepDataDir = true;
-    return audit.conserved && audit.replicasAgree && deaths.length === 0 ? 0 : 1;
-  } catch (err) {
-    spinner.fail((err as Error).message);
-    return 1;
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, transport: security, deaths }, null, 1)}\n`);
+    if (deaths.length > 0) session.keep();
+    return auditHolds(audit) && deaths.length === 0 ? EXIT_OK : EXIT_CHECK_FAILED;
   } finally {
-    process.off('SIGINT', stopOnSignal);
-    process.off('SIGTERM', stopOnSignal);
-    client.abandonAll();
-    if (cluster) await cluster.stop();
-    await transport.close();
-    await adminTransport.close();
-    if (cluster && !keepDataDir) rmSync(dataDir, { recursive: true, force: true });
+    spinner.stop();
+    await session.close();
   }
 }

@@ -9,9 +9,11 @@ import { formatRecord } from './inspect-format.js';
 import { nodeName, type NodeId } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { tcpAdmin } from './cluster.js';
+import { securityFromFlags, type SecurityFlags } from './credentials.js';
 import type { InspectRecord } from '../runtime/inspect.js';
+import { EXIT_OK, EXIT_USAGE } from './exitCodes.js';
 
-export interface InspectOptions {
+export interface InspectOptions extends SecurityFlags {
   topology: Topology;
   node: NodeId;
   json?: boolean;
@@ -24,7 +26,7 @@ const LEASE_MS = 3000;
 const RENEW_MS = 1000;
 
 export async function inspectCommand(opts: InspectOptions): Promise<number> {
-  const { admin, transport } = tcpAdmin(opts.topology, `inspect-${process.pid}`);
+  const { admin, transport } = tcpAdmin(opts.topology, securityFromFlags(opts, 'inspect'), `inspect-${process.pid}`);
   const print = (r: InspectRecord) => {
     if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     else if (opts.all || r.changed || r.kind !== 'transition') process.stdout.write(`${formatRecord(r)}\n`);
@@ -35,7 +37,7 @@ export async function inspectCommand(opts: InspectOptions): Promise<number> {
   } catch (err) {
     process.stderr.write(`shardbank inspect: ${nodeName(opts.node)} does not answer: ${(err as Error).message}\n`);
     await transport.close();
-    return 2;
+    return EXIT_USAGE;
   }
   process.stderr.write(`watching ${nodeName(opts.node)}'s actors (Ctrl-C to stop)\n`);
   await new Promise<void>((resolve) => {
@@ -49,5 +51,5 @@ export async function inspectCommand(opts: InspectOptions): Promise<number> {
     if (opts.seconds) setTimeout(stop, opts.seconds * 1000);
   });
   await transport.close();
-  return 0;
+  return EXIT_OK;
 }

@@ -1,24 +1,56 @@
 #!/usr/bin/env node
 /**
- * The `shardbank` command.
+ * The `shardbank` command. Every subcommand exits with the same codes
+ * (`exitCodes.ts`): ordinary mistakes get one line naming what and where,
+ * never a stack trace.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseNodeName } from '../protocol/messages.js';
 import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type TopologyOptions } from './config.js';
+import { securityFromFlags, UsageError, type SecurityFlags } from './credentials.js';
+import { EXIT_CODES_HELP, EXIT_INTERNAL, EXIT_USAGE } from './exitCodes.js';
 import { runNodeProcess } from './node.js';
-import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
+import { replayMain, ReplayError, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 import { registerPartitionCommands } from './partition.js';
+import { parseListen } from './metrics.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const program = new Command();
 program
   .name('shardbank')
   .description('A sharded, replicated bank ledger: Multi-Paxos clusters, 2PC between them, every node an XState actor hierarchy over a LevelDB event log.')
-  .showHelpAfterError();
+  .version(VERSION, '-V, --version', 'print the version')
+  .showHelpAfterError('(add --help for the options)')
+  .addHelpText('after', `\n${EXIT_CODES_HELP}`)
+  .exitOverride();
+
+/** The same exit codes and the same error handling in every subcommand. */
+function common<C extends Command>(cmd: C): C {
+  cmd.exitOverride().addHelpText('after', `\n${EXIT_CODES_HELP}`).showHelpAfterError('(add --help for the options)');
+  return cmd;
+}
+
+const TLS_HELP = {
+  local: 'use this authority (from shardbank init) instead of a throwaway one; needed with --connect',
+  node: "certificates from shardbank init (this node's is <dir>/nK.crt)",
+  admin: 'certificates from shardbank init (this command uses <dir>/admin.crt)',
+} as const;
+
+/** --tls / --plaintext / --cluster-id: how a command's connections are secured. */
+function addSecurityOptions<C extends Command>(cmd: C, who: keyof typeof TLS_HELP): C {
+  cmd
+    .option('--tls <dir>', TLS_HELP[who])
+    .option('--plaintext', who === 'local' ? 'no TLS: plain TCP, loopback only' : 'no TLS: plain TCP, loopback only (every node of the cluster so)')
+    .option('--cluster-id <id>', who === 'node' ? 'with --plaintext: the cluster id every hello must name (default "local")' : 'with --plaintext: the cluster id the nodes were started with (default "local")');
+  return cmd;
+}
 
 function nodeArg(value: string): number {
   const id = parseNodeName(value);
@@ -30,9 +62,9 @@ function setList(value: string, prev: number[] = []): number[] {
   return [...prev, ...value.split(',').map((v) => intArg(1)(v))];
 }
 
-addTopologyOptions(
-  program
-    .command('run')
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('run'))
     .description('run a CSV file of test sets on a local cluster of node processes')
     .argument('<file>', 'CSV test file (Set Number, Transactions, Live Nodes)')
     .option('-y, --yes', 'run every set without prompts (the default without a terminal)')
@@ -41,24 +73,29 @@ addTopologyOptions(
     .option('--set <n,...>', 'run only these sets', setList)
     .option('--connect', 'use nodes already running at the configured addresses instead of starting them')
     .option('--data-dir <dir>', 'where node logs and LevelDB directories go (default: a temporary directory, removed after)')
-    .option('--keep-data', 'keep the temporary data directory'),
-).action(async (file: string, opts: TopologyOptions & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean }) => {
+    .option('--keep-data', 'keep the temporary data directory')
+    .option('--metrics-base-port <n>', 'node k serves Prometheus metrics on 127.0.0.1:(n + k - 1)', intArg(1, 65535)),
+), 'local').action(async (file: string, opts: TopologyOptions & SecurityFlags & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean; metricsBasePort?: number }) => {
   const topology = topologyFromOptions(opts);
   // Loaded when used, so that node processes start without the client-side libraries.
   const { runCommand } = await import('./run.js');
   process.exitCode = await runCommand({ file, topology, ...opts });
 });
 
-addTopologyOptions(
-  program
-    .command('node')
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('node'))
     .description('run one node process (local clusters start these for you)')
     .requiredOption('--id <node>', 'which node, e.g. n4', nodeArg)
     .requiredOption('--data-dir <dir>', 'directory for the node event logs (LevelDB)')
-    .option('--seed <n>', 'seed for election timeouts', intArg(0)),
-).action(async (opts: TopologyOptions & { id: number; dataDir: string; seed?: number }) => {
+    .option('--seed <n>', 'seed for election timeouts', intArg(0))
+    .option('--test-cluster', 'obey flush, fail and recover (the test driver\'s commands); run and bench set it')
+    .option('--metrics <host:port>', 'serve Prometheus metrics here (HTTPS for the admin certificate with --tls)'),
+), 'node').action(async (opts: TopologyOptions & SecurityFlags & { id: number; dataDir: string; seed?: number; testCluster?: boolean; metrics?: string }) => {
   const topology = topologyFromOptions(opts);
-  const stop = await runNodeProcess({ topology, node: opts.id, dataDir: opts.dataDir, seed: opts.seed });
+  const security = securityFromFlags(opts, 'node');
+  const metrics = opts.metrics !== undefined ? parseListen(opts.metrics) : undefined;
+  const stop = await runNodeProcess({ topology, node: opts.id, dataDir: opts.dataDir, seed: opts.seed, security, testCluster: opts.testCluster, metrics });
   const shutdown = () => {
     void stop().then(() => process.exit(0));
   };
@@ -69,8 +106,8 @@ addTopologyOptions(
   if (process.send) process.once('disconnect', shutdown);
 });
 
-program
-  .command('replay')
+common(program
+  .command('replay'))
   .description("print a node's event log as a timeline, rebuild its state at any point, or diff two replicas' logs")
   .argument('<dir>', "a node's LevelDB log directory (<data-dir>/n4), or a file of replay --json lines")
   .option('--tx <txid>', 'only events about this transaction (client:timestamp, e.g. client/3:17)', txArg)
@@ -85,22 +122,22 @@ program
     process.exitCode = await replayMain(dir, opts);
   });
 
-addTopologyOptions(
-  program
-    .command('inspect')
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('inspect'))
     .description("watch a running node's actors step by step: each state change, spawn and stop, as it happens")
     .requiredOption('--node <node>', 'which node, e.g. n1', nodeArg)
     .option('--all', 'every step, not only those that change a state')
     .option('--json', 'the inspection records as JSON lines')
     .option('--seconds <s>', 'stop after this many seconds (default: until Ctrl-C)', intArg(1, 86_400)),
-).action(async (opts: TopologyOptions & { node: number; all?: boolean; json?: boolean; seconds?: number }) => {
+), 'admin').action(async (opts: TopologyOptions & SecurityFlags & { node: number; all?: boolean; json?: boolean; seconds?: number }) => {
   const topology = topologyFromOptions(opts);
   const { inspectCommand } = await import('./inspect.js');
-  process.exitCode = await inspectCommand({ topology, node: opts.node, json: opts.json, all: opts.all, seconds: opts.seconds });
+  process.exitCode = await inspectCommand({ ...opts, topology });
 });
 
-program
-  .command('sim')
+common(program
+  .command('sim'))
   .description('deterministic simulation: a whole cluster in one process under seeded faults, checked for lost or created money')
   .option('--seed <n>', 'run this one seed and print it in full', intArg(0))
   .option('--seeds <a..b>', 'a swarm: run every seed in the range, each with its own fault rates', (v: string) => wrap(() => parseSeedRange(v)))
@@ -115,8 +152,8 @@ program
     process.exitCode = await simCommand(opts);
   });
 
-program
-  .command('scenario')
+common(program
+  .command('scenario'))
   .description('run scripted failure scenarios (testcases/scenarios/*.txt) against their golden stories')
   .argument('[files...]', 'scenario scripts (default: every script in testcases/scenarios)')
   .option('--rewrite', 'write each script\'s golden story anew from this run')
@@ -125,9 +162,9 @@ program
     process.exitCode = await scenarioCommand({ files, rewrite: opts.rewrite });
   });
 
-addTopologyOptions(
-  program
-    .command('bench')
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('bench'))
     .description('benchmark a local cluster of node processes: throughput, latency percentiles, and an audit at the end')
     .option('--preset <name>', `a named mix: ${Object.keys(PRESETS).join(', ')}`, (v: string) => wrap(() => presetArg(v)))
     .option('--count <n>', 'operations to run', intArg(1, 100_000_000))
@@ -148,7 +185,7 @@ addTopologyOptions(
     .option('--server-pids <pids>', 'with --etcd or --postgres: also report the CPU these processes and their children use over the run (comma-separated pids; Linux)', (v: string) => wrap(() => pidList(v)))
     .addOption(new Option('--idle <s>', "no workload: measure the nodes' CPU over this many seconds with nothing to do (after --warmup seconds to settle, default 2)").argParser(intArg(1, 3600)))
     .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
-).action(async (opts: TopologyOptions & Record<string, unknown>) => {
+), 'local').action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
   // Large balances by default, so that transfers rarely fail for lack of funds.
   const topology = topologyFromOptions({ ...opts, initialBalance: opts.initialBalance ?? 1_000_000 });
@@ -179,6 +216,9 @@ addTopologyOptions(
     warmupS: pick('warmup', 0),
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
+    tls: opts['tls'] as string | undefined,
+    plaintext: opts['plaintext'] as boolean | undefined,
+    clusterId: opts['clusterId'] as string | undefined,
   };
   if (idleS !== undefined) {
     const { idleCommand } = await import('./bench-idle.js');
@@ -201,6 +241,43 @@ program
     const { compareTableCommand } = await import('./compare.js');
     process.exitCode = compareTableCommand(dir, opts);
   });
+
+addTopologyOptions(
+  common(program
+    .command('init'))
+    .description("create a cluster's certificate authority: a certificate per node, client and operator, each naming its role")
+    .requiredOption('--out <dir>', 'directory for ca.crt, ca.key and every certificate and key')
+    .option('--client <name,...>', 'client certificates to issue (default: client)', (v: string, prev: string[] = []) => [...prev, ...v.split(',')])
+    .option('--admin <name,...>', 'operator (admin) certificates to issue (default: admin)', (v: string, prev: string[] = []) => [...prev, ...v.split(',')])
+    .option('--cluster-id <id>', 'the cluster identity every certificate names (default: random)'),
+).action(async (opts: TopologyOptions & { out: string; client?: string[]; admin?: string[]; clusterId?: string }) => {
+  const topology = topologyFromOptions(opts);
+  const { initCommand } = await import('./init.js');
+  process.exitCode = await initCommand(topology, opts);
+});
+
+common(program
+  .command('issue'))
+  .description('issue one more certificate from an authority made by shardbank init')
+  .requiredOption('--authority <dir>', 'the directory from shardbank init (it must hold ca.key)')
+  .addOption(new Option('--role <role>', 'what the certificate may do').choices(['client', 'admin', 'peer']).makeOptionMandatory())
+  .requiredOption('--name <name>', 'the identity: a client or operator name, or a node (n4)')
+  .action(async (opts: { authority: string; role: 'client' | 'admin' | 'peer'; name: string }) => {
+    const { issueFrom } = await import('./authority.js');
+    await issueFrom(opts.authority, { role: opts.role, name: opts.name });
+    process.stdout.write(`issued ${opts.role} certificate for ${opts.name}: ${opts.authority}/${opts.name}.crt and .key\n`);
+  });
+
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('status'))
+    .description('show a running cluster: leaders, ballots, commit points, lag, in-doubt transactions, nodes down')
+    .option('--json', 'one JSON object'),
+), 'admin').action(async (opts: TopologyOptions & SecurityFlags & { json?: boolean }) => {
+  const topology = topologyFromOptions(opts);
+  const { statusCommand } = await import('./status.js');
+  process.exitCode = await statusCommand(topology, opts);
+});
 
 function presetArg(v: string): Preset {
   const p = PRESETS[v];
@@ -237,9 +314,25 @@ function wrap<T>(parse: () => T): T {
 }
 
 registerPartitionCommands(program);
+/** Whether an error is an ordinary mistake (bad flag, file, config): one line, exit code 2. */
+function isUsage(err: unknown): boolean {
+  return err instanceof UsageError || err instanceof ConfigError || err instanceof ReplayError || err instanceof InvalidArgumentError;
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError) process.stderr.write(`config error: ${err.message}\n`);
-  else process.stderr.write(`shardbank: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(2);
+  if (err instanceof CommanderError) {
+    // Help and --version end with code 0; a bad flag or argument has been printed already.
+    process.exit(err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : EXIT_USAGE);
+  }
+  if (isUsage(err)) {
+    const prefix = err instanceof ConfigError ? 'config error' : 'shardbank';
+    process.stderr.write(`${prefix}: ${(err as Error).message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  // Not an ordinary mistake. A plain Error is a fault we describe (a node that does
+  // not start); anything else is a bug, and its stack is what finds it.
+  const e = err as Error;
+  const text = e?.constructor === Error ? e.message : (e?.stack ?? String(err));
+  process.stderr.write(`shardbank: ${text}\n`);
+  process.exit(EXIT_INTERNAL);
 });

@@ -6,18 +6,18 @@
  * output. `--json` prints one JSON line per set on stdout; the human output
  * then goes to stderr.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { createInterface, type Interface } from 'node:readline/promises';
 import { allNodes, type Topology } from '../protocol/topology.js';
-import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
+import { UsageError, type SecurityFlags } from './credentials.js';
 import { formatParseError, parseTestSets, validateSets, type TestSet } from './csv.js';
+import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
 import { formatPerformance, formatPrintBalance, formatPrintDb, formatPrintView } from './format.js';
-import { describeNodes, formatAudit, SetRunner, type CommandResult } from './runner.js';
+import { auditHolds, describeNodes, formatAudit, SetRunner, type CommandResult } from './runner.js';
+import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 
-export interface RunOptions {
+export interface RunOptions extends SecurityFlags {
   file: string;
   topology: Topology;
   yes?: boolean;
@@ -27,8 +27,14 @@ export interface RunOptions {
   dataDir?: string;
   keepData?: boolean;
   set?: number[];
+  metricsBasePort?: number;
 }
 
+/**
+ * Runs the file's sets; resolves to the exit code: 0 when every set ran and
+ * its audit held, 1 when a row was skipped or an audit failed. Bad input and
+ * flags throw UsageError (exit code 2).
+ */
 export async function runCommand(opts: RunOptions): Promise<number> {
   const out = opts.json ? process.stderr : process.stdout;
   const say = (line = '') => out.write(`${line}\n`);
@@ -38,37 +44,27 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   const errors = [...parsed.errors, ...checked.errors].sort((a, b) => a.line - b.line);
   for (const e of errors) process.stderr.write(`${formatParseError(e, opts.file)} (skipped)\n`);
   let sets = checked.sets;
-  if (opts.set && opts.set.length > 0) sets = sets.filter((s) => opts.set!.includes(s.set));
-  if (sets.length === 0) {
-    process.stderr.write(`${opts.file}: no test sets to run\n`);
-    return 1;
+  if (opts.set && opts.set.length > 0) {
+    const missing = opts.set.filter((n) => !sets.some((s) => s.set === n));
+    if (missing.length > 0) throw new UsageError(`--set ${missing.join(',')}: ${opts.file} has no such set (it has ${sets.map((s) => s.set).join(', ') || 'none'})`);
+    sets = sets.filter((s) => opts.set!.includes(s.set));
   }
+  if (sets.length === 0) throw new UsageError(`${opts.file}: no test sets to run`);
 
   const interactive = !opts.yes && process.stdin.isTTY === true && process.stdout.isTTY === true;
   const spinner = progressSpinner(!opts.json);
   const topo = opts.topology;
-  const dataDir = opts.dataDir ? resolve(opts.dataDir) : mkdtempSync(join(tmpdir(), 'shardbank-run-'));
-  const cluster = opts.connect ? null : new LocalCluster(topo, dataDir);
-  const name = `run-${process.pid}`;
-  const { admin, transport: adminTransport } = tcpAdmin(topo, `admin-${process.pid}`);
-  const { client, transport: clientTransport } = tcpClient(topo, name, Math.max(64, opts.concurrency ?? 1));
+  const session = await Session.open({ ...opts, command: 'run', clientSlots: Math.max(64, opts.concurrency ?? 1) });
+  const { admin, client } = session;
   const rl: Interface | null = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
-  let code = 0;
-  // Interrupted: stop our node processes before going (each by its pid).
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\n${signal}: stopping the cluster\n`);
-    void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // A prompt reads the terminal key by key, so Ctrl-C reaches it as a key, not a
+  // signal: turn it back into one (the run stops), and Ctrl-D into a quit.
+  rl?.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
+  let closedByUser = false;
+  rl?.on('close', () => (closedByUser = true));
+  let code = errors.length > 0 ? EXIT_CHECK_FAILED : EXIT_OK;
   try {
-    if (cluster) {
-      spinner.start(`starting ${topo.nodes.length} node processes (${topo.clusters} clusters x ${topo.nodesPerCluster}) in ${dataDir}`);
-      await cluster.start(admin);
-      spinner.succeed(`${topo.nodes.length} nodes running (${topo.clusters} clusters x ${topo.nodesPerCluster}), logs in ${dataDir}`);
-    } else {
-      for (const n of allNodes(topo)) await new LocalCluster(topo, dataDir).waitReady(admin, n, 5000);
-    }
+    await session.start(spinner);
     const runner = new SetRunner({
       topology: topo,
       client,
@@ -77,7 +73,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     });
     for (const set of sets) {
       if (rl) {
-        const answer = await askSet(rl, set);
+        const answer = closedByUser ? 'quit' : await askSet(rl, set).catch(() => 'quit' as const);
         if (answer === 'quit') break;
         if (answer === 'skip') {
           say(`Set ${set.set}: skipped`);
@@ -91,15 +87,19 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       const results = await runner.runCommands(set);
       spinner.stop();
       for (const r of results) say(`  ${formatResult(r)}`);
+      let audit;
       if (opts.json) {
         const report = await runner.report(set, results);
-        say(formatAudit(report.audit));
+        audit = report.audit;
+        say(formatAudit(audit));
         process.stdout.write(`${JSON.stringify(report)}\n`);
       } else {
-        say(formatAudit(await runner.audit()));
+        audit = await runner.audit();
+        say(formatAudit(audit));
       }
+      if (!auditHolds(audit)) code = EXIT_CHECK_FAILED;
       if (rl) {
-        const quit = await menu(rl, runner, topo, say);
+        const quit = closedByUser || (await menu(rl, runner, topo, say).catch(() => true));
         if (quit) break;
       } else {
         say(`--- PrintDB (set ${set.set})`);
@@ -111,18 +111,12 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       }
     }
   } catch (err) {
-    spinner.fail((err as Error).message);
-    process.stderr.write(`${(err as Error).message}\n`);
-    code = 1;
+    spinner.stop();
+    throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    spinner.stop();
     rl?.close();
-    client.abandonAll();
-    if (cluster) await cluster.stop();
-    await clientTransport.close();
-    await adminTransport.close();
-    if (cluster && !opts.keepData && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await session.close();
   }
   return code;
 }
@@ -131,7 +125,9 @@ function readText(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a CSV file' : code === 'EACCES' ? 'permission denied' : (code ?? (err as Error).message);
+    throw new UsageError(`${file}: ${why}`);
   }
 }
 

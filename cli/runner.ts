@@ -32,10 +32,14 @@ export interface SetReport {
 
 /** The bank's invariants after a set, read from the replicas. */
 export interface Audit {
-  /** Sum of all balances on the most advanced live replica of each cluster. */
+  /** Sum of all balances on the most advanced live replica of each cluster (readable ones only). */
   total: number;
   expectedTotal: number;
-  conserved: boolean;
+  /**
+   * Whether money was conserved; null when it cannot be told: a cluster
+   * could not be read, or transactions in doubt hold tentative writes.
+   */
+  conserved: boolean | null;
   /** Live replicas of each cluster hold the same balances. */
   replicasAgree: boolean;
   /** Cross-shard transactions still prepared or unacknowledged when the audit gave up waiting. */
@@ -242,7 +246,11 @@ export class SetRunner {
       for (const balance of db.get(best)?.values() ?? []) total += balance - topo.initialBalance;
     }
     const expectedTotal = topo.items * topo.initialBalance;
-    return { total, expectedTotal, conserved: total === expectedTotal, replicasAgree, inDoubt, unreadable };
+    // An unreadable cluster is not money lost: it is money not seen. Nor is a
+    // total off while transactions are in doubt: their prepares hold
+    // tentative writes (a credit here, a debit there) until they are decided.
+    const conserved = unreadable.length > 0 || (inDoubt > 0 && total !== expectedTotal) ? null : total === expectedTotal;
+    return { total, expectedTotal, conserved, replicasAgree, inDoubt, unreadable };
   }
 
   /** Everything `--json` prints after a set. */
@@ -283,12 +291,28 @@ export function collectViews(topology: Topology, perNode: Iterable<[NodeId, View
   );
 }
 
+/**
+ * The audit in one line. A cluster with no live node is named ("cluster 1:
+ * no live node to read") and the money is then not checked, never called
+ * lost: the unread cluster's balances are unknown, not wrong.
+ */
 export function formatAudit(a: Audit): string {
-  const money = a.conserved ? `money conserved (total ${a.total})` : `MONEY NOT CONSERVED: total ${a.total}, expected ${a.expectedTotal}`;
-  const replicas = a.replicasAgree ? 'live replicas of each cluster agree' : 'LIVE REPLICAS DISAGREE';
+  const unread = a.unreadable.map((c) => `cluster ${c}: no live node to read`);
+  if (a.unreadable.length === 0 && a.inDoubt > 0) unread.push(`the total ${a.total} of ${a.expectedTotal} counts the tentative writes of transactions in doubt`);
+  const money =
+    a.conserved === null
+      ? `money not checked (${unread.join('; ')})`
+      : a.conserved
+        ? `money conserved (total ${a.total})`
+        : `MONEY NOT CONSERVED: total ${a.total}, expected ${a.expectedTotal}`;
+  const replicas = a.replicasAgree ? `live replicas of each ${a.unreadable.length > 0 ? 'readable ' : ''}cluster agree` : 'LIVE REPLICAS DISAGREE';
   const doubt = a.inDoubt > 0 ? `; ${a.inDoubt} cross-shard transactions still in doubt` : '';
-  const unread = a.unreadable.length > 0 ? `; no live node in ${a.unreadable.map((c) => `C${c}`).join(', ')}, not checked` : '';
-  return `audit: ${money}; ${replicas}${doubt}${unread}`;
+  return `audit: ${money}; ${replicas}${doubt}`;
+}
+
+/** Whether an audit found nothing wrong (a cluster it could not read is not something wrong). */
+export function auditHolds(a: Audit): boolean {
+  return a.conserved !== false && a.replicasAgree;
 }
 
 export function describeNodes(nodes: NodeId[]): string {

@@ -33,6 +33,7 @@ import { bodyOf, parseNodeName, type EnvelopeProps, type NodeId, type ViewRecord
 import { allNodes, clusterNodes, clusterOfItem, makeTopology } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
 import { simulate } from '../runtime/simulator.js';
+import { UsageError } from './credentials.js';
 import { formatPrintBalance, formatPrintView } from './format.js';
 import { collectViews } from './runner.js';
 
@@ -411,7 +412,14 @@ function defaultScenarios(): string[] {
 
 /** Runs a script file; returns its story. Parse errors are the story. */
 export async function runScenarioFile(path: string): Promise<string> {
-  const { steps, errors } = parseScenario(readFileSync(path, 'utf8'));
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such scenario file' : code === 'EISDIR' ? 'is a directory, not a scenario script' : (code ?? (err as Error).message)}`);
+  }
+  const { steps, errors } = parseScenario(text);
   if (errors.length > 0) return `${errors.map((e) => `ERROR ${e}`).join('\n')}\n`;
   return `${(await runScenario(steps)).join('\n')}\n`;
 }

@@ -20,6 +20,8 @@ export class AdminClient {
     private readonly name: string,
     private readonly timers: Timers = realTimers,
     private readonly timeoutMs = 5000,
+    /** Why the connection to a node is failing, if the transport knows: said with a timeout. */
+    private readonly explain: (node: NodeId) => string | undefined = () => undefined,
   ) {
     transport.onEnvelope((env) => this.onEnvelope(env));
   }
@@ -30,7 +32,8 @@ export class AdminClient {
     return new Promise((resolve, reject) => {
       const timer = this.timers.setTimeout(() => {
         this.waiting.delete(id);
-        reject(new AdminError(`n${node} did not answer ${Object.keys(op).join(',')} within ${this.timeoutMs} ms`));
+        const why = this.explain(node);
+        reject(new AdminError(`n${node} did not answer ${Object.keys(op).join(',')} within ${this.timeoutMs} ms${why ? ` (${why})` : ''}`));
       }, this.timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
       this.transport.send({ from: 0, to: node, fromClient: this.name, admin: { ...op, id } });

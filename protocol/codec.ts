@@ -9,7 +9,7 @@ import { shardbank, type EnvelopeProps } from './messages.js';
 /** Bytes of the length prefix in front of every frame. */
 export const FRAME_HEADER_BYTES = 4;
 
-export type FrameErrorKind = 'oversized' | 'undecodable' | 'closed';
+export type FrameErrorKind = 'oversized' | 'undecodable' | 'crowded' | 'closed';
 
 /**
  * Bad bytes on a connection. The message says what was wrong so that the log
@@ -51,11 +51,32 @@ export function encodeFrame(envelopes: EnvelopeProps[]): Uint8Array {
   return bytes;
 }
 
-/** Decodes one whole payload (the bytes after the length prefix). */
-export function decodeFrame(payload: Uint8Array): EnvelopeProps[] {
+/** Field 1 (`envelopes`), length-delimited: the only field a Frame has. */
+const ENVELOPES_TAG = (1 << 3) | 2;
+
+/**
+ * Decodes one whole payload (the bytes after the length prefix), envelope by
+ * envelope, so that a frame holding more than `maxEnvelopes` is refused after
+ * that many, not after decoding millions of them.
+ */
+export function decodeFrame(payload: Uint8Array, maxEnvelopes = Infinity): EnvelopeProps[] {
+  const out: EnvelopeProps[] = [];
   try {
-    return shardbank.Frame.decode(payload).envelopes;
+    const reader = protobuf.Reader.create(payload);
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      if (tag !== ENVELOPES_TAG) {
+        reader.skipType(tag & 7);
+        continue;
+      }
+      if (out.length >= maxEnvelopes) {
+        throw new FrameError(`crowded frame: more than ${maxEnvelopes} envelopes in one frame`, 'crowded', payload.length, maxEnvelopes);
+      }
+      out.push(shardbank.Envelope.decode(reader, reader.uint32()));
+    }
+    return out;
   } catch (err) {
+    if (err instanceof FrameError) throw err;
     const what = err instanceof Error ? err.message : String(err);
     throw new FrameError(`undecodable frame of ${payload.length} bytes: ${what}`, 'undecodable', payload.length);
   }
@@ -65,36 +86,54 @@ function readLength(buf: Uint8Array, at: number): number {
   return ((buf[at]! << 24) >>> 0) + (buf[at + 1]! << 16) + (buf[at + 2]! << 8) + buf[at + 3]!;
 }
 
-/** A buffer the decoder fills completely before reading it, so it need not be zeroed. */
-function allocate(n: number): Uint8Array {
-  return typeof Buffer !== 'undefined' ? Buffer.allocUnsafe(n) : new Uint8Array(n);
-}
-
 /**
  * Turns a stream of chunks into envelopes. Frames may be split across chunks
  * and a chunk may hold many frames. Whole frames inside a chunk are decoded in
- * place; only a frame cut by a chunk boundary is copied, once, into a buffer
- * of its declared size. After a `FrameError` the stream position is lost, so
- * the decoder refuses any further input and the caller closes the connection.
+ * place; a frame cut by a chunk boundary is kept as copies of the pieces that
+ * arrived, joined once it is whole. Memory grows with the bytes that actually
+ * arrive, never with the size a header announces: a peer that announces 16
+ * MiB and sends 10 bytes costs 10 bytes. After a `FrameError` the stream
+ * position is lost, so the decoder refuses any further input and the caller
+ * closes the connection.
  */
 export class FrameDecoder {
   /** Bytes of a length prefix cut by a chunk boundary. */
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFilled = 0;
-  /** The payload of a frame cut by a chunk boundary, filled as chunks arrive. */
-  private payload: Uint8Array | null = null;
+  /** The declared payload length of a frame cut by a chunk boundary, or -1 when none is open. */
+  private payloadLength = -1;
+  /** The pieces of that payload received so far. */
+  private parts: Uint8Array[] = [];
   private payloadFilled = 0;
   private failure: FrameError | null = null;
+  private framesStarted = 0;
   /** Envelopes decoded so far in the current push, for `FrameError.decodedBefore`. */
   private out: EnvelopeProps[] = [];
 
-  constructor(readonly maxFrameBytes: number) {
+  /**
+   * @param maxFrameBytes largest payload accepted; a transport lowers or
+   *   raises it once it knows who is on the other end (`limit`).
+   * @param maxEnvelopes most envelopes in one frame.
+   * @param firstFrameBytes a lower limit for the first frame only: what a
+   *   connection may send before it has said who it is.
+   */
+  constructor(
+    public maxFrameBytes: number,
+    public maxEnvelopes = Infinity,
+    private readonly firstFrameBytes?: number,
+  ) {
     if (!(maxFrameBytes >= 0)) throw new RangeError(`maxFrameBytes must be a non-negative number, got ${maxFrameBytes}`);
+  }
+
+  /** Changes the limits for the frames that start from now on. */
+  limit(maxFrameBytes: number, maxEnvelopes = this.maxEnvelopes): void {
+    this.maxFrameBytes = maxFrameBytes;
+    this.maxEnvelopes = maxEnvelopes;
   }
 
   /** Bytes held back waiting for the rest of a frame. */
   get buffered(): number {
-    return this.payload ? FRAME_HEADER_BYTES + this.payloadFilled : this.headerFilled;
+    return this.payloadLength >= 0 ? FRAME_HEADER_BYTES + this.payloadFilled : this.headerFilled;
   }
 
   get failed(): boolean {
@@ -112,7 +151,8 @@ export class FrameDecoder {
     } catch (err) {
       this.header.fill(0);
       this.headerFilled = 0;
-      this.payload = null;
+      this.payloadLength = -1;
+      this.parts = [];
       this.payloadFilled = 0;
       const failure =
         err instanceof FrameError
@@ -137,16 +177,18 @@ export class FrameDecoder {
       this.headerFilled = 0;
       this.startPayload(readLength(this.header, 0));
     }
-    if (this.payload) {
-      const n = Math.min(this.payload.length - this.payloadFilled, chunk.length - at);
-      this.payload.set(chunk.subarray(at, at + n), this.payloadFilled);
+    if (this.payloadLength >= 0) {
+      const n = Math.min(this.payloadLength - this.payloadFilled, chunk.length - at);
+      // Copied so that a caller may reuse its chunk buffer after push returns.
+      if (n > 0) this.parts.push(chunk.slice(at, at + n));
       this.payloadFilled += n;
       at += n;
-      if (this.payloadFilled < this.payload.length) return;
-      const whole = this.payload;
-      this.payload = null;
+      if (this.payloadFilled < this.payloadLength) return;
+      const whole = this.parts.length === 1 ? this.parts[0]! : joinParts(this.parts, this.payloadLength);
+      this.payloadLength = -1;
+      this.parts = [];
       this.payloadFilled = 0;
-      this.emit(decodeFrame(whole));
+      this.emit(decodeFrame(whole, this.maxEnvelopes));
     }
 
     while (chunk.length - at >= FRAME_HEADER_BYTES) {
@@ -154,14 +196,13 @@ export class FrameDecoder {
       this.checkLength(len);
       const end = at + FRAME_HEADER_BYTES + len;
       if (end > chunk.length) {
-        // Copied so that a caller may reuse its chunk buffer after push returns.
         this.startPayload(len);
         const rest = chunk.subarray(at + FRAME_HEADER_BYTES);
-        this.payload!.set(rest);
+        if (rest.length > 0) this.parts.push(rest.slice());
         this.payloadFilled = rest.length;
         return;
       }
-      this.emit(decodeFrame(chunk.subarray(at + FRAME_HEADER_BYTES, end)));
+      this.emit(decodeFrame(chunk.subarray(at + FRAME_HEADER_BYTES, end), this.maxEnvelopes));
       at = end;
     }
     if (at < chunk.length) {
@@ -176,7 +217,8 @@ export class FrameDecoder {
       this.emit([]);
       return;
     }
-    this.payload = allocate(len);
+    this.payloadLength = len;
+    this.parts = [];
     this.payloadFilled = 0;
   }
 
@@ -187,13 +229,25 @@ export class FrameDecoder {
   }
 
   private checkLength(len: number): void {
-    if (len > this.maxFrameBytes) {
+    const first = this.framesStarted++ === 0 && this.firstFrameBytes !== undefined;
+    const limit = first ? Math.min(this.firstFrameBytes!, this.maxFrameBytes) : this.maxFrameBytes;
+    if (len > limit) {
       throw new FrameError(
-        `oversized frame: declared length ${len} bytes exceeds the limit of ${this.maxFrameBytes} bytes`,
+        `oversized ${first ? 'first ' : ''}frame: declared length ${len} bytes exceeds the limit of ${limit} bytes`,
         'oversized',
         len,
-        this.maxFrameBytes,
+        limit,
       );
     }
   }
+}
+
+function joinParts(parts: Uint8Array[], length: number): Uint8Array {
+  const whole = typeof Buffer !== 'undefined' ? Buffer.allocUnsafe(length) : new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    whole.set(p, at);
+    at += p.length;
+  }
+  return whole;
 }

@@ -73,6 +73,24 @@ export interface Tuning {
   maxMoveBatch: number;
   /** Resharding: ticks a move waits for its items to be free before it gives up. */
   moveWaitTicks: number;
+  /** Most envelopes in one frame, sent or accepted: decoding one frame is one bounded piece of work. */
+  maxEnvelopesPerFrame: number;
+  /** Largest frame a client or admin connection may send, in bytes (peers have `maxFrameBytes`). */
+  maxClientFrameBytes: number;
+  /** Inbound connections a node keeps per role; a new one past the limit closes the one idle longest. */
+  maxPeerConnections: number;
+  maxClientConnections: number;
+  maxAdminConnections: number;
+  /** Inbound connections of one identity (a node, a client name); a new one past it closes the oldest. */
+  maxConnectionsPerIdentity: number;
+  /** Inbound connections still in their handshake or before their hello; past it new ones are refused. */
+  maxPendingConnections: number;
+  /** A connection must finish its handshake and hello within this (ms) from its first byte, however it trickles. */
+  helloTimeoutMs: number;
+  /** A connection with no traffic either way for this long (ms) is closed. */
+  idleTimeoutMs: number;
+  /** Client requests awaiting a reply on one connection; past it the request is answered `overloaded` at once. */
+  maxInflightPerConnection: number;
 }
 
 export interface Topology {
@@ -109,6 +127,16 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   reshardImbalance: 0.03,
   maxMoveBatch: 200,
   moveWaitTicks: 40,
+  maxEnvelopesPerFrame: 4096,
+  maxClientFrameBytes: 256 * 1024,
+  maxPeerConnections: 256,
+  maxClientConnections: 1024,
+  maxAdminConnections: 32,
+  maxConnectionsPerIdentity: 16,
+  maxPendingConnections: 64,
+  helloTimeoutMs: 5000,
+  idleTimeoutMs: 300_000,
+  maxInflightPerConnection: 1024,
 });
 
 /** The cluster (1-based) a node belongs to. */

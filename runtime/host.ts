@@ -58,6 +58,12 @@ export interface HostOptions {
   turnBudgetMs?: number;
   /** XState inspection of every actor of the node (the inspection stream). */
   inspect?: CoreOptions['inspect'];
+  /**
+   * A test cluster obeys flush, fail and recover (the test driver's
+   * commands: they reset or disconnect a replica); any other node refuses
+   * them, whoever asks.
+   */
+  testCluster?: boolean;
 }
 
 /** How long events that need no fsync may wait for a write to ride along with, and how many. */
@@ -362,7 +368,10 @@ export class NodeHost {
     const reply: AdminReply = { id: req.id ?? 0 };
     const state = this.core.state;
     try {
-      if (req.flush) {
+      const refused = this.refuseAdmin(req);
+      if (refused) {
+        reply.error = refused;
+      } else if (req.flush) {
         await this.idle();
         await this.opts.log.clear();
         this.core.send({
@@ -406,6 +415,19 @@ export class NodeHost {
       this.release([{ from: this.node, toClient: client, adminReply: reply }]);
     }
     return reply;
+  }
+
+  /** Why an admin command is refused: a test command on a node that is not a test cluster's, or a flush with bad parameters. */
+  private refuseAdmin(req: AdminRequest): string | null {
+    if (!(req.flush || req.fail || req.recover)) return null;
+    const what = req.flush ? 'flush' : req.fail ? 'fail' : 'recover';
+    if (!this.opts.testCluster) return `${what} is a test command, and this node is not started as a test cluster`;
+    const f = req.flush;
+    if (!f) return null;
+    const balance = f.initialBalance ?? this.opts.topology.initialBalance;
+    if (!Number.isSafeInteger(balance) || balance < 0) return `flush: the initial balance must be a non-negative integer, got ${balance}`;
+    if (!this.core.info.members.includes(f.leader ?? 0)) return `flush: the leader must be a node of this cluster (${this.core.info.members.map((n) => `n${n}`).join(', ')}), got n${f.leader ?? 0}`;
+    return null;
   }
 
   status(): shardbank.NodeStatus.$Properties {

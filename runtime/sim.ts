@@ -178,6 +178,8 @@ export class SimCluster {
       clock: this.clock(node),
       defer: (fn) => this.scheduler.schedule(0, fn),
       logger: () => undefined,
+      // The simulator is the test driver: it flushes, fails and recovers nodes.
+      testCluster: true,
       // A node that stops itself fails the run at once, with the node's own account of why.
       onFatal: (error) => this.fatal.push(new Error(`n${node} stopped itself: ${error.stack ?? error.message}`)),
     });

@@ -82,7 +82,7 @@ test('a log write that fails stops the node: onFatal gets the error, and nothing
   };
   const failures: Error[] = [];
   const lines: string[] = [];
-  const host = new NodeHost({ topology, node: 1, transport, log, onFatal: (e) => failures.push(e), logger: (l) => lines.push(l) });
+  const host = new NodeHost({ topology, node: 1, transport, log, testCluster: true, onFatal: (e) => failures.push(e), logger: (l) => lines.push(l) });
   await host.start();
   await host.admin({ flush: { leader: 1, set: 1, initialBalance: 10 } }, '');
   // It leads: heartbeats go out while the log works.

@@ -22,7 +22,7 @@ function harness(turnBudgetMs?: number) {
     onEnvelope: (h) => (handler = h),
     close: async () => undefined,
   };
-  const host = new NodeHost({ topology, node: 1, transport, log, turnBudgetMs, logger: () => undefined });
+  const host = new NodeHost({ topology, node: 1, transport, log, testCluster: true, turnBudgetMs, logger: () => undefined });
   // As off the wire: decoded, so the body's oneof is set.
   const deliver = (env: EnvelopeProps) => handler(shardbank.Envelope.decode(shardbank.Envelope.encode(env).finish()));
   const transfer = (ts: number, sender: number) => deliver({ from: 0, fromClient: 'c', request: { command: { client: 'c', timestamp: ts, transfer: { sender, receiver: sender + 1, amount: 1 } } } });

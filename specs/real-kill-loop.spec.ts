@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LocalCluster, tcpAdmin, tcpClient } from '../cli/cluster.js';
+import { LocalCluster } from '../cli/cluster.js';
 import { flushCluster, SetRunner } from '../cli/runner.js';
 import type { NodeId } from '../protocol/messages.js';
 import { createRng } from '../protocol/rng.js';
@@ -21,9 +21,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test('nodes SIGKILLed repeatedly under load come back from their (compacted) logs; invariants hold at the end', async () => {
   const topology = makeTopology({ basePort: await freePortRange(9), tuning: { snapshotEvery: Number(process.env.SHARDBANK_SNAP ?? 300), retainEntries: 40 } });
   const dataDir = mkdtempSync(join(tmpdir(), 'shardbank-kill-'));
-  const cluster = new LocalCluster(topology, dataDir);
-  const { admin, transport: adminTransport } = tcpAdmin(topology, 'kill-admin');
-  const { client, transport } = tcpClient(topology, 'kill', 8);
+  const cluster = await LocalCluster.create(topology, dataDir);
+  const { admin, transport: adminTransport } = cluster.admin('kill-admin');
+  const { client, transport } = cluster.client('kill', 8);
   const rng = createRng(535);
   try {
     await cluster.start(admin);

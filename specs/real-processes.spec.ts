@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LocalCluster, tcpAdmin, tcpClient } from '../cli/cluster.js';
+import { LocalCluster } from '../cli/cluster.js';
 import { flushCluster } from '../cli/runner.js';
 import { makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
@@ -18,9 +18,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 test('a node SIGKILLed mid-run restarts from its log and ends equal to its peers', async () => {
   const topology = makeTopology({ basePort: await freePortRange(9) });
   const dataDir = mkdtempSync(join(tmpdir(), 'shardbank-spec-'));
-  const cluster = new LocalCluster(topology, dataDir);
-  const { admin, transport: adminTransport } = tcpAdmin(topology, 'spec-admin');
-  const { client, transport } = tcpClient(topology, 'spec', 8);
+  const cluster = await LocalCluster.create(topology, dataDir);
+  const { admin, transport: adminTransport } = cluster.admin('spec-admin');
+  const { client, transport } = cluster.client('spec', 8);
   try {
     await cluster.start(admin);
     await flushCluster(admin, topology, 1);
