@@ -45,6 +45,8 @@ export interface TopologyOptions {
 
 const TOP_FIELDS = ['clusters', 'nodesPerCluster', 'items', 'initialBalance', 'nodes', 'shards', 'tuning', 'host', 'basePort'] as const;
 const TUNING_FIELDS = Object.keys(DEFAULT_TUNING) as (keyof Tuning)[];
+/** Tuning fields that are shares (0 to 1), not counts. */
+const FRACTIONAL_TUNING = new Set<keyof Tuning>(['reshardImbalance']);
 const MAX_UINT32 = 0xffffffff;
 
 type Json = Record<string, unknown>;
@@ -71,6 +73,11 @@ class Checker {
     if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(field, `must be a whole number (got ${show(v)})`);
     if (v < min) this.fail(field, min === 1 ? `must be a positive integer (got ${v})` : `must be at least ${min} (got ${v})`);
     if (v > max) this.fail(field, `must be at most ${max} (got ${v})`);
+    return v;
+  }
+
+  fraction(field: string, v: unknown): number {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) this.fail(field, `must be a number from 0 to 1 (got ${show(v)})`);
     return v;
   }
 
@@ -166,7 +173,10 @@ function checkTuning(c: Checker, v: unknown): Partial<Tuning> {
   const o = c.object('tuning', v);
   c.onlyKnown('tuning', o, TUNING_FIELDS);
   const out: Partial<Tuning> = {};
-  for (const k of TUNING_FIELDS) if (o[k] !== undefined) out[k] = c.int(`tuning.${k}`, o[k], 1);
+  for (const k of TUNING_FIELDS) {
+    if (o[k] === undefined) continue;
+    out[k] = FRACTIONAL_TUNING.has(k) ? c.fraction(`tuning.${k}`, o[k]) : c.int(`tuning.${k}`, o[k], 1);
+  }
   return out;
 }
 

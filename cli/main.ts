@@ -18,6 +18,7 @@ import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 import { registerPartitionCommands } from './partition.js';
+import { parseAfter } from './utility-names.js';
 import { parseListen } from './metrics.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -74,8 +75,9 @@ addSecurityOptions(addTopologyOptions(
     .option('--connect', 'use nodes already running at the configured addresses instead of starting them')
     .option('--data-dir <dir>', 'where node logs and LevelDB directories go (default: a temporary directory, removed after)')
     .option('--keep-data', 'keep the temporary data directory')
-    .option('--metrics-base-port <n>', 'node k serves Prometheus metrics on 127.0.0.1:(n + k - 1)', intArg(1, 65535)),
-), 'local').action(async (file: string, opts: TopologyOptions & SecurityFlags & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean; metricsBasePort?: number }) => {
+    .option('--metrics-base-port <n>', 'node k serves Prometheus metrics on 127.0.0.1:(n + k - 1)', intArg(1, 65535))
+    .option('--after <utilities>', 'run these utilities after every set, e.g. "printreshard; printbalance 4001" (with --json, in the set\'s "after")', (v: string) => wrap(() => parseAfterList(v))),
+), 'local').action(async (file: string, opts: TopologyOptions & SecurityFlags & { yes?: boolean; json?: boolean; concurrency: number; set?: number[]; connect?: boolean; dataDir?: string; keepData?: boolean; metricsBasePort?: number; after?: string[] }) => {
   const topology = topologyFromOptions(opts);
   // Loaded when used, so that node processes start without the client-side libraries.
   const { runCommand } = await import('./run.js');
@@ -278,6 +280,10 @@ addSecurityOptions(addTopologyOptions(
   const { statusCommand } = await import('./status.js');
   process.exitCode = await statusCommand(topology, opts);
 });
+
+function parseAfterList(v: string): string[] {
+  return parseAfter(v);
+}
 
 function presetArg(v: string): Preset {
   const p = PRESETS[v];

@@ -12,10 +12,11 @@ import { allNodes, type Topology } from '../protocol/topology.js';
 import { UsageError, type SecurityFlags } from './credentials.js';
 import { formatParseError, parseTestSets, validateSets, type TestSet } from './csv.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
-import { formatPerformance, formatPrintBalance, formatPrintDb, formatPrintView } from './format.js';
+import { formatPerformance, formatPrintDb, formatPrintView } from './format.js';
 import { auditHolds, describeNodes, formatAudit, SetRunner, type CommandResult } from './runner.js';
 import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
+import { parseUtility, runUtility, UTILITIES_HELP } from './utilities.js';
 
 export interface RunOptions extends SecurityFlags {
   file: string;
@@ -28,6 +29,8 @@ export interface RunOptions extends SecurityFlags {
   keepData?: boolean;
   set?: number[];
   metricsBasePort?: number;
+  /** Utilities to run after every set (`printreshard; printbalance 4001`). */
+  after?: string[];
 }
 
 /**
@@ -92,10 +95,12 @@ export async function runCommand(opts: RunOptions): Promise<number> {
         const report = await runner.report(set, results);
         audit = report.audit;
         say(formatAudit(audit));
-        process.stdout.write(`${JSON.stringify(report)}\n`);
+        const after = await runAfter(runner, topo, opts.after ?? [], say);
+        process.stdout.write(`${JSON.stringify(opts.after ? Object.assign(report, { after }) : report)}\n`);
       } else {
         audit = await runner.audit();
         say(formatAudit(audit));
+        await runAfter(runner, topo, opts.after ?? [], say);
       }
       if (!auditHolds(audit)) code = EXIT_CHECK_FAILED;
       if (rl) {
@@ -151,29 +156,37 @@ async function askSet(rl: Interface, set: TestSet): Promise<'run' | 'skip' | 'qu
   }
 }
 
-const MENU_HELP = 'printbalance ID | printdb | printview | performance | next | quit';
+const MENU_HELP = `${UTILITIES_HELP} | next | quit`;
 
 /** The utilities after a set; resolves true when the user quits. */
 async function menu(rl: Interface, runner: SetRunner, topo: Topology, say: (l?: string) => void): Promise<boolean> {
   say(`Utilities: ${MENU_HELP}`);
   for (;;) {
     const line = (await rl.question('> ')).trim();
-    const m = /^([a-z]+)\s*\(?\s*([^)]*?)\s*\)?$/i.exec(line);
-    const cmd = (m?.[1] ?? '').toLowerCase();
-    const arg = m?.[2] ?? '';
+    const cmd = parseUtility(line)?.name ?? '';
+    if (cmd === 'next' || cmd === 'n' || line === '') return false;
+    if (cmd === 'quit' || cmd === 'q') return true;
     try {
-      if (cmd === 'next' || cmd === 'n' || line === '') return false;
-      if (cmd === 'quit' || cmd === 'q') return true;
-      if (cmd === 'printbalance') {
-        const item = Number(arg);
-        if (!Number.isInteger(item) || item < 1 || item > topo.items) say(`PrintBalance needs an item id in 1..${topo.items}, got "${arg}"`);
-        else say(formatPrintBalance(await runner.printBalance(item)));
-      } else if (cmd === 'printdb') say(formatPrintDb(await runner.printDb(), allNodes(topo), { width: 120 }));
-      else if (cmd === 'printview') say(formatPrintView(await runner.printView()));
-      else if (cmd === 'performance') say(formatPerformance(runner.performance()));
-      else say(`unknown command "${line}"; try ${MENU_HELP}`);
+      say((await runUtility(runner, topo, line)).text);
     } catch (err) {
       say(`error: ${(err as Error).message}`);
     }
   }
+}
+
+/** `--after`'s utilities, each under its own heading; their JSON, for `--json`. */
+async function runAfter(runner: SetRunner, topo: Topology, commands: string[], say: (l?: string) => void): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const c of commands) {
+    say(`--- ${c}`);
+    try {
+      const r = await runUtility(runner, topo, c);
+      say(r.text);
+      out.push(r.json);
+    } catch (err) {
+      say(`error: ${(err as Error).message}`);
+      out.push({ command: c, error: (err as Error).message });
+    }
+  }
+  return out;
 }

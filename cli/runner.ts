@@ -7,8 +7,9 @@
  */
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
+import { executePlan, gatherHistory, planReshard, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
 import { nodeName, type NodeId, type ViewRecord } from '../protocol/messages.js';
-import { allNodes, clusterNodes, clusterOfItem, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
+import { allNodes, clusterNodes, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
 import type { TestCommand, TestSet } from './csv.js';
 import { printDbJson, viewsJson, type DbSnapshot, type ViewInfo, type ViewJson } from './format.js';
 import { PerformanceMeter, type Performance } from './stats.js';
@@ -46,6 +47,15 @@ export interface Audit {
   inDoubt: number;
   /** Clusters with no live node, which the audit could not read. */
   unreadable: number[];
+}
+
+/** What PrintReshard did: the plan, each batch's outcome, and the items that moved. */
+export interface ReshardOutcome {
+  plan: ReshardPlan;
+  batches: MoveBatch[];
+  moved: ItemMove[];
+  /** Clusters whose history no node could give. */
+  unreachable: number[];
 }
 
 export interface RunnerOptions {
@@ -88,7 +98,36 @@ export class SetRunner {
     await flushCluster(admin, topo, set.set);
     await Promise.all(allNodes(topo).filter((n) => !live.has(n)).map((n) => admin.request(n, { fail: {} })));
     this.opts.client.resetLeaders();
+    // A flush restores the shard map: whatever moved in the last set is back where it started.
+    this.opts.client.resetOwners();
     this.meter.reset();
+  }
+
+  /**
+   * PrintReshard: gathers every cluster's recent committed transfers,
+   * partitions the items to cut as few of them as it can, moves the items
+   * whose cluster changes, and returns what it moved (committed batches
+   * only), in item order. The client learns the new owners. `dryRun` plans
+   * and moves nothing.
+   */
+  async printReshard(opts: { dryRun?: boolean; seed?: number } = {}): Promise<ReshardOutcome> {
+    const { admin, client } = this.opts;
+    const topo = this.topology;
+    const leaderFirst = (c: number) => {
+      const members = clusterNodes(topo, c);
+      const leader = client.leaderOf(c);
+      return leader ? [leader, ...members.filter((n) => n !== leader)] : members;
+    };
+    const history = await gatherHistory(admin, topo, leaderFirst);
+    const plan = planReshard(topo, history, { seed: opts.seed });
+    if (opts.dryRun || plan.moves.length === 0) return { plan, batches: [], moved: [], unreachable: history.unreachable };
+    const leaders = new Map(Array.from({ length: topo.clusters }, (_, i) => [i + 1, client.leaderOf(i + 1) ?? clusterNodes(topo, i + 1)[0]!] as [number, NodeId]));
+    const batches = await executePlan(admin, topo, plan.moves, { client: admin.name, leaders });
+    const done = new Set(batches.filter((b) => b.status === 'committed').flatMap((b) => b.items));
+    const moved = plan.moves.filter((m) => done.has(m.item));
+    // Who owns what now, with versions, as the clusters say: the client routes there from now on.
+    for (const [item, owner] of (await gatherHistory(admin, topo, leaderFirst)).owners) client.learnOwner(item, owner.cluster, owner.version);
+    return { plan, batches, moved, unreachable: history.unreachable };
   }
 
   /** Runs one set's commands; F and R wait for everything before them. */
@@ -152,9 +191,9 @@ export class SetRunner {
     return out;
   }
 
-  /** PrintBalance: the local value on every node of the owning cluster, failed ones too. */
+  /** PrintBalance: the local value on every node of the owning cluster (after resharding, the new owner), failed ones too. */
   async printBalance(item: number): Promise<{ node: NodeId; balance: number | null }[]> {
-    const cluster = clusterOfItem(this.topology, item);
+    const cluster = this.opts.client.ownerOf(item);
     if (cluster === null) throw new RangeError(`item ${item} is out of range (1..${this.topology.items})`);
     return Promise.all(
       clusterNodes(this.topology, cluster).map(async (node) => {

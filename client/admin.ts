@@ -17,7 +17,8 @@ export class AdminClient {
 
   constructor(
     private readonly transport: Transport,
-    private readonly name: string,
+    /** The connection's name (its client id, for the moves it asks for). */
+    readonly name: string,
     private readonly timers: Timers = realTimers,
     private readonly timeoutMs = 5000,
     /** Why the connection to a node is failing, if the transport knows: said with a timeout. */

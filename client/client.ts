@@ -110,6 +110,11 @@ export class BankClient {
     return this.owners.get(item)?.cluster ?? clusterOfItem(this.topology, item);
   }
 
+  /** Learns an item's owner (as resharding reports it); an older version than one known changes nothing. */
+  learnOwner(item: number, cluster: number, version: number): void {
+    if ((this.owners.get(item)?.version ?? -1) < version) this.owners.set(item, { cluster, version });
+  }
+
   /** Forgets every owner MOVED answers taught (a new test set restores the shard map). */
   resetOwners(): void {
     this.owners.clear();
@@ -207,8 +212,7 @@ export class BankClient {
   /** A MOVED answer: note the owner, and send the request there; false when it has moved too often. */
   private follow(id: string, req: InFlight, moved: shardbank.IOwner): boolean {
     const item = moved.item ?? 0;
-    const version = moved.version ?? 0;
-    if ((this.owners.get(item)?.version ?? -1) < version) this.owners.set(item, { cluster: moved.cluster ?? 0, version });
+    this.learnOwner(item, moved.cluster ?? 0, moved.version ?? 0);
     if (++req.moves > MAX_MOVES) return false;
     const cluster = this.ownerOf(req.command.transfer?.sender ?? req.command.read?.item ?? item);
     if (cluster === null) return false;

@@ -69,6 +69,9 @@ export function refusal(p: Principal, env: EnvelopeProps): string | null {
   if (p.role === 'admin') {
     if (body !== 'admin') return `the admin role sends admin requests only, not ${body}`;
     if (!env.fromClient) return 'an admin request that names no one to answer';
+    // A move is answered like a request, to its command's client: one the operator owns.
+    const mover = env.admin?.move?.command?.client;
+    if (mover !== undefined && mover !== null && !owns(p.name, mover)) return `admin ${p.name} asked for a move as "${mover}"`;
     return null;
   }
   if (body !== 'request') return `the client role may not send ${body}`;

@@ -199,7 +199,11 @@ export class InboundGate {
         return;
       }
       if (env.request && conn.inflight && !this.admitRequest(conn, env)) continue;
-      if (env.admin) this.own(conn, env.fromClient!);
+      if (env.admin) {
+        this.own(conn, env.fromClient!);
+        const mover = env.admin.move?.command?.client;
+        if (mover) this.own(conn, mover);
+      }
       this.host.counters.envelopesReceived++;
       this.host.deliver(env);
     }
@@ -224,7 +228,9 @@ export class InboundGate {
     const role: Role = env.adminReply ? 'admin' : 'client';
     const name = env.reply?.client || to;
     const owner = this.owners.get(name);
-    if (owner && !owner.dead && owner.principal?.role === role && owns(owner.principal.name, name) && owner.principal.name === identityOf(to)) return owner;
+    // A move's answer is a reply to the operator whose move it was.
+    const roleFits = owner?.principal?.role === role || (!!env.reply && owner?.principal?.role === 'admin');
+    if (owner && !owner.dead && roleFits && owns(owner.principal!.name, name) && owner.principal!.name === identityOf(to)) return owner;
     const conn = this.latest.get(roleKey(role, identityOf(to)));
     return conn && !conn.dead ? conn : undefined;
   }

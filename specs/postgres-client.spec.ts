@@ -176,11 +176,11 @@ test('a URL that is not PostgreSQL\'s is refused in one line', () => {
 
 test('shardbank bench --postgres with a bad URL, or with --etcd too, is a one-line usage error', () => {
   const bad = spawnSync(process.execPath, [MAIN, 'bench', '--postgres', 'http://x'], { encoding: 'utf8' });
-  assert.is(bad.status, 1);
+  assert.is(bad.status, 2);
   assert.match(bad.stderr, /option '--postgres <url>' argument 'http:\/\/x' is invalid\. "http:\/\/x": a PostgreSQL URL starts with postgres:\/\//);
   assert.not.match(bad.stderr, /\n\s+at /, 'no stack trace');
   const both = spawnSync(process.execPath, [MAIN, 'bench', '--postgres', URL, '--etcd', 'http://127.0.0.1:2379'], { encoding: 'utf8' });
-  assert.is(both.status, 1);
+  assert.is(both.status, 2);
   assert.match(both.stderr, /cannot be used with/);
 });
 
