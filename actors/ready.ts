@@ -84,6 +84,13 @@ export class ReadyBuilder {
     return r.events.length === 0 && r.now.length === 0 && r.afterWrite.length === 0;
   }
 
+  /** Only the messages that may leave at once (the rest stays for `take`): a timer's heartbeat leaves without waiting for a turn. */
+  takeNow(): EnvelopeProps[] {
+    const now = this.ready.now;
+    this.ready.now = [];
+    return now;
+  }
+
   /** The output so far; the builder starts a new one. */
   take(): Ready {
     const r = this.ready;

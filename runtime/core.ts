@@ -87,6 +87,11 @@ export class NodeCore {
     return this.out.take();
   }
 
+  /** The messages collected since the last take that may leave at once (see ReadyBuilder.takeNow). */
+  takeNow(): Ready['now'] {
+    return this.out.takeNow();
+  }
+
   /** Whether output is waiting to be taken. */
   get hasOutput(): boolean {
     return !this.out.isEmpty;

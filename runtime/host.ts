@@ -172,6 +172,11 @@ export class NodeHost {
           if (this.stopped) return;
           fn();
           this.surfaceFailure();
+          // What vouches for nothing (a leader's heartbeat) leaves now, not after the next turn's
+          // inbox: behind a flood of requests it would come late, and the followers would depose
+          // a leader that is working.
+          const now = this.core.takeNow();
+          if (now.length > 0 && !this.stopped) this.release(now);
           // A tick that changed nothing at a node that leads nothing needs no turn after it.
           if (this.core.view.role === 'leader' || this.core.hasOutput || this.inbox.length > 0) this.scheduleTurn();
         }, ms),
