@@ -160,15 +160,15 @@ export const coordinatorMachine = setup({
       propose(enqueue, context.command, Phase.PHASE_ABORT, undefined, reason);
     }),
     /**
-     * Our own cluster has not ordered the prepare: answer now, as `failed`
-     * (outcome unknown), not aborted. Without a majority no abort can be made
+     * Our own cluster has not ordered the prepare: answer now, as `unknown`,
+     * not aborted. Without a majority no abort can be made
      * durable, and the request may still commit: its P later (then resolved
      * from the log), or a copy of it at another leader. The sender stays
      * locked until the P is resolved.
      */
     giveUp: act(({ context, enqueue }) => {
       enter(enqueue, context, 'abandoned', 'our own prepare never ran');
-      toParent(enqueue, { type: 'reply', command: context.command, reason: 'no majority' });
+      toParent(enqueue, { type: 'reply', command: context.command, reason: 'our prepare never ran: it may still' });
     }),
     /** What the participant must hear is what ran here (a decision inherited from the log may win). */
     noteDecisionRan: assign(({ context, event }) => {

@@ -23,6 +23,7 @@ export type AcceptedEvent = Msg<'accepted', shardbank.Accepted.$Properties>;
 export type CommitEvent = Msg<'commit', shardbank.Commit.$Properties>;
 export type NewViewEvent = Msg<'newView', shardbank.NewView.$Properties>;
 export type HeartbeatEvent = Msg<'heartbeat', shardbank.Heartbeat.$Properties>;
+export type HeartbeatAckEvent = Msg<'heartbeatAck', shardbank.HeartbeatAck.$Properties>;
 export type CatchupRequestEvent = Msg<'catchupRequest', shardbank.CatchupRequest.$Properties>;
 export type CatchupReplyEvent = Msg<'catchupReply', shardbank.CatchupReply.$Properties>;
 
@@ -69,8 +70,20 @@ export type FlushedEvent = { type: 'flushed'; leader: NodeId };
 export type RecoveredEvent = { type: 'recovered' };
 /** Transactions -> election: the participant acknowledged these decisions; tell the followers on the next heartbeats. */
 export type ShareAcksEvent = { type: 'shareAcks'; txids: string[] };
+/** Executor -> election: confirm with a majority that this node still leads (linearizable reads). */
+export type ConfirmEvent = { type: 'confirm' };
 
-export type ElectionEvent = TickEvent | ContactEvent | PrepareEvent | PromiseEvent | NackEvent | FlushedEvent | RecoveredEvent | ShareAcksEvent;
+export type ElectionEvent =
+  | TickEvent
+  | ContactEvent
+  | PrepareEvent
+  | PromiseEvent
+  | NackEvent
+  | FlushedEvent
+  | RecoveredEvent
+  | ShareAcksEvent
+  | HeartbeatAckEvent
+  | ConfirmEvent;
 
 // ---------------------------------------------------------------- acceptor
 
@@ -109,7 +122,10 @@ export type ContinueEvent = { type: 'continue' };
 /** Root -> executor: balance reads at the leader. */
 export type ReadEvent = { type: 'read'; commands: Command[] };
 
-export type ExecutorEvent = ExecuteEvent | ContinueEvent | ReadEvent | ViewEvent;
+/** Election -> executor: a majority acknowledged heartbeat `probe`, sent after the confirmation was asked for: this node led then. */
+export type ConfirmedEvent = { type: 'confirmed'; probe: number };
+
+export type ExecutorEvent = ExecuteEvent | ContinueEvent | ReadEvent | ConfirmedEvent | TickEvent | ViewEvent;
 
 // ---------------------------------------------------------------- lock manager
 
@@ -148,7 +164,7 @@ export type TransactionsEvent =
   | { type: 'effects'; effects: Effect[] }
   /** The participant acknowledged this coordinator's decision. */
   | { type: 'acked'; txid: string }
-  /** A coordinator answers its client without a decision (its own cluster never prepared). */
+  /** A coordinator answers its client `unknown`, without a decision (its own cluster never prepared). */
   | { type: 'reply'; command: Command; reason: string }
   | { type: 'txDone'; txid: string; role: 'coordinator' | 'participant' }
   | TickEvent

@@ -174,6 +174,12 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
     return;
   }
   if (stored && stored.timestamp > ts) return;
+  // Without a live majority nothing this leader orders can commit: refuse now, and log
+  // nothing, so that the answer is true for good (no majority).
+  if (!view.quorum) {
+    emit(out, failReply(info.self, view, command, 'no majority'));
+    return;
+  }
   const id = requestId(command);
   const t = command.transfer!;
   const senderOwner = ownerOf(info.topology, state, t.sender!)!;
@@ -239,6 +245,11 @@ function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, unti
     out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } })));
     return;
   }
+  // Without a live majority our prepare could not commit: refuse at once, and log nothing.
+  if (!ctx.view.quorum && !state.wal.has(id)) {
+    out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: false, reason: 'no majority' } })));
+    return;
+  }
   const participate = (mode: 'start' | 'locked'): void => {
     out.tells.push(tell(ACTOR.transactions, { type: 'participate', command, txid: id, from: e.from, coordinatorCluster: e.coordinatorCluster, mode }));
   };
@@ -275,6 +286,10 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
   const stray = problem ? undefined : items.find((i) => ownerOf(info.topology, state, i)?.cluster !== info.cluster);
   if (problem || stray !== undefined) {
     emit(out, failReply(info.self, view, command, problem ?? `item ${stray} is not this cluster's`));
+    return;
+  }
+  if (!view.quorum) {
+    emit(out, failReply(info.self, view, command, 'no majority'));
     return;
   }
   if (items.some((i) => holderOf(ctx, i) !== undefined)) {

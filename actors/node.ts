@@ -31,7 +31,7 @@ export interface NodeContext extends ActorInput {
   view: View;
 }
 
-const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'catchupRequest', 'catchupReply']);
+const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'heartbeatAck', 'catchupRequest', 'catchupReply']);
 const TX_BODIES = new Set(['txPrepare', 'txVote', 'txDecision', 'txAck', 'txQuery']);
 
 /**
@@ -121,6 +121,9 @@ export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: T
       return;
     case 'accepted':
       tells.push(tell(ACTOR.proposer, { type: 'accepted', from, msg: envelope.accepted! }));
+      return;
+    case 'heartbeatAck':
+      tells.push(tell(ACTOR.election, { type: 'heartbeatAck', from, msg: envelope.heartbeatAck! }));
       return;
     case 'catchupRequest':
       tells.push(tell(ACTOR.acceptor, { type: 'catchupRequest', from, msg: envelope.catchupRequest! }));

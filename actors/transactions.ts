@@ -21,7 +21,7 @@
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
 import { assign, createActor, setup, type AnyActorRef } from 'xstate';
-import type { Command, EnvelopeProps, NodeId } from '../protocol/messages.js';
+import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfNode } from '../protocol/topology.js';
 import { hasDecisionEntry, ownerOf, type Ownership, type TxRole } from '../store/state.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
@@ -31,7 +31,7 @@ import { post, tell } from './mail.js';
 import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
-import { failReply } from './replies.js';
+import { replyTo } from './replies.js';
 import { txSide } from './transfer.js';
 import { act } from './act.js';
 
@@ -298,7 +298,7 @@ export const transactionsMachine = setup({
     reply: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'reply' }>;
       if (context.view.role !== 'leader') return;
-      for (const s of failReply(context.info.self, context.view, e.command, e.reason)) enqueue.emit(s);
+      for (const s of replyTo(context.info.self, context.view, e.command, { status: shardbank.Status.UNKNOWN, reason: e.reason })) enqueue.emit(s);
     }),
     finish: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;

@@ -22,7 +22,12 @@ import { clusterNodes, clusterOfItem, type Topology } from '../protocol/topology
 import type { Transport } from '../protocol/transport.js';
 import { realTimers, type Timers } from './timers.js';
 
-export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'ok';
+/**
+ * `failed`: definitely not applied (refused, or a read not answered);
+ * `unknown`: a write with no answer in time, or one its coordinator could
+ * not decide: it may still apply (Jepsen's `info`).
+ */
+export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'unknown' | 'ok';
 
 export interface TxResult {
   status: ResultStatus;
@@ -62,6 +67,7 @@ const STATUS: Record<number, ResultStatus> = {
   [shardbank.Status.FAILED]: 'failed',
   [shardbank.Status.OK]: 'ok',
   [shardbank.Status.MOVED]: 'failed',
+  [shardbank.Status.UNKNOWN]: 'unknown',
 };
 
 export interface ClientOptions {
@@ -83,6 +89,9 @@ export class BankClient {
   private readonly owners = new Map<number, { cluster: number; version: number }>();
   private readonly free: Slot[] = [];
   private readonly waiting: ((s: Slot) => void)[] = [];
+  private readonly name: string;
+  /** Logical clients made so far (a slot whose request ended unknown is replaced by a new one). */
+  private slotCount: number;
   /** Smoothed reply latency and its mean deviation, in ms (null before the first reply). */
   private srtt: number | null = null;
   private rttvar = 0;
@@ -91,7 +100,9 @@ export class BankClient {
     this.topology = opts.topology;
     this.transport = opts.transport;
     this.timers = opts.timers ?? realTimers;
-    for (let k = 1; k <= (opts.slots ?? 64); k++) this.free.push({ name: `${opts.name}/${k}`, timestamp: 0 });
+    this.name = opts.name;
+    this.slotCount = opts.slots ?? 64;
+    for (let k = 1; k <= this.slotCount; k++) this.free.push({ name: `${opts.name}/${k}`, timestamp: 0 });
     this.transport.onEnvelope((env) => this.onEnvelope(env));
     this.resetLeaders();
   }
@@ -184,7 +195,7 @@ export class BankClient {
     req.timer = this.timers.setTimeout(() => {
       if (!this.inflight.has(id)) return;
       if (this.timers.now() - req.startedAt + wait > clientGiveUpMs) {
-        this.finish(id, { status: 'failed', reason: 'no reply' });
+        this.finish(id, { status: req.command.read ? 'failed' : 'unknown', reason: 'no reply' });
         return;
       }
       req.retried = true;
@@ -231,7 +242,9 @@ export class BankClient {
     const latencyMs = this.timers.now() - req.startedAt;
     if (!req.retried && r.node) this.sampleLatency(latencyMs);
     req.resolve(Object.assign({}, r, { latencyMs, requestId: id }));
-    this.releaseSlot(req.slot);
+    // A logical client whose request's outcome is unknown sends nothing more: its request
+    // stays the last one the cluster knows of it, so what became of it can still be asked.
+    this.releaseSlot(r.status === 'unknown' ? { name: `${this.name}/${++this.slotCount}`, timestamp: 0 } : req.slot);
   }
 
   private takeSlot(): Promise<Slot> {
@@ -253,7 +266,7 @@ export class BankClient {
 
   /** Gives up every request in flight (as `failed`), e.g. when a run is stopped. */
   abandonAll(reason = 'client stopped'): void {
-    for (const id of [...this.inflight.keys()]) this.finish(id, { status: 'failed', reason });
+    for (const [id, req] of [...this.inflight]) this.finish(id, { status: req.command.read ? 'failed' : 'unknown', reason });
   }
 }
 
