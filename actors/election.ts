@@ -62,6 +62,9 @@ export interface ElectionContext extends ActorInput {
 /** The actors that keep a copy of the view. */
 const VIEW_WATCHERS = [ACTOR.node, ACTOR.acceptor, ACTOR.executor, ACTOR.lockManager, ACTOR.transactions] as const;
 
+/** Ticks a successor waits beyond electionTicksMin, so that the others' timers (not in step) have passed it too. */
+const SKEW_TICKS = 2;
+
 /** Heartbeats that repeat an ACK, so a follower that misses one still hears it. */
 const ACK_REPEATS = 3;
 
@@ -151,8 +154,12 @@ function drawTimeout(ctx: ElectionContext, role: Role): { timeoutTicks: number; 
   const n = members.length;
   const leaderAt = Math.max(0, members.indexOf(ctx.lastLeader));
   const rank = (members.indexOf(self) - leaderAt - 1 + n) % n;
-  const band = Math.max(1, Math.floor((max - min + 1) / (n - 1)));
-  return { timeoutTicks: Math.min(max, min + rank * band + Math.floor(v * band)), rng };
+  // The bands start SKEW ticks past electionTicksMin: the others grant a PREPARE only once their
+  // leader has been quiet that long, and their ticks are not in step with the campaigner's.
+  // Bands a gap of SKEW_TICKS apart, for the same reason: a successor's PREPARE must arrive before the next in line times out.
+  const first = Math.min(max, min + SKEW_TICKS);
+  const band = Math.max(1, Math.floor((max - first + 1 - (n - 2) * SKEW_TICKS) / (n - 1)));
+  return { timeoutTicks: Math.min(max, first + rank * (band + SKEW_TICKS) + Math.floor(v * band)), rng };
 }
 
 /** The candidate's ballot: one round above anything seen, with its own id. */

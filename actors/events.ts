@@ -149,7 +149,7 @@ export type ParticipantMode = 'start' | 'locked' | 'resume' | 'fence';
 export type CoordinatorMode = 'start' | 'resolve' | 'notify' | 'fence';
 
 /** Executor -> transactions (-> the transaction's actor): a 2PC entry of this transaction ran. */
-export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; status: number; reason: string };
+export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; ranAt: number; status: number; reason: string };
 /** A 2PC actor's message for another cluster: to its leader, or to all its nodes (a retry; the leader may have changed). */
 export type TxOutEvent = { type: 'out'; cluster: number; body: Body; everyone: boolean };
 
@@ -164,8 +164,8 @@ export type TransactionsEvent =
   | { type: 'effects'; effects: Effect[] }
   /** The participant acknowledged this coordinator's decision. */
   | { type: 'acked'; txid: string }
-  /** A coordinator answers its client `unknown`, without a decision (its own cluster never prepared). */
-  | { type: 'reply'; command: Command; reason: string }
+  /** A coordinator answers its client: the decision that ran, or `unknown` (its own cluster never prepared). */
+  | { type: 'reply'; command: Command; reply: Omit<shardbank.ClientReply.$Properties, 'client' | 'timestamp'> }
   | { type: 'txDone'; txid: string; role: 'coordinator' | 'participant' }
   | TickEvent
   | ResetEvent
@@ -173,8 +173,8 @@ export type TransactionsEvent =
 
 export type CoordinatorEvent =
   | TxExecutedEvent
-  /** The participant's vote; `moved`: the receiver is elsewhere now, ask there. */
-  | { type: 'vote'; prepared: boolean; reason: string; moved?: { item: number; cluster: number; version: number } }
+  /** The participant's vote (PREPARED with the seq its prepare ran at); `moved`: the receiver is elsewhere now, ask there. */
+  | { type: 'vote'; prepared: boolean; reason: string; seq?: number; moved?: { item: number; cluster: number; version: number } }
   | { type: 'ack' }
   | { type: 'queried' }
   /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */

@@ -156,6 +156,17 @@ function retryParked(out: Out, ctx: LockManagerContext, pick: (p: Parked) => boo
   }
 }
 
+/**
+ * Without a live majority nothing this leader orders can commit: a new
+ * request is refused now, logging nothing, so that the answer holds for good
+ * (a copy already in flight, or in the log, is not new: it is not refused).
+ */
+function refuseWithoutMajority(out: Out, ctx: LockManagerContext, command: Command): boolean {
+  if (ctx.view.quorum) return false;
+  emit(out, failReply(ctx.info.self, ctx.view, command, 'no majority'));
+  return true;
+}
+
 function propose(out: Out, command: Command, phase: number, reason?: string): void {
   out.tells.push(tell(ACTOR.proposer, { type: 'propose', proposals: [{ command, phase, reason }] }));
 }
@@ -174,12 +185,6 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
     return;
   }
   if (stored && stored.timestamp > ts) return;
-  // Without a live majority nothing this leader orders can commit: refuse now, and log
-  // nothing, so that the answer is true for good (no majority).
-  if (!view.quorum) {
-    emit(out, failReply(info.self, view, command, 'no majority'));
-    return;
-  }
   const id = requestId(command);
   const t = command.transfer!;
   const senderOwner = ownerOf(info.topology, state, t.sender!)!;
@@ -193,6 +198,7 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
     // The spec's coordinator checks: s unlocked and funded, else abort at once.
     const sender = t.sender!;
     if (heldBy(ctx, sender, id) || state.wal.has(id) || state.decisions.has(id)) return;
+    if (refuseWithoutMajority(out, ctx, command)) return;
     // Aborted at once, without 2PC; ordered all the same, so the answer is final.
     if (holderOf(ctx, sender) !== undefined) {
       if (park(out, ctx, [sender], id, { type: 'admit', command }, until)) return;
@@ -210,6 +216,7 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
   }
   const items = [t.sender!, t.receiver!];
   if (items.some((i) => ctx.locks.get(i)?.has(id))) return;
+  if (refuseWithoutMajority(out, ctx, command)) return;
   if (items.some((i) => holderOf(ctx, i) !== undefined)) {
     if (park(out, ctx, items, id, { type: 'admit', command }, until)) return;
     noteDecision(out, ctx, command, 'skipped', items);
@@ -288,10 +295,7 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
     emit(out, failReply(info.self, view, command, problem ?? `item ${stray} is not this cluster's`));
     return;
   }
-  if (!view.quorum) {
-    emit(out, failReply(info.self, view, command, 'no majority'));
-    return;
-  }
+  if (refuseWithoutMajority(out, ctx, command)) return;
   if (items.some((i) => holderOf(ctx, i) !== undefined)) {
     if (park(out, ctx, items, id, { type: 'move', command }, until)) return;
     emit(out, failReply(info.self, view, command, 'its items stayed busy'));

@@ -168,7 +168,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     const v = envelope.txVote;
     if (v.moved) noteOwner(step, v.moved);
     const moved = v.moved ? { item: v.moved.item ?? 0, cluster: v.moved.cluster ?? 0, version: v.moved.version ?? 0 } : undefined;
-    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '', moved });
+    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '', seq: v.seq ?? 0, moved });
     return;
   }
   if (envelope.txAck) {
@@ -190,9 +190,13 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     if (wal) {
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));
       pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from });
-    } else if (!d.commit) {
+    } else if (!d.commit && ctx.view.quorum) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
+    } else if (!d.commit) {
+      // Without a majority no fence could commit, and no PREPARE can prepare here either
+      // (it is refused); one that comes later, and prepares, asks the coordinator, who says abort.
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
     }
     return;
   }
@@ -298,7 +302,7 @@ export const transactionsMachine = setup({
     reply: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'reply' }>;
       if (context.view.role !== 'leader') return;
-      for (const s of replyTo(context.info.self, context.view, e.command, { status: shardbank.Status.UNKNOWN, reason: e.reason })) enqueue.emit(s);
+      for (const s of replyTo(context.info.self, context.view, e.command, e.reply)) enqueue.emit(s);
     }),
     finish: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;

@@ -228,7 +228,7 @@ export class SetRunner {
     const { client } = this.opts;
     let r: TxResult;
     if (cmd.kind === 'transfer') r = await client.transfer(cmd.sender, cmd.receiver, cmd.amount);
-    else if (cmd.kind === 'read') r = await client.read(cmd.item);
+    else if (cmd.kind === 'read') r = await client.read(cmd.item, cmd.consistency);
     else return { command: cmd.text, status: 'failed', reason: 'not a transaction' };
     this.meter.recordResult(r.latencyMs, r.status, cmd.kind);
     const out: CommandResult = { command: cmd.text, status: r.status, latencyMs: round(r.latencyMs) };

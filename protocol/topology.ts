@@ -65,6 +65,8 @@ export interface Tuning {
    * such budget).
    */
   turnBudgetMs: number;
+  /** Ticks a session or linearizable read may wait (for execution, or the leader's confirmation) before it is answered failed. */
+  readWaitTicks: number;
   /** Resharding: committed transfers each cluster keeps for the partitioner. */
   reshardWindow: number;
   /** Resharding: no cluster may own more than (1 + this) times its fair share of the items. */
@@ -123,6 +125,7 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
   turnBudgetMs: 20,
+  readWaitTicks: 40,
   reshardWindow: 10000,
   reshardImbalance: 0.03,
   maxMoveBatch: 200,
