@@ -15,6 +15,12 @@
  * of the spec expects, though the coordinator answers its client before the
  * participant has applied the commit.
  *
+ * With `tuning.lockPolicy: "wait"` a transfer whose items another transfer
+ * holds waits too (at most `lockQueueTicks`, in arrival order) instead of
+ * being skipped, as a database's row locks make it wait: under contention
+ * transfers commit rather than abort. No transfer waits while it holds a
+ * lock (it takes all of its locks at once, or none), so none waits for ever.
+ *
  * A skipped transfer is still ordered, as an abort entry that changes no
  * balance: its answer then becomes the client's stored reply on every
  * replica, so a late copy of the request (a relayed broadcast, or one that
@@ -128,13 +134,17 @@ function park(out: Out, ctx: LockManagerContext, items: number[], id: string, re
   const holders = items
     .filter((i) => holderOf(ctx, i) !== undefined)
     .flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
-  // A move waits for whatever holds its items; anything waits for a prepared transaction or a move.
-  if (request.type !== 'move' && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h))) return false;
+  // A move waits for whatever holds its items; anything waits for a prepared transaction or a move;
+  // under the `wait` policy a transfer waits for any holder (none waits while holding a lock: no deadlock).
+  const queue = info.tuning.lockPolicy === 'wait';
+  if (request.type !== 'move' && !queue && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h))) return false;
   if (ctx.parked.size >= info.tuning.maxQueue) return false;
   if (!ctx.parked.has(id)) {
-    const wait = request.type === 'move' || holders.some((h) => heldByMove(ctx, h)) ? info.tuning.moveWaitTicks : info.tuning.lockWaitTicks;
+    // (A retry that parks again keeps its first deadline, and was noted the first time.)
+    if (until === null) noteDecision(out, ctx, request.command, 'waiting', items);
+    const wait =
+      request.type === 'move' || holders.some((h) => heldByMove(ctx, h)) ? info.tuning.moveWaitTicks : queue ? info.tuning.lockQueueTicks : info.tuning.lockWaitTicks;
     ctx.parked.set(id, { id, request, items, until: until ?? ctx.ticks + wait });
-    noteDecision(out, ctx, request.command, 'waiting', items);
   }
   return true;
 }
