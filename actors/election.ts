@@ -18,7 +18,7 @@ import { ballotEquals, compareBallots, formatBallot, nodeName, slotKeyOf, type B
 import { mulberry32Step } from '../protocol/rng.js';
 import { invariant } from '../store/invariant.js';
 import { record, send, toEach, type Effect, type Emitted } from './effects.js';
-import type { ContactEvent, ElectionEvent, FlushedEvent, HeartbeatAckEvent, NackEvent, PrepareEvent, PromiseEvent, ShareAcksEvent } from './events.js';
+import type { ContactEvent, ElectionEvent, FlushedEvent, HeartbeatAckEvent, NackEvent, PrepareEvent, PreVoteEvent, PreVoteReplyEvent, PromiseEvent, ShareAcksEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { buildNewView } from './newView.js';
 import { ACTOR, NO_VIEW, type ActorInput, type Role, type View } from './node-info.js';
@@ -34,6 +34,8 @@ export interface ElectionContext extends ActorInput {
   sinceHeartbeat: number;
   /** A candidate's promises, by node. */
   promises: ReadonlyMap<NodeId, Entry[]>;
+  /** A pre-candidate's pre-votes (itself included), for the ballot it would campaign with. */
+  preVotes: ReadonlySet<NodeId>;
   /** The highest PREPARE deferred while the leader was still heard. */
   deferred: { from: NodeId; ballot: Ballot; commitThrough: number } | null;
   /** Set by a flush: the next leader state is the set's initial view, no NEW-VIEW. */
@@ -82,6 +84,8 @@ function why(event: ElectionEvent): string {
       return `${nodeName(event.from)} promised ${formatBallot(event.msg.promised)}`;
     case 'promise':
       return `promised by a majority`;
+    case 'preVoteReply':
+      return 'a majority would promise';
     case 'tick':
       return 'leader silent past the election timeout';
     case 'flushed':
@@ -168,8 +172,14 @@ function nextBallot(ctx: ElectionContext): Ballot {
   return { round, node: ctx.info.self };
 }
 
-function answered(candidate: NodeId, ballot: Ballot | null | undefined, answer: 'granted' | 'refused' | 'deferred', promised: Ballot): Effect {
+function answered(candidate: NodeId, ballot: Ballot | null | undefined, answer: 'granted' | 'refused' | 'deferred' | 'pre-vote granted' | 'pre-vote refused', promised: Ballot): Effect {
   return record({ vote: { candidate, ballot, answer, promised } });
+}
+
+/** Would this node promise that ballot now: it is above our promise, and our own leader (if any) has gone quiet. */
+function wouldGrantPreVote(ctx: ElectionContext, e: PreVoteEvent): boolean {
+  if (compareBallots(e.msg.ballot, ctx.state.promised) <= 0) return false;
+  return ctx.view.leader === 0 || ctx.elapsed >= ctx.info.tuning.electionTicksMin;
 }
 
 /** Promises `ballot` to `from`: the acceptor records the promise and answers with its log. */
@@ -204,6 +214,14 @@ export const electionMachine = setup({
     contactAboveMine: ({ context, event }) => compareBallots((event as ContactEvent).ballot, context.view.ballot) > 0,
     nackAboveMine: ({ context, event }) => compareBallots((event as NackEvent).msg.promised, context.view.ballot) > 0,
     isInitialLeader: ({ context, event }) => (event as FlushedEvent).leader === context.info.self,
+    /** A cluster of one: its own promise (or pre-vote) is a majority. */
+    selfIsMajority: ({ context }) => context.info.majority <= 1,
+    preVoteCompletesMajority: ({ context, event }) => {
+      const e = event as PreVoteReplyEvent;
+      if (!e.msg.granted || !ballotEquals(e.msg.ballot, nextBallot(context))) return false;
+      return new Set(context.preVotes).add(e.from).size >= context.info.majority;
+    },
+
   },
   actions: {
     resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'follower'))),
@@ -228,6 +246,21 @@ export const electionMachine = setup({
           ? { from: e.from, ballot, commitThrough: e.msg.commitThrough ?? 0 }
           : context.deferred;
       enqueue.assign({ seenRound: Math.max(context.seenRound, ballot.round ?? 0), deferred });
+    }),
+    /** The leader went quiet: ask whether a majority would promise the next ballot, before raising it. */
+    startPreVote: act(({ context, event, enqueue }) => {
+      const { info, state } = context;
+      const ballot = nextBallot(context);
+      enqueue.assign({ preVotes: new Set([info.self]) });
+      changeView(enqueue, context.view, { role: 'precandidate' as Role, leader: 0, ballot: context.view.ballot, live: [], quorum: false }, why(event));
+      for (const s of toEach(info.self, info.peers, { preVote: { ballot, commitThrough: state.commitThrough } })) enqueue.emit(s);
+    }),
+    notePreVote: assign({ preVotes: ({ context, event }) => new Set(context.preVotes).add((event as PreVoteReplyEvent).from) }),
+    answerPreVote: act(({ context, event, enqueue }) => {
+      const e = event as PreVoteEvent;
+      const granted = wouldGrantPreVote(context, e) && context.view.role !== 'leader';
+      enqueue.emit(answered(e.from, e.msg.ballot, granted ? 'pre-vote granted' : 'pre-vote refused', context.state.promised));
+      enqueue.emit(send({ from: context.info.self, to: e.from, preVoteReply: { ballot: e.msg.ballot, granted } }));
     }),
     /** A PREPARE at or below our promise: NACK it, so the candidate learns the ballot to beat. */
     refusePrepare: act(({ context, event, enqueue }) => {
@@ -358,6 +391,7 @@ export const electionMachine = setup({
     rng: input.info.seed,
     sinceHeartbeat: 0,
     promises: new Map(),
+    preVotes: new Set(),
     deferred: null,
     installing: false,
     seenRound: 0,
@@ -371,6 +405,7 @@ export const electionMachine = setup({
   }),
   initial: 'follower',
   on: {
+    preVote: { actions: 'answerPreVote' },
     flushed: [
       { guard: 'isInitialLeader', target: '.leader', reenter: true, actions: 'installInitialView' },
       { target: '.follower', reenter: true, actions: 'installInitialView' },
@@ -385,7 +420,7 @@ export const electionMachine = setup({
       on: {
         tick: [
           { guard: and(['timerExpired', 'hasDeferredPrepare']), target: 'follower', reenter: true, actions: 'grantDeferred' },
-          { guard: 'timerExpired', target: 'candidate' },
+          { guard: 'timerExpired', target: 'precandidate' },
           { actions: 'countTick' },
         ],
         contact: { actions: 'followLeader' },
@@ -396,10 +431,26 @@ export const electionMachine = setup({
         ],
       },
     },
+    // Pre-vote: the ballot is not raised until a majority would promise it.
+    precandidate: {
+      entry: ['startPreVote', 'resetCandidateTimer'],
+      always: { guard: 'selfIsMajority', target: 'candidate' },
+      on: {
+        tick: [{ guard: 'timerExpired', target: 'precandidate', reenter: true }, { actions: 'countTick' }],
+        preVoteReply: [{ guard: 'preVoteCompletesMajority', target: 'candidate', actions: 'notePreVote' }, { actions: 'notePreVote' }],
+        contact: { target: 'follower', actions: 'followLeader' },
+        prepare: [
+          { guard: 'prepareIsStale', actions: 'refusePrepare' },
+          { target: 'follower', actions: 'grantPrepare' },
+        ],
+      },
+    },
     candidate: {
       entry: ['startCampaign', 'resetCandidateTimer'],
+      always: { guard: 'selfIsMajority', target: 'leader' },
       on: {
-        tick: [{ guard: 'timerExpired', target: 'candidate', reenter: true }, { actions: 'countTick' }],
+        // A campaign that did not win asks for pre-votes again before it raises the ballot once more.
+        tick: [{ guard: 'timerExpired', target: 'precandidate' }, { actions: 'countTick' }],
         promise: [{ guard: 'promiseCompletesQuorum', target: 'leader', actions: 'addPromise' }, { actions: 'addPromise' }],
         contact: { guard: 'contactAtLeastMine', target: 'follower', actions: 'followLeader' },
         prepare: [

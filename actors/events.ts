@@ -24,6 +24,8 @@ export type CommitEvent = Msg<'commit', shardbank.Commit.$Properties>;
 export type NewViewEvent = Msg<'newView', shardbank.NewView.$Properties>;
 export type HeartbeatEvent = Msg<'heartbeat', shardbank.Heartbeat.$Properties>;
 export type HeartbeatAckEvent = Msg<'heartbeatAck', shardbank.HeartbeatAck.$Properties>;
+export type PreVoteEvent = Msg<'preVote', shardbank.PreVote.$Properties>;
+export type PreVoteReplyEvent = Msg<'preVoteReply', shardbank.PreVoteReply.$Properties>;
 export type CatchupRequestEvent = Msg<'catchupRequest', shardbank.CatchupRequest.$Properties>;
 export type CatchupReplyEvent = Msg<'catchupReply', shardbank.CatchupReply.$Properties>;
 
@@ -83,6 +85,8 @@ export type ElectionEvent =
   | RecoveredEvent
   | ShareAcksEvent
   | HeartbeatAckEvent
+  | PreVoteEvent
+  | PreVoteReplyEvent
   | ConfirmEvent;
 
 // ---------------------------------------------------------------- acceptor

@@ -43,7 +43,7 @@ export interface ActorInput {
   state: ReplicaView;
 }
 
-export type Role = 'follower' | 'candidate' | 'leader';
+export type Role = 'follower' | 'precandidate' | 'candidate' | 'leader';
 
 /**
  * Who leads this cluster, as the election actor decided it. The election

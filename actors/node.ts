@@ -31,7 +31,7 @@ export interface NodeContext extends ActorInput {
   view: View;
 }
 
-const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'heartbeatAck', 'catchupRequest', 'catchupReply']);
+const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'preVote', 'preVoteReply', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'heartbeatAck', 'catchupRequest', 'catchupReply']);
 const TX_BODIES = new Set(['txPrepare', 'txVote', 'txDecision', 'txAck', 'txQuery']);
 
 /**
@@ -124,6 +124,12 @@ export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: T
       return;
     case 'heartbeatAck':
       tells.push(tell(ACTOR.election, { type: 'heartbeatAck', from, msg: envelope.heartbeatAck! }));
+      return;
+    case 'preVote':
+      tells.push(tell(ACTOR.election, { type: 'preVote', from, msg: envelope.preVote! }));
+      return;
+    case 'preVoteReply':
+      tells.push(tell(ACTOR.election, { type: 'preVoteReply', from, msg: envelope.preVoteReply! }));
       return;
     case 'catchupRequest':
       tells.push(tell(ACTOR.acceptor, { type: 'catchupRequest', from, msg: envelope.catchupRequest! }));

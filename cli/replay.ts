@@ -366,7 +366,8 @@ function describe(ev: shardbank.LogEvent, ctx: Context, mask?: boolean[]): strin
     case 'vote': {
       const v = ev.vote!;
       const answer = v.answer === 'refused' ? `refused (promised ${formatBallot(v.promised)})` : v.answer === 'deferred' ? 'deferred (our leader is still heard)' : v.answer;
-      return `${nodeName(v.candidate ?? 0)}'s PREPARE ${formatBallot(v.ballot)}: ${answer}`;
+      const asked = v.answer?.startsWith('pre-vote') ? 'pre-vote for' : 'PREPARE';
+      return `${nodeName(v.candidate ?? 0)}'s ${asked} ${formatBallot(v.ballot)}: ${v.answer?.startsWith('pre-vote') ? v.answer.slice('pre-vote '.length) : answer}`;
     }
     case 'heard': {
       const h = ev.heard!;
@@ -400,6 +401,8 @@ function roleText(r: shardbank.IRoleChanged): string {
       ? `leader ${b}${voters}${detector}`
       : r.role === 'candidate'
         ? `candidate ${b}: campaigning`
+        : r.role === 'precandidate'
+          ? `pre-candidate: asking whether a majority would promise a ballot above ${b}`
         : `follower of ${r.leader ? nodeName(r.leader) : 'nobody yet'} ${b}`;
   return r.why ? `${head}; ${r.why}` : head;
 }

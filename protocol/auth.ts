@@ -19,6 +19,8 @@ const PEER_BODIES: ReadonlySet<string> = new Set([
   'newView',
   'heartbeat',
   'heartbeatAck',
+  'preVote',
+  'preVoteReply',
   'catchupRequest',
   'catchupReply',
   'txPrepare',

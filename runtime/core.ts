@@ -145,6 +145,8 @@ export class NodeCore {
         ? `leading with ballot ${b}`
         : r.role === 'candidate'
           ? `campaigning with ballot ${b}`
+          : r.role === 'precandidate'
+            ? `asking for pre-votes (ballot ${b})`
           : `following ${r.leader ? nodeName(r.leader) : 'n?'} (ballot ${b})`;
     this.opts.logger?.(`${line}: ${r.why ?? ''}`);
   }

@@ -21,7 +21,7 @@ import { proposerMachine } from '../actors/proposer.js';
 import { transactionsMachine } from '../actors/transactions.js';
 import { shardbank, type Ballot, type Command } from '../protocol/messages.js';
 import { applyEvent, snapshotOf, type ReplicaState } from '../store/state.js';
-import { nodeInput, start, step, steps, type Stepped } from './support/step.js';
+import { campaign, nodeInput, start, step, steps, type Stepped } from './support/step.js';
 
 const { Phase, Status } = shardbank;
 const B = (round: number, node: number): Ballot => ({ round, node });
@@ -68,7 +68,8 @@ function checkPure<M extends AnyStateMachine>(
 test('election: a campaign that wins returns its records, its NEW-VIEW and its messages to siblings as values', () => {
   const input = nodeInput();
   let s = start(electionMachine, input).snapshot;
-  while (s.value !== 'candidate') s = step(electionMachine, s, { type: 'tick' }).snapshot;
+  s = campaign(electionMachine, s);
+  assert.is(s.value, 'candidate', 'a majority would promise: it campaigns');
   const r = checkPure('election', electionMachine, input.state, s, { type: 'promise', from: 2, msg: { ballot: s.context.view.ballot, accepted: [], commitThrough: 0 } });
   assert.ok(r.effects.some((e) => e.type === 'record' && e.event.view));
   assert.ok(r.effects.some((e) => e.type === 'send' && e.envelope.newView));

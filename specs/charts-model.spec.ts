@@ -41,8 +41,11 @@ test('election chart: every reachable state, and a leader only with a majority o
   const events = (s: S): Ev[] => {
     const b = s.context.view.ballot;
     const above = (node: number): Ballot => ({ round: (b.round ?? 0) + 1, node });
+    const wouldCampaignWith: Ballot = { round: Math.max(b.round ?? 0, s.context.state.promised.round ?? 0, s.context.seenRound) + 1, node: 1 };
     return [
       { type: 'tick' },
+      { type: 'preVoteReply', from: 2, msg: { ballot: wouldCampaignWith, granted: true } },
+      { type: 'preVoteReply', from: 3, msg: { ballot: wouldCampaignWith, granted: false } },
       { type: 'contact', from: 2, ballot: above(2) },
       { type: 'promise', from: 2, msg: { ballot: b, accepted: [], commitThrough: 0 } },
       { type: 'promise', from: 3, msg: { ballot: b, accepted: [], commitThrough: 0 } },
@@ -53,10 +56,10 @@ test('election chart: every reachable state, and a leader only with a majority o
   const paths = getShortestPaths(electionMachine, {
     input,
     events: events as never,
-    serializeState: (s) => `${valueOf(s)}|${s.context.elapsed}|${s.context.promises.size}|${s.context.view.leader}|${s.context.deferred ? 1 : 0}`,
+    serializeState: (s) => `${valueOf(s)}|${s.context.elapsed}|${s.context.promises.size}|${s.context.preVotes.size}|${s.context.view.leader}|${s.context.deferred ? 1 : 0}`,
   });
   const reached = new Set(paths.map((p) => valueOf(p.state)));
-  assert.equal([...reached].sort(), ['"candidate"', '"follower"', '"leader"']);
+  assert.equal([...reached].sort(), ['"candidate"', '"follower"', '"leader"', '"precandidate"']);
 
   for (const { events: evs, results } of walk(electionMachine, input, paths)) {
     let prev = start(electionMachine, input).snapshot;
@@ -70,6 +73,11 @@ test('election chart: every reachable state, and a leader only with a majority o
           assert.ok(compareBallots(promised[0], highest) > 0, 'each campaign goes above every ballot before it');
           highest = promised[0]!;
         }
+      }
+      if (to === 'candidate' && from !== 'candidate') {
+        assert.is(from, 'precandidate', 'a campaign starts only after pre-votes');
+        const granted = evs.slice(0, i + 1).filter((e) => e.type === 'preVoteReply' && (e['msg'] as { granted: boolean }).granted);
+        assert.ok(granted.length + 1 >= input.info.majority, 'a majority would promise');
       }
       if (to === 'leader' && from !== 'leader') {
         assert.is(from, 'candidate', 'only a candidate becomes leader');

@@ -151,7 +151,7 @@ test('re-election: a failed node keeps no timer, and once recovered it steps dow
   await sim.stop();
 });
 
-test('P1 timer rule: a follower cut off from a working leader cannot depose it', async () => {
+test('P1 timer rule and pre-vote: a follower cut off from a working leader cannot depose it, nor even raise its ballot', async () => {
   const sim = await SimCluster.start({ seed: 8 });
   await sim.startSet();
 
@@ -159,9 +159,13 @@ test('P1 timer rule: a follower cut off from a working leader cannot depose it',
   sim.network.partition([1], [3]);
   await sim.runFor(1000);
 
-  assert.ok(sim.host(3).state.promised.round! > 1, 'n3 campaigned');
+  const n3 = await sim.logs.get(3)!.readAll();
+  const n2 = await sim.logs.get(2)!.readAll();
+  assert.ok(n3.some((e) => e.role?.role === 'precandidate'), 'n3 asked for pre-votes');
+  assert.ok(n2.some((e) => e.vote?.answer === 'pre-vote refused' && e.vote.candidate === 3), 'n2 refused them: it still hears n1');
+  assert.equal(plain(sim.host(3).state.promised), ballot(1, 1), 'n3 never raised its ballot');
   assert.equal(c1Leaders(sim), [1]);
-  assert.equal(plain(sim.host(2).state.promised), ballot(1, 1), 'n2 deferred the PREPARE');
+  assert.equal(plain(sim.host(2).state.promised), ballot(1, 1), 'n2 promised nothing new');
   for (const n of C1) assert.is(sim.host(n).state.views.length, 0, `n${n} views`);
   const r = await sim.transfer(1001, 1002, 1);
   assert.is(r.status, 'committed');

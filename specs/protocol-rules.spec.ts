@@ -14,7 +14,7 @@ import { participantMachine } from '../actors/participant.js';
 import { proposerMachine } from '../actors/proposer.js';
 import { requestId, shardbank, type Ballot, type Command, type Entry } from '../protocol/messages.js';
 import { applyEvent } from '../store/state.js';
-import { nodeInput, records, sends, start, step, steps } from './support/step.js';
+import { campaign, nodeInput, records, sends, start, step, steps } from './support/step.js';
 
 const { Phase, Status } = shardbank;
 const B = (round: number, node: number): Ballot => ({ round, node });
@@ -65,7 +65,8 @@ test('NEW-VIEW takes the highest ballot per seq and fills gaps with no-ops', () 
   applyEvent(input.state, { promised: { ballot: B(1, 1) } });
   applyEvent(input.state, { accepted: { entries: [entry(1, B(1, 1), a), entry(3, B(1, 1), c)] } });
   let s = start(electionMachine, input).snapshot;
-  while (s.value !== 'candidate') s = step(electionMachine, s, { type: 'tick' }).snapshot;
+  s = campaign(electionMachine, s);
+  assert.is(s.value, 'candidate', 'a majority would promise: it campaigns');
   const ballot = s.context.view.ballot;
   assert.equal(ballot, B(2, 1), 'the campaign goes one round above the promise');
 

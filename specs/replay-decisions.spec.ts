@@ -55,13 +55,15 @@ test.after(async () => {
 
 test('the campaign: n2 becomes a candidate, hears n3\'s promise, leads with the promises of n2 and n3, and sends its NEW-VIEW', async () => {
   const story = await lines(2, { type: ['role', 'heard', 'view', 'promised'] });
+  // n2 asked for pre-votes first, and campaigned once a majority would promise.
   const at = (re: RegExp) => story.findIndex((l) => re.test(l));
-  const campaign = at(/ role +candidate <2, n2>: campaigning; leader silent past the election timeout$/);
+  const asked = at(/ role +pre-candidate: asking whether a majority would promise a ballot above <1, n1>; leader silent past the election timeout$/);
+  const campaign = at(/ role +candidate <2, n2>: campaigning; a majority would promise$/);
   const promised = at(/ promised +<2, n2>$/);
   const heard = at(/ heard +promise from n3 for <2, n2>/);
   const leads = at(/ role +leader <2, n2> \(promises from n2, n3\) hearing n3; promised by a majority$/);
   const view = at(/ view +NEW-VIEW <2, n2> from n2, \d+ entr/);
-  assert.ok(campaign >= 0 && promised > campaign && heard > promised && leads > heard && view > leads, story.join('\n'));
+  assert.ok(asked >= 0 && campaign > asked && promised > campaign && heard > promised && leads > heard && view > leads, story.join('\n'));
 });
 
 test('the vote: n3 granted n2\'s PREPARE, and followed it', async () => {

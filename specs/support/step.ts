@@ -10,6 +10,7 @@ import type { Effect, Emitted } from '../../actors/effects.js';
 import { nodeInfo, type ActorInput } from '../../actors/node-info.js';
 import { makeTopology, type Tuning } from '../../protocol/topology.js';
 import { emptyState, type ReplicaState } from '../../store/state.js';
+import type { electionMachine } from '../../actors/election.js';
 
 export interface Stepped<M extends AnyStateMachine> {
   snapshot: SnapshotFrom<M>;
@@ -75,4 +76,18 @@ export function records(effects: Effect[]) {
 /** The envelopes among effects. */
 export function sends(effects: Effect[]) {
   return effects.flatMap((e) => (e.type === 'send' ? [e.envelope] : []));
+}
+
+/**
+ * An election machine stepped until it campaigns: ticks until its leader is
+ * quiet long enough (pre-candidate), then a pre-vote from `voter` for the
+ * ballot it would campaign with. Bounded, so a machine that never gets there
+ * fails the spec instead of hanging it.
+ */
+export function campaign(machine: typeof electionMachine, snapshot: SnapshotFrom<typeof electionMachine>, voter = 2): SnapshotFrom<typeof electionMachine> {
+  let s = snapshot;
+  for (let i = 0; i < 100 && s.value !== 'precandidate'; i++) s = step(machine, s, { type: 'tick' }).snapshot;
+  if (s.value !== 'precandidate') throw new Error(`no pre-vote after 100 ticks (state ${JSON.stringify(s.value)})`);
+  const round = Math.max(s.context.view.ballot.round ?? 0, s.context.state.promised.round ?? 0, s.context.seenRound) + 1;
+  return step(machine, s, { type: 'preVoteReply', from: voter, msg: { ballot: { round, node: s.context.info.self }, granted: true } }).snapshot;
 }
