@@ -17,6 +17,7 @@ import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
 import { flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
+import { BenchSampler, sampleReporter, type BenchSample } from './bench-samples.js';
 import { Workload, type Distribution, type OpKind } from './workload.js';
 
 export interface BenchOptions {
@@ -61,6 +62,8 @@ export interface BenchReport {
   nodes: NodeUsage[];
   /** CPU time of the bench process itself over the run (it shares the machine with the nodes). */
   clientCpuMs: number;
+  /** Each second of the run: throughput and latency at the client. */
+  samples: BenchSample[];
 }
 
 export interface NodeUsage {
@@ -129,13 +132,17 @@ function latencySummary(l: LatencyRecorder): Record<string, number> {
   return { count: l.count, min: r(l.min()), mean: r(l.mean()), p50: r(l.percentile(50)), p90: r(l.percentile(90)), p99: r(l.percentile(99)), p999: r(l.percentile(99.9)), max: r(l.max()) };
 }
 
+/** How often the run is sampled (throughput and latency over time). */
+const SAMPLE_MS = 1000;
+
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
   client: Pick<BankClient, 'transfer' | 'read'>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
-): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number }> {
+  onSample?: (sample: BenchSample) => void,
+): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[] }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
     let s = stats.get(k);
@@ -149,12 +156,15 @@ export async function runWorkload(
   let done = 0;
   const more = () => (opts.count === undefined || issued < opts.count) && performance.now() < deadline;
   const timer = onTick ? setInterval(() => onTick(done, performance.now() - started), 250) : null;
+  const sampler = new BenchSampler(started);
+  const sampling = setInterval(() => onSample?.(sampler.take(performance.now())), SAMPLE_MS);
   const loop = async () => {
     while (more()) {
       issued++;
       const op = workload.next();
       const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
       done++;
+      sampler.record(r);
       for (const key of ['overall', op.kind as OpKind | string, ...(op.label !== op.kind ? [op.label] : [])]) {
         const s = stat(key);
         s.latency.record(r.latencyMs);
@@ -165,8 +175,12 @@ export async function runWorkload(
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.clients) }, loop));
   if (timer) clearInterval(timer);
+  clearInterval(sampling);
+  const elapsedMs = performance.now() - started;
+  // The last part-second is a sample too, unless it is too short to say anything.
+  if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) onSample?.(sampler.take(performance.now()));
   const used = process.cpuUsage(cpu);
-  return { stats, elapsedMs: performance.now() - started, done, clientCpuMs: (used.user + used.system) / 1000 };
+  return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples };
 }
 
 export function formatBenchTable(report: BenchReport): string {
@@ -190,7 +204,7 @@ export function formatBenchTable(report: BenchReport): string {
 
 export type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
+export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs, samples }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
   return {
@@ -206,6 +220,7 @@ export function makeReport(system: BenchSystem, options: BenchOptions, { stats, 
     audit,
     nodes,
     clientCpuMs,
+    samples,
   };
 }
 
@@ -233,7 +248,7 @@ export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
   return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
 }
 
-export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string; settleS?: number }): Promise<number> {
+export async function benchCommand(topology: Topology, opts: BenchOptions & { connect?: boolean; json?: string; dataDir?: string; settleS?: number; reportTo?: string }): Promise<number> {
   const spinner = progressSpinner();
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'shardbank-bench-'));
   const cluster = opts.connect ? null : new LocalCluster(topology, dataDir);
@@ -254,16 +269,18 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
     const warmed = await warmUp(client, workload, opts, spinner);
     const before = await statuses(admin, topology);
     spinner.start('running');
-    const run = await runWorkload(client, workload, opts, progress(spinner));
+    const report = opts.reportTo ? sampleReporter(opts.reportTo, { preset: opts.preset ?? '', clients: opts.clients, pid: process.pid }, (l) => process.stderr.write(`${l}\n`)) : null;
+    const run = await runWorkload(client, workload, opts, progress(spinner), report ?? undefined);
+    report?.(null);
     const after = await statuses(admin, topology);
     spinner.text = 'auditing';
     const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    const result = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
+    process.stdout.write(`${formatBenchTable(result)}\n${warmupLine(result)}${formatNodeUsage(result.nodes, result.committed, result.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
-    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, deaths }, null, 1)}\n`);
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...result, deaths }, null, 1)}\n`);
     if (deaths.length > 0) keepDataDir = true;
     return audit.conserved && audit.replicasAgree && deaths.length === 0 ? 0 : 1;
   } catch (err) {

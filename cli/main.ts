@@ -147,7 +147,8 @@ addTopologyOptions(
     .addOption(new Option('--postgres <url>', 'run the same workload against PostgreSQL instead (postgres://user@host:port/db; see bench/postgres.sh)').argParser((v: string) => wrap(() => postgresUrl(v).href)).conflicts(['idle', 'connect']))
     .option('--server-pids <pids>', 'with --etcd or --postgres: also report the CPU these processes and their children use over the run (comma-separated pids; Linux)', (v: string) => wrap(() => pidList(v)))
     .addOption(new Option('--idle <s>', "no workload: measure the nodes' CPU over this many seconds with nothing to do (after --warmup seconds to settle, default 2)").argParser(intArg(1, 3600)))
-    .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
+    .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)')
+    .option('--report-to <url>', 'post throughput and latency every second to a running studio (its URL), which plots them', (v: string) => wrap(() => httpUrl(v))),
 ).action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
   // Large balances by default, so that transfers rarely fail for lack of funds.
@@ -179,6 +180,7 @@ addTopologyOptions(
     warmupS: pick('warmup', 0),
     connect: opts['connect'] as boolean | undefined,
     dataDir: opts['dataDir'] as string | undefined,
+    reportTo: opts['reportTo'] as string | undefined,
   };
   if (idleS !== undefined) {
     const { idleCommand } = await import('./bench-idle.js');
@@ -190,6 +192,22 @@ addTopologyOptions(
   } else {
     process.exitCode = await benchCommand(topology, options);
   }
+});
+
+addTopologyOptions(
+  program
+    .command('studio')
+    .description('statecharts and the cluster in a local web page: every actor drawn, the current state lit, live or while stepping through a log')
+    .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', intArg(0, 65535), 7300)
+    .option('--connect', 'watch nodes already running at the configured addresses instead of starting a local cluster')
+    .addOption(new Option('--offline', 'no cluster: the charts, replay of logs and bench files only').conflicts('connect'))
+    .option('--data-dir <dir>', 'where the local cluster keeps its logs (default: a temporary directory, removed after)')
+    .option('--export <dir>', 'write the charts to DIR instead (one SVG per machine and an index.html that opens from disk) and exit')
+    .addOption(new Option('--format <f>', 'with --export: svg (default) or mermaid; alone, mermaid prints every chart as a Mermaid stateDiagram-v2').choices(['svg', 'mermaid'])),
+).action(async (opts: TopologyOptions & { port: number; connect?: boolean; offline?: boolean; dataDir?: string; export?: string; format?: 'svg' | 'mermaid' }) => {
+  const topology = topologyFromOptions(opts);
+  const { studioCommand } = await import('./studio.js');
+  process.exitCode = await studioCommand({ topology, port: opts.port, connect: opts.connect, offline: opts.offline, dataDir: opts.dataDir, export: opts.export, format: opts.format });
 });
 
 program
@@ -219,6 +237,17 @@ function pidList(v: string): number[] {
   const pids = v.split(',').map((p) => p.trim()).filter(Boolean);
   if (pids.length === 0 || !pids.every((p) => /^[1-9]\d*$/.test(p))) throw new Error(`"${v}" is not a list of pids like 4012,4013`);
   return pids.map(Number);
+}
+
+function httpUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new Error(`"${v}" is not a URL like http://127.0.0.1:7300/`);
+  }
+  if (u.protocol !== 'http:') throw new Error(`"${v}" is not an http:// URL`);
+  return u.href;
 }
 
 function unitArg(v: string): number {

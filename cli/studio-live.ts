@@ -1,0 +1,356 @@
+/**
+ * The studio's live side: what a running cluster is doing, gathered for the
+ * page. Each node's status is polled (role, ballot, commit and execute
+ * points, WAL); the nodes the page looks at stream their actors' steps
+ * (the inspection stream, held by a lease renewed every second, as
+ * `shardbank inspect` does). Steps become lit states, flashed transitions and
+ * the messages seen arriving; they go to the page in one batch every
+ * FLUSH_MS.
+ *
+ * Watching costs the watched node CPU, so by default (`auto`) every node is
+ * watched only while the cluster is quiet: when a watched node streams more
+ * than BUSY_RECORDS_PER_S, only the node whose charts are open stays watched
+ * until the load passes. Nothing is watched while no page looks at Live.
+ */
+import type { AdminClient } from '../client/admin.js';
+import type { BankClient, TxResult } from '../client/client.js';
+import { activeIds, firedEdges } from '../charts/model.js';
+import { formatBallot, nodeName, type NodeId } from '../protocol/messages.js';
+import { allNodes, type Topology } from '../protocol/topology.js';
+import type { InspectRecord } from '../runtime/inspect.js';
+import type { DrawnChart } from './studio-charts.js';
+
+const STATUS_EVERY_MS = 500;
+const STATUS_TIMEOUT_MS = 2000;
+const RENEW_EVERY_MS = 1000;
+const LEASE_MS = 3000;
+const FLUSH_MS = 150;
+const BUSY_RECORDS_PER_S = 1500;
+/** How long the cluster must stay below the busy rate before every node is watched again. */
+const CALM_MS = 10_000;
+/** Fired transitions sent per batch at most (a busy node fires thousands a second). */
+const FIRED_MAX = 200;
+/** Events that fire every tick and say nothing about the protocol: not flashed, not counted as messages. */
+const QUIET_EVENTS = new Set(['tick', 'endOfTurn', 'xstate.init', 'view']);
+
+export type WatchMode = 'auto' | 'all' | 'one';
+
+export interface ActorView {
+  actor: string;
+  machine: string;
+  value: unknown;
+  lit: string[];
+}
+
+export interface NodeLive {
+  node: NodeId;
+  reachable: boolean;
+  error: string;
+  status: Record<string, unknown> | null;
+  watched: boolean;
+  /** Fixed actors by machine id. */
+  actors: Record<string, ActorView>;
+  /** 2PC actors by actor id (c:… coordinator, p:… participant). */
+  txs: Record<string, ActorView>;
+  recordsPerS: number;
+}
+
+export interface Fired {
+  node: NodeId;
+  machine: string;
+  actor: string;
+  event: string;
+  /** Edge ids of the chart, or empty for a step inside a state (`internal` names the event then). */
+  edges: string[];
+  internal: boolean;
+}
+
+export interface LiveBatch {
+  nodes: NodeLive[];
+  fired: Fired[];
+  messages: { from: NodeId; to: NodeId; kind: string; count: number }[];
+  watch: { mode: WatchMode; selected: NodeId; watching: NodeId[]; busy: boolean };
+}
+
+export interface LiveOptions {
+  topology: Topology;
+  admin: AdminClient;
+  client: BankClient;
+  charts: DrawnChart[];
+  /** Sends a batch to every page. */
+  emit: (batch: LiveBatch) => void;
+}
+
+interface NodeState extends NodeLive {
+  statusInFlight: boolean;
+  records: number;
+  lastSeq: number;
+}
+
+/** `"from":4` in an event's JSON: the node a message came from. */
+const FROM = /"from":(\d+)/;
+/** A 2PC message's kind inside a `message` event's envelope. */
+const TX_KIND = /"(txPrepare|txVote|txDecision|txAck|txQuery)"/;
+
+export class LiveCluster {
+  private readonly nodes = new Map<NodeId, NodeState>();
+  private readonly charts: Map<string, DrawnChart>;
+  private fired: Fired[] = [];
+  private messages = new Map<string, number>();
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private mode: WatchMode = 'auto';
+  private selected: NodeId;
+  private looking = false;
+  private busySince = 0;
+  private calmSince = 0;
+  private dirty = true;
+
+  constructor(private readonly opts: LiveOptions) {
+    this.charts = new Map(opts.charts.map((c) => [c.id, c]));
+    const nodes = allNodes(opts.topology);
+    this.selected = nodes[0]!;
+    for (const node of nodes) {
+      this.nodes.set(node, { node, reachable: false, error: 'not asked yet', status: null, watched: false, actors: {}, txs: {}, recordsPerS: 0, statusInFlight: false, records: 0, lastSeq: 0 });
+    }
+  }
+
+  start(): void {
+    this.opts.admin.onInspection((records) => this.onRecords(records));
+    this.timers.push(setInterval(() => this.pollStatus(), STATUS_EVERY_MS));
+    this.timers.push(setInterval(() => this.renewLeases(), RENEW_EVERY_MS));
+    this.timers.push(setInterval(() => this.flush(), FLUSH_MS));
+    this.pollStatus();
+  }
+
+  stop(): void {
+    this.timers.forEach((t) => clearInterval(t));
+    this.timers = [];
+  }
+
+  /** What the page asks to see: whether it looks at Live, which node's charts are open, how many nodes to watch. */
+  setWatch(w: { looking?: boolean; mode?: WatchMode; selected?: NodeId }): void {
+    if (w.looking !== undefined) this.looking = w.looking;
+    if (w.mode !== undefined) this.mode = w.mode;
+    if (w.selected !== undefined && this.nodes.has(w.selected)) this.selected = w.selected;
+    this.renewLeases();
+    this.dirty = true;
+  }
+
+  /** The nodes to stream from now. */
+  watching(): NodeId[] {
+    if (!this.looking) return [];
+    if (this.mode === 'one' || (this.mode === 'auto' && this.busySince > 0)) return [this.selected];
+    return [...this.nodes.keys()];
+  }
+
+  /** Everything known now (for a page that just connected). */
+  snapshot(): LiveBatch {
+    return { nodes: this.nodeViews(), fired: [], messages: [], watch: this.watchInfo() };
+  }
+
+  private watchInfo(): LiveBatch['watch'] {
+    return { mode: this.mode, selected: this.selected, watching: this.watching(), busy: this.busySince > 0 };
+  }
+
+  private nodeViews(): NodeLive[] {
+    const watched = new Set(this.watching());
+    return [...this.nodes.values()].map((n) => ({
+      node: n.node,
+      reachable: n.reachable,
+      error: n.error,
+      status: n.status,
+      watched: watched.has(n.node),
+      actors: n.actors,
+      txs: n.txs,
+      recordsPerS: n.recordsPerS,
+    }));
+  }
+
+  private pollStatus(): void {
+    for (const n of this.nodes.values()) {
+      if (n.statusInFlight) continue;
+      n.statusInFlight = true;
+      let settled = false;
+      const late = setTimeout(() => {
+        if (settled) return;
+        if (n.reachable) this.dirty = true;
+        n.reachable = false;
+        n.error = `${nodeName(n.node)} does not answer`;
+      }, STATUS_TIMEOUT_MS);
+      this.opts.admin
+        .request(n.node, { status: {} })
+        .then((r) => {
+          const s = r.status ?? {};
+          n.status = {
+            role: s.role ?? '',
+            leader: s.leader ?? 0,
+            ballot: formatBallot(s.ballot),
+            failed: !!s.failed,
+            commitThrough: s.commitThrough ?? 0,
+            executedThrough: s.executedThrough ?? 0,
+            walEntries: s.walEntries ?? 0,
+            unacked: s.unacked ?? 0,
+            cpuMs: s.cpuMs ?? 0,
+            rssMb: Math.round(Number(s.rssBytes ?? 0) / 2 ** 20),
+          };
+          n.reachable = true;
+          n.error = '';
+          this.dirty = true;
+        })
+        .catch((err: Error) => {
+          n.reachable = false;
+          n.error = err.message;
+          this.dirty = true;
+        })
+        .finally(() => {
+          settled = true;
+          clearTimeout(late);
+          n.statusInFlight = false;
+        });
+    }
+  }
+
+  private renewLeases(): void {
+    const watch = new Set(this.watching());
+    for (const n of this.nodes.values()) {
+      n.watched = watch.has(n.node);
+      if (!n.watched) continue;
+      // A node that is down does not answer; the lease is asked again on the next round.
+      this.opts.admin.request(n.node, { inspect: { leaseMs: LEASE_MS } }).catch(() => undefined);
+    }
+  }
+
+  private onRecords(records: InspectRecord[]): void {
+    for (const r of records) {
+      const n = this.nodes.get(r.node ?? 0);
+      if (!n || !n.watched) continue;
+      n.records++;
+      this.onRecord(n, r);
+    }
+    this.dirty = true;
+  }
+
+  private onRecord(n: NodeState, r: InspectRecord): void {
+    const machine = r.machine ?? '';
+    const actor = r.actor ?? '';
+    const chart = this.charts.get(machine);
+    if (!chart) return;
+    const perTx = chart.perTransaction;
+    const views = perTx ? n.txs : n.actors;
+    const key = perTx ? actor : machine;
+    if (r.kind === 'spawned') {
+      views[key] = { actor, machine, value: null, lit: [] };
+      return;
+    }
+    if (r.kind === 'stopped') {
+      delete views[key];
+      return;
+    }
+    let value: unknown = null;
+    try {
+      value = JSON.parse(r.stateJson || 'null');
+    } catch {
+      return;
+    }
+    const before = views[key]?.lit ?? [];
+    const lit = activeIds(machine, value);
+    views[key] = { actor, machine, value, lit };
+    const event = r.event ?? '';
+    if (!QUIET_EVENTS.has(event) && this.fired.length < FIRED_MAX) {
+      const edges = r.changed ? firedEdges(chart.chart, before, event, lit) : [];
+      this.fired.push({ node: n.node, machine, actor, event, edges, internal: edges.length === 0 });
+    }
+    this.noteMessage(n.node, event, r.eventJson ?? '');
+  }
+
+  /** A step caused by a message from another node: an arrow from it to this one. */
+  private noteMessage(to: NodeId, event: string, json: string): void {
+    if (QUIET_EVENTS.has(event)) return;
+    const m = FROM.exec(json);
+    if (!m) return;
+    const from = Number(m[1]);
+    if (from === 0 || from === to || !this.nodes.has(from)) return;
+    const kind = event === 'message' ? (TX_KIND.exec(json)?.[1] ?? 'message') : event;
+    const key = `${from}>${to}>${kind}`;
+    this.messages.set(key, (this.messages.get(key) ?? 0) + 1);
+  }
+
+  /** Load shedding (see the file header), from the record rates of the last batch. */
+  private adjustWatch(elapsedMs: number): void {
+    for (const n of this.nodes.values()) {
+      n.recordsPerS = Math.round((n.records * 1000) / elapsedMs);
+      n.records = 0;
+    }
+    if (this.mode !== 'auto') return;
+    const busiest = Math.max(...[...this.nodes.values()].filter((n) => n.watched).map((n) => n.recordsPerS), 0);
+    const now = Date.now();
+    if (busiest > BUSY_RECORDS_PER_S) {
+      this.calmSince = 0;
+      if (this.busySince === 0) {
+        this.busySince = now;
+        this.renewLeases();
+        this.dirty = true;
+      }
+    } else if (this.busySince > 0) {
+      this.calmSince ||= now;
+      if (now - this.calmSince > CALM_MS) {
+        this.busySince = 0;
+        this.calmSince = 0;
+        this.renewLeases();
+        this.dirty = true;
+      }
+    }
+  }
+
+  private lastFlush = Date.now();
+
+  private flush(): void {
+    const now = Date.now();
+    const elapsed = Math.max(1, now - this.lastFlush);
+    this.lastFlush = now;
+    this.adjustWatch(elapsed);
+    if (!this.dirty) return;
+    this.dirty = false;
+    const messages = [...this.messages].map(([key, count]) => {
+      const [from, to, kind] = key.split('>');
+      return { from: Number(from), to: Number(to), kind: kind!, count };
+    });
+    this.messages = new Map();
+    const fired = this.fired;
+    this.fired = [];
+    this.opts.emit({ nodes: this.nodeViews(), fired, messages, watch: this.watchInfo() });
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  async transfer(sender: number, receiver: number, amount: number): Promise<string> {
+    return outcomeText(`transfer (${sender}, ${receiver}, ${amount})`, await this.opts.client.transfer(sender, receiver, amount));
+  }
+
+  async read(item: number): Promise<string> {
+    return outcomeText(`read (${item})`, await this.opts.client.read(item));
+  }
+
+  async fail(node: NodeId): Promise<string> {
+    this.checkNode(node);
+    await this.opts.admin.request(node, { fail: {} });
+    return `${nodeName(node)} failed: it takes and sends no messages until recovered`;
+  }
+
+  async recover(node: NodeId): Promise<string> {
+    this.checkNode(node);
+    await this.opts.admin.request(node, { recover: {} });
+    return `${nodeName(node)} recovered`;
+  }
+
+  private checkNode(node: NodeId): void {
+    if (!this.nodes.has(node)) throw new Error(`${nodeName(node)} is not a node of this cluster`);
+  }
+}
+
+function outcomeText(what: string, r: TxResult): string {
+  const reason = r.reason ? ` (${r.reason})` : '';
+  const balance = r.balance !== undefined ? ` balance ${r.balance}` : '';
+  const by = r.node ? ` by ${nodeName(r.node)}` : '';
+  return `${what}: ${r.status}${reason}${balance}${by} in ${r.latencyMs.toFixed(1)} ms`;
+}
