@@ -28,6 +28,8 @@ const FLUSH_MS = 150;
 const BUSY_RECORDS_PER_S = 1500;
 /** How long the cluster must stay below the busy rate before every node is watched again. */
 const CALM_MS = 10_000;
+/** How long a 2PC actor that ended stays on the page. */
+const ENDED_KEPT_MS = 5000;
 /** Fired transitions sent per batch at most (a busy node fires thousands a second). */
 const FIRED_MAX = 200;
 /** Events that fire every tick and say nothing about the protocol: not flashed, not counted as messages. */
@@ -40,6 +42,8 @@ export interface ActorView {
   machine: string;
   value: unknown;
   lit: string[];
+  /** A 2PC actor that stopped (in its final state): kept a few seconds so that the page sees how it ended. */
+  endedAt?: number;
 }
 
 export interface NodeLive {
@@ -62,6 +66,8 @@ export interface Fired {
   event: string;
   /** Edge ids of the chart, or empty for a step inside a state (`internal` names the event then). */
   edges: string[];
+  /** The active states after the step. */
+  lit: string[];
   internal: boolean;
 }
 
@@ -242,10 +248,6 @@ export class LiveCluster {
       views[key] = { actor, machine, value: null, lit: [] };
       return;
     }
-    if (r.kind === 'stopped') {
-      delete views[key];
-      return;
-    }
     let value: unknown = null;
     try {
       value = JSON.parse(r.stateJson || 'null');
@@ -254,11 +256,12 @@ export class LiveCluster {
     }
     const before = views[key]?.lit ?? [];
     const lit = activeIds(machine, value);
-    views[key] = { actor, machine, value, lit };
+    views[key] = r.kind === 'stopped' ? { actor, machine, value, lit, endedAt: Date.now() } : { actor, machine, value, lit };
     const event = r.event ?? '';
-    if (!QUIET_EVENTS.has(event) && this.fired.length < FIRED_MAX) {
+    // A state change always counts; a step inside a state only for events that are not every tick's.
+    if ((r.changed || !QUIET_EVENTS.has(event)) && this.fired.length < FIRED_MAX) {
       const edges = r.changed ? firedEdges(chart.chart, before, event, lit) : [];
-      this.fired.push({ node: n.node, machine, actor, event, edges, internal: edges.length === 0 });
+      this.fired.push({ node: n.node, machine, actor, event, edges, lit, internal: edges.length === 0 });
     }
     this.noteMessage(n.node, event, r.eventJson ?? '');
   }
@@ -304,11 +307,24 @@ export class LiveCluster {
 
   private lastFlush = Date.now();
 
+  /** Drops 2PC actors that ended more than ENDED_KEPT_MS ago. */
+  private forgetEnded(now: number): void {
+    for (const n of this.nodes.values()) {
+      for (const [key, v] of Object.entries(n.txs)) {
+        if (v.endedAt !== undefined && now - v.endedAt > ENDED_KEPT_MS) {
+          delete n.txs[key];
+          this.dirty = true;
+        }
+      }
+    }
+  }
+
   private flush(): void {
     const now = Date.now();
     const elapsed = Math.max(1, now - this.lastFlush);
     this.lastFlush = now;
     this.adjustWatch(elapsed);
+    this.forgetEnded(now);
     if (!this.dirty) return;
     this.dirty = false;
     const messages = [...this.messages].map(([key, count]) => {

@@ -114,6 +114,7 @@ export class StudioServer {
     const method = req.method ?? 'GET';
     if (method === 'GET' && (path === '/' || path === '/index.html')) return this.asset(res, 'index.html');
     if (method === 'GET' && path.startsWith('/assets/')) return this.asset(res, path.slice('/assets/'.length));
+    if (method === 'GET' && path === '/favicon.ico') return this.asset(res, 'favicon.svg');
     if (method === 'GET' && path === '/api/info') return json(res, this.opts.info);
     if (method === 'GET' && path === '/api/charts') return json(res, this.chartsPayload());
     if (method === 'GET' && path === '/api/events') return this.events(req, res);
