@@ -10,7 +10,7 @@ import { replayMain, seqArg, txArg, typeArg, type ReplayCliOptions } from './rep
 import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
-import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
+import { parseFaults, parseSeedRange, recordDir as recordDirArg, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 import { registerPartitionCommands } from './partition.js';
 
@@ -107,6 +107,7 @@ program
   .option('--ops <n>', 'transfers and reads per run (default 150; 1000 with --soak)', intArg(1, 1_000_000))
   .option('--faults <kinds>', `fault kinds on in every run: all, none, or some of ${FAULT_KINDS.join(',')} (default: each seed picks)`, (v: string) => wrap(() => parseFaults(v)))
   .option('--history <file>', 'with --seed: write the history of operations (invoke, ok, fail, info) as JSON')
+  .addOption(new Option('--record <dir>', "with --seed: keep every node's log as LevelDB directories DIR/n1, DIR/n2, … for replay and the studio").argParser((v: string) => wrap(() => recordDirArg(v))).conflicts('seeds'))
   .option('--jobs <n>', 'worker processes for a swarm (default 1)', intArg(1, 64))
   .option('--soak', 'longer runs: 60 s of faults and 1000 operations each')
   .option('--json', 'one JSON object per run')
