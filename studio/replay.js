@@ -35,8 +35,8 @@ class Pane {
         </div>
         <div class="step-line"></div>
         <div class="body">
-          <div><div class="chart-grid"></div><div class="timeline"></div></div>
-          <pre class="state"></pre>
+          <div class="chart-grid"></div>
+          <div class="side"><div class="timeline"></div><pre class="replica"></pre></div>
         </div>
       </div>`;
     el.querySelector('.open').addEventListener('submit', (e) => {
@@ -161,8 +161,10 @@ class Pane {
       d.addEventListener('click', () => this.go(t.step));
       tl.append(d);
     }
-    tl.querySelector('.now')?.scrollIntoView({ block: 'nearest' });
-    this.el.querySelector('.state').textContent = stateText(v.state);
+    // Keep the current line in the middle of the timeline box (scrolling only the box, not the page).
+    const now = tl.querySelector('.now');
+    if (now) tl.scrollTop = now.offsetTop - tl.offsetTop - tl.clientHeight / 2;
+    this.el.querySelector(".replica").textContent = stateText(v.state);
   }
 }
 
