@@ -88,10 +88,6 @@ export interface BenchFile {
 
 export class BenchFileError extends Error {}
 
-function num(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new BenchFileError(`not a bench --json report: ${what} is not a number`);
-  return v;
-}
 
 /** A `bench --json` file's figures; throws BenchFileError naming what is wrong. */
 export function parseBenchReport(text: string, name = 'the file'): BenchFile {
@@ -101,6 +97,10 @@ export function parseBenchReport(text: string, name = 'the file'): BenchFile {
   } catch (err) {
     throw new BenchFileError(`${name} is not JSON (${(err as Error).message})`);
   }
+  const num = (v: unknown, what: string): number => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new BenchFileError(`${name} is not a bench --json report: ${what} is not a number`);
+    return v;
+  };
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new BenchFileError(`${name} is not a bench --json report: not an object`);
   const throughput = obj['throughput'] as Record<string, unknown> | undefined;
   if (!throughput || typeof throughput !== 'object') throw new BenchFileError(`${name} is not a bench --json report: it has no "throughput"`);
