@@ -71,7 +71,7 @@ export function chartSvg(layout: ChartLayout): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-machine="${escapeXml(machine)}" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}">`,
     `<title>${escapeXml(machine)} statechart</title>`,
-    `<defs><marker id="${marker}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" fill="#7d8a99"/></marker></defs>`,
+    `<defs><marker id="${marker}" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" fill="#7d8a99"/></marker></defs>`,
     `<style>${CHART_STYLE}</style>`,
     `<g class="states">${layout.states.map(stateSvg).join('')}</g>`,
     `<g class="edges">${layout.edges.map((e) => edgeSvg(e, marker)).join('')}</g>`,

@@ -43,7 +43,7 @@ export function chartCard(id, title) {
     card,
     svg,
     /** Lights exactly these state ids; notes the change in the card's history line. */
-    setLit(ids, why = '') {
+    setLit(ids, why = '', { quiet = false } = {}) {
       const key = ids.join('|');
       if (key === lit.join('|')) return;
       lit = ids;
@@ -51,7 +51,7 @@ export function chartCard(id, title) {
       for (const [sid, g] of states) g.classList.toggle('lit', ids.includes(sid));
       const leaf = shortState(id, ids);
       head.querySelector('.now').textContent = leaf;
-      if (leaf) {
+      if (leaf && !quiet) {
         steps.push(why ? `${why} → ${leaf}` : leaf);
         if (steps.length > 6) steps.shift();
         history.textContent = steps.join('  ·  ');

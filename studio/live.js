@@ -10,7 +10,9 @@ const SVG = 'http://www.w3.org/2000/svg';
 /** The fixed actors, in the order a node's hierarchy reads. */
 const FIXED = ['election', 'acceptor', 'proposer', 'executor', 'lockManager', 'node', 'transactions'];
 const PER_TX = ['coordinator', 'participant'];
-const MSG_Y = 60;
+/** The order the open node's charts are shown in: the busiest first. */
+const SHOWN = ['election', 'proposer', 'coordinator', 'participant', 'lockManager', 'acceptor', 'executor', 'node', 'transactions'];
+const MSG_Y = 72;
 
 export class LiveView {
   constructor(info) {
@@ -122,8 +124,9 @@ export class LiveView {
           ['leader', s?.leader ? `n${s.leader}` : '—'],
           ['commit', s?.commitThrough ?? ''],
           ['executed', s?.executedThrough ?? ''],
-          ['locks', `${a('lockManager')}, WAL ${s?.walEntries ?? 0}`],
-          ['proposer', a('proposer')],
+          ['locks', a('lockManager')],
+          ['WAL', s?.walEntries ?? 0],
+          ['proposer', a('proposer').replace(/^leading\./, '')],
           ['unacked', s?.unacked ?? 0],
         ];
     col.querySelector('dl').innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(String(v))}</dd>`).join('');
@@ -154,30 +157,43 @@ export class LiveView {
     });
   }
 
-  /** One arc per pair of nodes that exchanged messages in the last batch: above going right, below going left. */
+  /**
+   * One arc per pair of nodes that exchanged messages (above going right,
+   * below going left), labelled with the kinds of the last batch; it fades
+   * unless more pass, and is reused, never stacked.
+   */
   drawMessages(messages) {
     const svg = $('#messages');
+    this.arcs ??= new Map();
     const pairs = new Map();
     for (const m of messages) {
       const key = `${m.from}>${m.to}`;
       const p = pairs.get(key) ?? { from: m.from, to: m.to, kinds: [] };
-      p.kinds.push(m.count > 1 ? `${m.kind}×${m.count}` : m.kind);
+      p.kinds.push(m);
       pairs.set(key, p);
     }
-    for (const p of [...pairs.values()].slice(0, 40)) {
+    for (const [key, p] of pairs) {
       const x1 = this.msgPos.get(p.from);
       const x2 = this.msgPos.get(p.to);
       if (x1 === undefined || x2 === undefined) continue;
-      const dir = x2 > x1 ? -1 : 1;
-      const lift = 16 + Math.min(30, Math.abs(x2 - x1) / 14);
-      const y0 = MSG_Y + dir * 13;
-      const mid = (x1 + x2) / 2;
-      const g = document.createElementNS(SVG, 'g');
-      g.setAttribute('class', 'msg');
-      const label = p.kinds.filter((k) => !/^(heartbeat|contact)/.test(k)).join(', ');
-      g.innerHTML = `<path d="M${x1} ${y0} Q${mid} ${y0 + dir * 2 * lift} ${x2} ${y0}" marker-end="url(#msg-arrow)"></path>` + (label ? `<text x="${mid}" y="${y0 + dir * lift + (dir < 0 ? -3 : 10)}">${escapeHtml(label)}</text>` : '');
-      svg.append(g);
-      g.animate([{ opacity: 1 }, { opacity: 0 }], { duration: 1400, easing: 'ease-in' }).onfinish = () => g.remove();
+      let arc = this.arcs.get(key);
+      if (!arc) {
+        const dir = x2 > x1 ? -1 : 1;
+        const lift = 12 + Math.min(34, Math.abs(x2 - x1) / 12);
+        const y0 = MSG_Y + dir * 13;
+        const mid = (x1 + x2) / 2;
+        arc = document.createElementNS(SVG, 'g');
+        arc.setAttribute('class', 'msg');
+        arc.dataset.pair = key;
+        arc.innerHTML = `<path d="M${x1} ${y0} Q${mid} ${y0 + dir * 2 * lift} ${x2} ${y0}" marker-end="url(#msg-arrow)"></path><text x="${mid}" y="${y0 + dir * lift + (dir < 0 ? -2 : 9)}"></text>`;
+        svg.append(arc);
+        this.arcs.set(key, arc);
+      }
+      // The busiest kinds name the arc; heartbeats only when nothing else passed.
+      const kinds = p.kinds.filter((k) => !['heartbeat', 'contact'].includes(k.kind)).sort((a, b) => b.count - a.count);
+      arc.querySelector('text').textContent = kinds.slice(0, 2).map((k) => (k.count > 1 ? `${k.kind}×${k.count}` : k.kind)).join(', ') + (kinds.length > 2 ? ', …' : '');
+      arc.getAnimations().forEach((a) => a.cancel());
+      arc.animate([{ opacity: 1 }, { opacity: 1, offset: 0.4 }, { opacity: 0.08 }], { duration: 1600, fill: 'forwards' });
     }
   }
 
@@ -191,7 +207,7 @@ export class LiveView {
     const grid = $('#node-charts');
     grid.replaceChildren();
     this.cards.clear();
-    for (const m of [...FIXED, ...PER_TX]) {
+    for (const m of SHOWN) {
       const c = chartCard(m, `${m}${PER_TX.includes(m) ? ' (per transaction)' : ''}`);
       grid.append(c.card);
       this.cards.set(m, c);
@@ -215,8 +231,10 @@ export class LiveView {
       for (const t of running) for (const id of t.lit) if (id !== m) counts[id] = (counts[id] ?? 0) + 1;
       // The states of the transactions in flight; with none, how the last one ended.
       const lit = running.length ? [...new Set(running.flatMap((t) => t.lit))] : (ended.at(-1)?.lit ?? []);
-      if (lit.length) card.setLit(lit);
+      if (lit.length) card.setLit(lit, '', { quiet: true });
       card.badges(counts);
+      const summary = Object.entries(counts).map(([id, k]) => `${id.slice(m.length + 1)} ×${k}`).join(', ');
+      card.note(running.length ? `${running.length} in flight: ${summary}` : ended.length ? `none in flight; the last ended ${leafOf(ended.at(-1))}` : 'none in flight');
     }
   }
 
