@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Topology } from '../protocol/topology.js';
 import { nodeUsage, statuses, type NodeUsage } from './bench.js';
 import { LocalCluster, tcpAdmin } from './cluster.js';
-import { flushCluster } from './runner.js';
+import { flushCluster, freshSetNumber } from './runner.js';
 import { progressSpinner } from './spinner.js';
 
 export interface IdleReport {
@@ -63,7 +63,8 @@ export async function idleCommand(topology: Topology, opts: { idleS: number; set
       spinner.start(`starting ${topology.nodes.length} node processes`);
       await cluster.start(admin);
     }
-    await flushCluster(admin, topology, 1);
+    // A set of its own: with --connect, nothing in flight from an earlier run on these nodes leaks in.
+    await flushCluster(admin, topology, freshSetNumber());
     spinner.start(`settling for ${opts.settleS} s`);
     await sleep(opts.settleS * 1000);
     const before = await statuses(admin, topology);

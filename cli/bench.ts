@@ -14,7 +14,7 @@ import type { AdminClient } from '../client/admin.js';
 import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { LocalCluster, tcpAdmin, tcpClient } from './cluster.js';
-import { flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
+import { flushCluster, freshSetNumber, formatAudit, SetRunner, type Audit } from './runner.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { BenchSampler, sampleReporter, type BenchSample } from './bench-samples.js';
@@ -264,7 +264,8 @@ export async function benchCommand(topology: Topology, opts: BenchOptions & { co
       spinner.start(`starting ${topology.nodes.length} node processes`);
       await cluster.start(admin);
     }
-    await flushCluster(admin, topology, 1);
+    // A set of its own: with --connect, nothing in flight from an earlier run on these nodes leaks in.
+    await flushCluster(admin, topology, freshSetNumber());
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
     const before = await statuses(admin, topology);

@@ -30,8 +30,10 @@ const BUSY_RECORDS_PER_S = 1500;
 const CALM_MS = 10_000;
 /** How long a 2PC actor that ended stays on the page. */
 const ENDED_KEPT_MS = 5000;
-/** Fired transitions sent per batch at most (a busy node fires thousands a second). */
-const FIRED_MAX = 200;
+/** Distinct steps flashed per batch at most (a busy node steps thousands of times a second). */
+const FIRED_MAX = 60;
+/** Parsed state values kept (a 2PC actor's states are few; this bounds a malformed stream). */
+const STATES_MAX = 1000;
 /** Events that fire every tick and say nothing about the protocol: not flashed, not counted as messages. */
 const QUIET_EVENTS = new Set(['tick', 'endOfTurn', 'xstate.init', 'view']);
 
@@ -102,6 +104,8 @@ export class LiveCluster {
   private readonly nodes = new Map<NodeId, NodeState>();
   private readonly charts: Map<string, DrawnChart>;
   private fired: Fired[] = [];
+  private firedKeys = new Set<string>();
+  private readonly states = new Map<string, { value: unknown; lit: string[] }>();
   private messages = new Map<string, number>();
   private timers: ReturnType<typeof setInterval>[] = [];
   private mode: WatchMode = 'auto';
@@ -248,22 +252,44 @@ export class LiveCluster {
       views[key] = { actor, machine, value: null, lit: [] };
       return;
     }
-    let value: unknown = null;
-    try {
-      value = JSON.parse(r.stateJson || 'null');
-    } catch {
-      return;
-    }
+    const state = this.stateOf(machine, r.stateJson || 'null');
+    if (!state) return;
+    const { value, lit } = state;
     const before = views[key]?.lit ?? [];
-    const lit = activeIds(machine, value);
     views[key] = r.kind === 'stopped' ? { actor, machine, value, lit, endedAt: Date.now() } : { actor, machine, value, lit };
     const event = r.event ?? '';
     // A state change always counts; a step inside a state only for events that are not every tick's.
-    if ((r.changed || !QUIET_EVENTS.has(event)) && this.fired.length < FIRED_MAX) {
-      const edges = r.changed ? firedEdges(chart.chart, before, event, lit) : [];
-      this.fired.push({ node: n.node, machine, actor, event, edges, lit, internal: edges.length === 0 });
-    }
+    if (r.changed || !QUIET_EVENTS.has(event)) this.noteFired(n.node, machine, actor, event, r.changed ? firedEdges(chart.chart, before, event, lit) : [], lit);
     this.noteMessage(n.node, event, r.eventJson ?? '');
+  }
+
+  /** A state value and its active ids, parsed once per distinct state (a machine has a handful). */
+  private stateOf(machine: string, json: string): { value: unknown; lit: string[] } | null {
+    const key = `${machine} ${json}`;
+    let s = this.states.get(key);
+    if (!s) {
+      try {
+        const value = JSON.parse(json) as unknown;
+        s = { value, lit: activeIds(machine, value) };
+      } catch {
+        return null;
+      }
+      if (this.states.size < STATES_MAX) this.states.set(key, s);
+    }
+    return s;
+  }
+
+  /**
+   * A step to flash on the page. Steps that say the same (same node, chart,
+   * arrows and event, and for a state change the same state after it) are
+   * sent once per batch: a busy leader takes the same few arrows thousands
+   * of times a second.
+   */
+  private noteFired(node: NodeId, machine: string, actor: string, event: string, edges: string[], lit: string[]): void {
+    const key = `${node}|${machine}|${event}|${edges.join(',')}|${edges.length > 0 ? lit.join(',') : ''}`;
+    if (this.firedKeys.has(key) || this.fired.length >= FIRED_MAX) return;
+    this.firedKeys.add(key);
+    this.fired.push({ node, machine, actor, event, edges, lit, internal: edges.length === 0 });
   }
 
   /** A step caused by a message from another node: an arrow from it to this one. */
@@ -334,6 +360,7 @@ export class LiveCluster {
     this.messages = new Map();
     const fired = this.fired;
     this.fired = [];
+    this.firedKeys.clear();
     this.opts.emit({ nodes: this.nodeViews(), fired, messages, watch: this.watchInfo() });
   }
 

@@ -71,10 +71,8 @@ export function chartCard(id, title) {
           g?.querySelectorAll(`.line[data-event="${CSS.escape(internalEvent)}"]`).forEach((l) => hit.push(l));
         }
       }
+      // A flash still on is extended, not restarted: restarting would force a layout per arrow.
       for (const el of hit) {
-        el.classList.remove('flash');
-        // Restart the flash: a class removed and added in one frame would not show.
-        void el.getBoundingClientRect();
         el.classList.add('flash');
         clearTimeout(el._flash);
         el._flash = setTimeout(() => el.classList.remove('flash'), 700);

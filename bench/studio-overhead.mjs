@@ -1,0 +1,121 @@
+// What watching costs: `bench --preset intra --clients 64` (after a 3 s
+// warm-up) against one local cluster, four ways in a rotating order, ROUNDS
+// times (run after `npm run build`):
+//   none     nothing attached, the nodes never watched in this round;
+//   studio   a studio attached with its Live page open on n1 (the default:
+//            every node streamed while quiet, n1 only under load);
+//   all      the same page forced to stream every node;
+//   after    nothing attached again, right after a watcher left (its lease
+//            ran out): inspection with no subscriber.
+//   node bench/studio-overhead.mjs [ROUNDS] [SECONDS]
+// Every process is started and stopped here by its pid.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer from 'puppeteer-core';
+
+const ROUNDS = Number(process.argv[2] ?? 3);
+const SECONDS = Number(process.argv[3] ?? 10);
+const BASE = Number(process.env.OVERHEAD_PORT ?? 27700);
+const MAIN = 'dist/cli/main.js';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const dir = mkdtempSync(join(tmpdir(), 'shardbank-overhead-'));
+const config = join(dir, 'config.json');
+
+function start(args, ready) {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const on = (d) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) resolve({ child, match: m });
+    };
+    child.stdout.on('data', on);
+    child.stderr.on('data', on);
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code}: ${out}`)));
+  });
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  process.kill(child.pid, 'SIGTERM');
+  await exited;
+}
+
+function bench() {
+  const r = spawnSync(process.execPath, [MAIN, 'bench', '--connect', '--config', config, '--initial-balance', '1000000', '--preset', 'intra', '--clients', '64', '--duration', String(SECONDS), '--warmup', '3', '--settle', '2'], { encoding: 'utf8' });
+  const m = /throughput : (\d+) committed\/s/.exec(r.stdout);
+  if (!m) throw new Error(`bench printed no throughput:\n${r.stdout}\n${r.stderr}`);
+  return Number(m[1]);
+}
+
+// The cluster: nine node processes kept for the whole run by a small host
+// process (a local cluster with nothing attached); the studios connect to it.
+const HOST = `
+import { LocalCluster, tcpAdmin } from './dist/cli/cluster.js';
+import { makeTopology } from './dist/protocol/topology.js';
+const topology = makeTopology({ basePort: ${BASE + 1}, initialBalance: 1000000 });
+const cluster = new LocalCluster(topology, ${JSON.stringify(dir)});
+const { admin, transport } = tcpAdmin(topology, 'overhead-host');
+await cluster.start(admin);
+await transport.close();
+console.log('cluster ready');
+process.once('SIGTERM', () => cluster.stop().then(() => process.exit(0)));
+setInterval(() => {}, 60_000);
+`;
+const host = await new Promise((resolve, reject) => {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', HOST], { stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout.on('data', (d) => String(d).includes('cluster ready') && resolve({ child }));
+  child.once('exit', (code) => reject(new Error(`the cluster host exited with ${code}`)));
+});
+const profile = mkdtempSync(join(tmpdir(), 'shardbank-overhead-chromium-'));
+const browser = await puppeteer.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  userDataDir: profile,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const results = { none: [], studio: [], all: [], after: [] };
+try {
+  const WAYS = ['none', 'studio', 'all', 'after'];
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Each round starts one further along, so that no way always runs first (cold) or last.
+    const order = WAYS.map((_, i) => WAYS[(i + round - 1) % WAYS.length]);
+    // "after" needs a watcher that just left: it follows "all" when the rotation puts it first.
+    if (order[0] === 'after') order.push(order.shift());
+    for (const way of order) {
+      if (way === 'after' && order.indexOf('all') > order.indexOf('after')) throw new Error('after must follow all');
+      let studio = null;
+      let page = null;
+      if (way === 'studio' || way === 'all') {
+        studio = await start(['studio', '--connect', '--config', config, '--port', String(BASE + 20)], /studio: (http:\S+)/);
+        page = await browser.newPage();
+        await page.goto(`${studio.match[1]}#live`);
+        await page.waitForSelector('body[data-ready]');
+        if (way === 'all') await page.select('#watch-mode', 'all');
+        await sleep(1500);
+      }
+      const tps = bench();
+      results[way].push(tps);
+      process.stderr.write(`round ${round} ${way.padEnd(6)} ${tps} committed/s\n`);
+      if (page) await page.close();
+      if (studio) await stop(studio.child);
+      // A watcher's lease runs out within 3 s of its last renewal.
+      if (way === 'all') await sleep(4000);
+    }
+  }
+} finally {
+  await browser.close();
+  if (browser.process()?.exitCode === null) process.kill(browser.process().pid, 'SIGKILL');
+  await stop(host.child);
+  rmSync(profile, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+}
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+for (const [way, xs] of Object.entries(results)) {
+  const vs = way === 'none' ? '' : `  ${((100 * (mean(xs) - mean(results.none))) / mean(results.none)).toFixed(1)}% vs none`;
+  console.log(`${way.padEnd(7)} ${xs.join(', ').padEnd(24)} mean ${mean(xs).toFixed(0)}${vs}`);
+}
