@@ -10,10 +10,11 @@
 //   node bench/studio-overhead.mjs [ROUNDS] [SECONDS]
 // Every process is started and stopped here by its pid.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
+import { cpuMeter } from '../dist/cli/proc-cpu.js';
 
 const ROUNDS = Number(process.argv[2] ?? 3);
 const SECONDS = Number(process.argv[3] ?? 10);
@@ -45,11 +46,15 @@ async function stop(child) {
   await exited;
 }
 
+/** One bench run: committed/s, and the nodes' CPU per commit (all nodes, and n1's), which other load on the machine sways less. */
 function bench() {
-  const r = spawnSync(process.execPath, [MAIN, 'bench', '--connect', '--config', config, '--initial-balance', '1000000', '--preset', 'intra', '--clients', '64', '--duration', String(SECONDS), '--warmup', '3', '--settle', '2'], { encoding: 'utf8' });
-  const m = /throughput : (\d+) committed\/s/.exec(r.stdout);
-  if (!m) throw new Error(`bench printed no throughput:\n${r.stdout}\n${r.stderr}`);
-  return Number(m[1]);
+  const json = join(dir, 'bench.json');
+  const r = spawnSync(process.execPath, [MAIN, 'bench', '--connect', '--config', config, '--initial-balance', '1000000', '--preset', 'intra', '--clients', '64', '--duration', String(SECONDS), '--warmup', '3', '--settle', '2', '--json', json], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench failed:\n${r.stdout}\n${r.stderr}`);
+  const report = JSON.parse(readFileSync(json, 'utf8'));
+  const cpu = report.nodes.reduce((t, n) => t + n.cpuMs, 0);
+  const n1 = report.nodes.find((n) => n.node === 1).cpuMs;
+  return { tps: Math.round(report.throughput.committedPerS), usPerCommit: Math.round((cpu * 1000) / report.committed), n1UsPerCommit: Math.round((n1 * 1000) / report.committed) };
 }
 
 // The cluster: nine node processes kept for the whole run by a small host
@@ -98,9 +103,13 @@ try {
         if (way === 'all') await page.select('#watch-mode', 'all');
         await sleep(1500);
       }
-      const tps = bench();
-      results[way].push(tps);
-      process.stderr.write(`round ${round} ${way.padEnd(6)} ${tps} committed/s\n`);
+      // The CPU the watching side used over the run: the studio process, and Chromium with the page.
+      const studioCpu = studio ? cpuMeter([studio.child.pid]) : null;
+      const pageCpu = page ? cpuMeter([browser.process().pid]) : null;
+      const r = bench();
+      results[way].push(r);
+      const cpu = studio ? `; studio ${(studioCpu.since() / 1000).toFixed(1)} CPU-s, Chromium ${(pageCpu.since() / 1000).toFixed(1)} CPU-s` : '';
+      process.stderr.write(`round ${round} ${way.padEnd(6)} ${r.tps} committed/s, nodes ${r.usPerCommit} µs CPU per commit (n1 ${r.n1UsPerCommit})${cpu}\n`);
       if (page) await page.close();
       if (studio) await stop(studio.child);
       // A watcher's lease runs out within 3 s of its last renewal.
@@ -115,7 +124,12 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-for (const [way, xs] of Object.entries(results)) {
-  const vs = way === 'none' ? '' : `  ${((100 * (mean(xs) - mean(results.none))) / mean(results.none)).toFixed(1)}% vs none`;
-  console.log(`${way.padEnd(7)} ${xs.join(', ').padEnd(24)} mean ${mean(xs).toFixed(0)}${vs}`);
+const pct = (x, base) => `${x >= base ? '+' : ''}${((100 * (x - base)) / base).toFixed(1)}%`;
+const base = { tps: mean(results.none.map((r) => r.tps)), us: mean(results.none.map((r) => r.usPerCommit)), n1: mean(results.none.map((r) => r.n1UsPerCommit)) };
+console.log('way      committed/s (each run)          mean   vs none | node µs/commit mean  vs none | n1 µs/commit  vs none');
+for (const [way, rs] of Object.entries(results)) {
+  const tps = mean(rs.map((r) => r.tps));
+  const us = mean(rs.map((r) => r.usPerCommit));
+  const n1 = mean(rs.map((r) => r.n1UsPerCommit));
+  console.log(`${way.padEnd(8)} ${rs.map((r) => r.tps).join(', ').padEnd(30)} ${tps.toFixed(0).padStart(5)} ${pct(tps, base.tps).padStart(7)} | ${us.toFixed(0).padStart(6)} ${pct(us, base.us).padStart(7)} | ${n1.toFixed(0).padStart(5)} ${pct(n1, base.n1).padStart(7)}`);
 }

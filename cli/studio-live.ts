@@ -7,10 +7,14 @@
  * the messages seen arriving; they go to the page in one batch every
  * FLUSH_MS.
  *
- * Watching costs the watched node CPU, so by default (`auto`) every node is
- * watched only while the cluster is quiet: when a watched node streams more
- * than BUSY_RECORDS_PER_S, only the node whose charts are open stays watched
- * until the load passes. Nothing is watched while no page looks at Live.
+ * Watching costs the watched node CPU (every actor step is recorded,
+ * encoded and sent), and a loaded leader that slows down slows every client
+ * that waits on it. So by default (`auto`) every node is streamed only while
+ * the cluster is quiet: once a streamed node steps more than
+ * BUSY_RECORDS_PER_S times a second, the studio samples instead: only the
+ * node whose charts are open, for SAMPLE_MS every SAMPLE_EVERY_MS (a short
+ * lease, which the node lets run out), until the load has passed for
+ * CALM_MS. Nothing is watched while no page looks at Live.
  */
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
@@ -26,8 +30,12 @@ const RENEW_EVERY_MS = 1000;
 const LEASE_MS = 3000;
 const FLUSH_MS = 150;
 const BUSY_RECORDS_PER_S = 1500;
-/** How long the cluster must stay below the busy rate before every node is watched again. */
+/** How long the cluster must stay below the busy rate before every node is streamed again. */
 const CALM_MS = 10_000;
+/** Under load: a lease this long on the open node… */
+const SAMPLE_MS = 250;
+/** …this often (a tenth of the time or so). */
+const SAMPLE_EVERY_MS = 2500;
 /** How long a 2PC actor that ended stays on the page. */
 const ENDED_KEPT_MS = 5000;
 /** Distinct steps flashed per batch at most (a busy node steps thousands of times a second). */
@@ -77,7 +85,8 @@ export interface LiveBatch {
   nodes: NodeLive[];
   fired: Fired[];
   messages: { from: NodeId; to: NodeId; kind: string; count: number }[];
-  watch: { mode: WatchMode; selected: NodeId; watching: NodeId[]; busy: boolean };
+  /** `watching`: the nodes streamed all the time; `sampled`: the node streamed in short bursts (under load). */
+  watch: { mode: WatchMode; selected: NodeId; watching: NodeId[]; sampled: NodeId | null; busy: boolean };
 }
 
 export interface LiveOptions {
@@ -111,8 +120,8 @@ export class LiveCluster {
   private mode: WatchMode = 'auto';
   private selected: NodeId;
   private looking = false;
-  private busySince = 0;
-  private calmSince = 0;
+  /** When a streamed node last stepped faster than BUSY_RECORDS_PER_S (0: not busy). */
+  private busyAt = 0;
   private dirty = true;
 
   constructor(private readonly opts: LiveOptions) {
@@ -128,6 +137,7 @@ export class LiveCluster {
     this.opts.admin.onInspection((records) => this.onRecords(records));
     this.timers.push(setInterval(() => this.pollStatus(), STATUS_EVERY_MS));
     this.timers.push(setInterval(() => this.renewLeases(), RENEW_EVERY_MS));
+    this.timers.push(setInterval(() => this.sample(), SAMPLE_EVERY_MS));
     this.timers.push(setInterval(() => this.flush(), FLUSH_MS));
     this.pollStatus();
   }
@@ -146,11 +156,25 @@ export class LiveCluster {
     this.dirty = true;
   }
 
-  /** The nodes to stream from now. */
+  /** The nodes to stream from all the time now. */
   watching(): NodeId[] {
-    if (!this.looking) return [];
-    if (this.mode === 'one' || (this.mode === 'auto' && this.busySince > 0)) return [this.selected];
+    if (!this.looking || this.sampling()) return [];
+    if (this.mode === 'one') return [this.selected];
     return [...this.nodes.keys()];
+  }
+
+  /** Under load in auto mode: the open node is sampled instead of streamed. */
+  private sampling(): boolean {
+    return this.looking && this.mode === 'auto' && this.busyAt > 0;
+  }
+
+  /** A short lease on the open node (see the file header). */
+  private sample(): void {
+    if (!this.sampling()) return;
+    const n = this.nodes.get(this.selected);
+    if (!n) return;
+    n.watched = true;
+    this.opts.admin.request(n.node, { inspect: { leaseMs: SAMPLE_MS } }).catch(() => undefined);
   }
 
   /** Everything known now (for a page that just connected). */
@@ -159,11 +183,12 @@ export class LiveCluster {
   }
 
   private watchInfo(): LiveBatch['watch'] {
-    return { mode: this.mode, selected: this.selected, watching: this.watching(), busy: this.busySince > 0 };
+    return { mode: this.mode, selected: this.selected, watching: this.watching(), sampled: this.sampling() ? this.selected : null, busy: this.busyAt > 0 };
   }
 
   private nodeViews(): NodeLive[] {
     const watched = new Set(this.watching());
+    if (this.sampling()) watched.add(this.selected);
     return [...this.nodes.values()].map((n) => ({
       node: n.node,
       reachable: n.reachable,
@@ -223,8 +248,8 @@ export class LiveCluster {
   private renewLeases(): void {
     const watch = new Set(this.watching());
     for (const n of this.nodes.values()) {
-      n.watched = watch.has(n.node);
-      if (!n.watched) continue;
+      n.watched = watch.has(n.node) || (this.sampling() && n.node === this.selected);
+      if (!watch.has(n.node)) continue;
       // A node that is down does not answer; the lease is asked again on the next round.
       this.opts.admin.request(n.node, { inspect: { leaseMs: LEASE_MS } }).catch(() => undefined);
     }
@@ -306,28 +331,21 @@ export class LiveCluster {
 
   /** Load shedding (see the file header), from the record rates of the last batch. */
   private adjustWatch(elapsedMs: number): void {
+    let busiest = 0;
     for (const n of this.nodes.values()) {
       n.recordsPerS = Math.round((n.records * 1000) / elapsedMs);
       n.records = 0;
+      if (n.watched) busiest = Math.max(busiest, n.recordsPerS);
     }
-    if (this.mode !== 'auto') return;
-    const busiest = Math.max(...[...this.nodes.values()].filter((n) => n.watched).map((n) => n.recordsPerS), 0);
     const now = Date.now();
-    if (busiest > BUSY_RECORDS_PER_S) {
-      this.calmSince = 0;
-      if (this.busySince === 0) {
-        this.busySince = now;
-        this.renewLeases();
-        this.dirty = true;
-      }
-    } else if (this.busySince > 0) {
-      this.calmSince ||= now;
-      if (now - this.calmSince > CALM_MS) {
-        this.busySince = 0;
-        this.calmSince = 0;
-        this.renewLeases();
-        this.dirty = true;
-      }
+    const wasSampling = this.sampling();
+    if (busiest > BUSY_RECORDS_PER_S) this.busyAt = now;
+    else if (this.busyAt > 0 && now - this.busyAt > CALM_MS) this.busyAt = 0;
+    if (this.sampling() !== wasSampling) {
+      // Streaming gives way to sampling (the leases run out), or comes back.
+      this.renewLeases();
+      this.sample();
+      this.dirty = true;
     }
   }
 

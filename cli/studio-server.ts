@@ -167,7 +167,7 @@ export class StudioServer {
 
   private async liveOp(op: string, b: Record<string, unknown>): Promise<unknown> {
     const live = this.live;
-    if (!live) throw new HttpError(409, 'the studio runs without a cluster (--offline): no live view');
+    if (!live) throw new HttpError(409, this.opts.info['mode'] === 'offline' ? 'the studio runs without a cluster (--offline): no live view' : 'the cluster is still starting; try again in a moment');
     const int = (k: string) => {
       const v = Number(b[k]);
       if (!Number.isSafeInteger(v) || v < 0) throw new HttpError(400, `"${k}" must be a whole number (got ${JSON.stringify(b[k] ?? null)})`);

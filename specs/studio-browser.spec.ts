@@ -9,7 +9,7 @@
  * under CI (CI=true), where .ci/run installs it.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -60,6 +60,22 @@ function cli(args: string[], timeoutMs = 120_000): Promise<string> {
       else reject(new Error(`shardbank ${args.join(' ')} exited with ${code}:\n${err}`));
     });
   });
+}
+
+/** The pid of a node process the studio started (a child of the studio with `--id NAME`), or null. */
+function nodeProcess(studioPid: number, name: string): number | null {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (ppid === studioPid && args.includes('--id') && args[args.indexOf('--id') + 1] === name) return Number(entry);
+    } catch {
+      // gone while we looked
+    }
+  }
+  return null;
 }
 
 async function openPage(b: OpenBrowser, url: string): Promise<{ page: Page; errors: string[] }> {
@@ -216,6 +232,19 @@ run('live: the studio starts a cluster; a cross-shard transfer sent from the pag
     await page.waitForSelector('#plot-throughput polyline', { timeout: 30_000 });
     await page.waitForFunction(() => !(document.querySelector('#bench-output') as HTMLElement).hidden, { timeout: 60_000 });
     assert.match(await page.$eval('#bench-output', (e) => e.textContent ?? ''), /throughput : \d+ committed\/s/);
+
+    await page.click('#tabs button[data-view="live"]');
+    // A node process that goes away: its column says so, and the page goes on.
+    const n9 = nodeProcess(studio.pid, 'n9');
+    assert.ok(n9 !== null, "the studio's n9 process");
+    process.kill(n9!, 'SIGKILL');
+    await page.waitForFunction(() => document.querySelector('.node-col[data-node="n9"] .role')?.textContent === 'down', { timeout: 15_000 });
+    assert.match(await page.$eval('.node-col[data-node="n9"] dd', (e) => e.textContent ?? ''), /does not answer|did not answer/);
+    await page.select('#op-node select', 'n9');
+    await page.click('#op-node button[value="fail"]');
+    await page.waitForFunction(() => /fail: .*n9/.test(document.querySelector('#outcomes li')?.textContent ?? ''), { timeout: 15_000 });
+    assert.ok(await page.$eval('#outcomes li', (e) => e.classList.contains('error')), 'failing a node that is gone is an error line');
+
     assert.equal(errors, [], 'no script error on the page');
   } finally {
     await browser?.close();

@@ -246,9 +246,9 @@ export class LiveView {
     this.watch = batch.watch;
     $('#watch-mode').value = batch.watch.mode;
     if (this.enabled) {
-      const busy = batch.watch.busy && batch.watch.mode === 'auto';
+      const w = batch.watch;
       const el = $('#live-notice');
-      if (busy) this.notice(`busy cluster: streaming ${batch.watch.watching.map((x) => `n${x}`).join(', ')} only, to keep the cost of watching low (choose "every node" to force)`);
+      if (w.sampled) this.notice(`busy cluster: to keep watching cheap, n${w.sampled}'s actors are sampled (a quarter second every few seconds) and the other columns show status only; choose "every node" to stream them all`);
       else if (!el.classList.contains('error') && el.textContent.startsWith('busy')) this.notice('');
     }
     if (!this.visible) return;
