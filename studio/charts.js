@@ -80,6 +80,9 @@ export function chartCard(id, title) {
     },
     /** Count badges (many transactions at once): { stateId: n }. */
     badges(counts) {
+      const key = JSON.stringify(counts);
+      if (key === this._badges) return;
+      this._badges = key;
       svg.querySelectorAll('.badge').forEach((b) => b.remove());
       for (const [sid, count] of Object.entries(counts)) {
         const g = states.get(sid);
@@ -95,7 +98,7 @@ export function chartCard(id, title) {
       }
     },
     note(text) {
-      history.textContent = text;
+      if (history.textContent !== text) history.textContent = text;
     },
   };
 }

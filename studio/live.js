@@ -129,13 +129,13 @@ export class LiveView {
           ['proposer', a('proposer').replace(/^leading\./, '')],
           ['unacked', s?.unacked ?? 0],
         ];
-    col.querySelector('dl').innerHTML = rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(String(v))}</dd>`).join('');
     const txs = Object.values(n.txs).filter((t) => t.endedAt === undefined);
-    const ul = col.querySelector('.txs');
-    if (!n.watched) ul.innerHTML = `<li class="stale">not streaming${txs.length ? ' (last seen)' : ''}</li>`;
-    else ul.innerHTML = txs.length === 0 ? '<li class="stale">no 2PC in flight</li>' : '';
-    for (const t of txs.slice(0, 6)) ul.insertAdjacentHTML('beforeend', `<li>${t.machine === 'coordinator' ? 'C' : 'P'} ${escapeHtml(t.actor.slice(2))} ${escapeHtml(leafOf(t))}</li>`);
-    if (txs.length > 6) ul.insertAdjacentHTML('beforeend', `<li>+${txs.length - 6} more</li>`);
+    let list = !n.watched ? `<li class="stale">not streaming${txs.length ? ' (last seen)' : ''}</li>` : txs.length === 0 ? '<li class="stale">no 2PC in flight</li>' : '';
+    for (const t of txs.slice(0, 6)) list += `<li>${t.machine === 'coordinator' ? 'C' : 'P'} ${escapeHtml(t.actor.slice(2))} ${escapeHtml(leafOf(t))}</li>`;
+    if (txs.length > 6) list += `<li>+${txs.length - 6} more</li>`;
+    // Only what changed is written: the page repaints nothing for a column that says the same.
+    setHtml(col.querySelector('dl'), rows.map(([k, v]) => `<dt>${k}</dt><dd>${escapeHtml(String(v))}</dd>`).join(''));
+    setHtml(col.querySelector('.txs'), list);
     col.classList.toggle('selected', col.dataset.node === this.selected);
   }
 
@@ -191,9 +191,17 @@ export class LiveView {
       }
       // The busiest kinds name the arc; heartbeats only when nothing else passed.
       const kinds = p.kinds.filter((k) => !['heartbeat', 'contact'].includes(k.kind)).sort((a, b) => b.count - a.count);
-      arc.querySelector('text').textContent = kinds.slice(0, 2).map((k) => (k.count > 1 ? `${k.kind}×${k.count}` : k.kind)).join(', ') + (kinds.length > 2 ? ', …' : '');
-      arc.getAnimations().forEach((a) => a.cancel());
-      arc.animate([{ opacity: 1 }, { opacity: 1, offset: 0.4 }, { opacity: 0.08 }], { duration: 1600, fill: 'forwards' });
+      const label = kinds.slice(0, 2).map((k) => (k.count > 1 ? `${k.kind}×${k.count}` : k.kind)).join(', ') + (kinds.length > 2 ? ', …' : '');
+      const text = arc.querySelector('text');
+      if (text.textContent !== label) text.textContent = label;
+      arc.dataset.age = '0';
+    }
+    // An arc fades by steps, once per batch, instead of an animation that would repaint every frame.
+    for (const [key, arc] of this.arcs) {
+      const age = Number(arc.dataset.age ?? 0);
+      if (!pairs.has(key)) arc.dataset.age = String(age + 1);
+      const opacity = String(Math.max(0, 1 - 0.2 * Math.max(0, age - 2)));
+      if (arc.style.opacity !== opacity) arc.style.opacity = opacity;
     }
   }
 
@@ -268,6 +276,13 @@ export class LiveView {
     if (open) this.lightNode(open);
     this.drawMessages(batch.messages);
   }
+}
+
+/** Writes HTML only when it differs from what the element holds. */
+function setHtml(el, html) {
+  if (el._html === html) return;
+  el._html = html;
+  el.innerHTML = html;
 }
 
 function leafOf(view) {
