@@ -7,7 +7,7 @@
 //   all      the same page forced to stream every node;
 //   after    nothing attached again, right after a watcher left (its lease
 //            ran out): inspection with no subscriber.
-//   node bench/studio-overhead.mjs [ROUNDS] [SECONDS]
+//   node bench/studio-overhead.mjs [ROUNDS] [SECONDS] [WAYS]   (WAYS: e.g. none,studio)
 // Every process is started and stopped here by its pid.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -83,16 +83,15 @@ const browser = await puppeteer.launch({
   userDataDir: profile,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const results = { none: [], studio: [], all: [], after: [] };
+const results = Object.fromEntries((process.argv[4] ?? 'none,studio,all,after').split(',').map((w) => [w, []]));
 try {
-  const WAYS = ['none', 'studio', 'all', 'after'];
+  const WAYS = (process.argv[4] ?? 'none,studio,all,after').split(',');
   for (let round = 1; round <= ROUNDS; round++) {
     // Each round starts one further along, so that no way always runs first (cold) or last.
     const order = WAYS.map((_, i) => WAYS[(i + round - 1) % WAYS.length]);
     // "after" needs a watcher that just left: it follows "all" when the rotation puts it first.
-    if (order[0] === 'after') order.push(order.shift());
+    if (order[0] === 'after' && WAYS.includes('all')) order.push(order.shift());
     for (const way of order) {
-      if (way === 'after' && order.indexOf('all') > order.indexOf('after')) throw new Error('after must follow all');
       let studio = null;
       let page = null;
       if (way === 'studio' || way === 'all') {
@@ -123,13 +122,14 @@ try {
   rmSync(profile, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 }
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+// Medians: a shared machine's other load makes single runs swing far.
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (x, base) => `${x >= base ? '+' : ''}${((100 * (x - base)) / base).toFixed(1)}%`;
-const base = { tps: mean(results.none.map((r) => r.tps)), us: mean(results.none.map((r) => r.usPerCommit)), n1: mean(results.none.map((r) => r.n1UsPerCommit)) };
-console.log('way      committed/s (each run)          mean   vs none | node µs/commit mean  vs none | n1 µs/commit  vs none');
+const base = { tps: median(results.none.map((r) => r.tps)), us: median(results.none.map((r) => r.usPerCommit)), n1: median(results.none.map((r) => r.n1UsPerCommit)) };
+console.log('way      committed/s (each run)          median vs none | node µs/commit median vs none | n1 µs/commit  vs none');
 for (const [way, rs] of Object.entries(results)) {
-  const tps = mean(rs.map((r) => r.tps));
-  const us = mean(rs.map((r) => r.usPerCommit));
-  const n1 = mean(rs.map((r) => r.n1UsPerCommit));
+  const tps = median(rs.map((r) => r.tps));
+  const us = median(rs.map((r) => r.usPerCommit));
+  const n1 = median(rs.map((r) => r.n1UsPerCommit));
   console.log(`${way.padEnd(8)} ${rs.map((r) => r.tps).join(', ').padEnd(30)} ${tps.toFixed(0).padStart(5)} ${pct(tps, base.tps).padStart(7)} | ${us.toFixed(0).padStart(6)} ${pct(us, base.us).padStart(7)} | ${n1.toFixed(0).padStart(5)} ${pct(n1, base.n1).padStart(7)}`);
 }

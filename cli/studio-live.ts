@@ -36,6 +36,8 @@ const CALM_MS = 10_000;
 const SAMPLE_MS = 250;
 /** …this often (a tenth of the time or so). */
 const SAMPLE_EVERY_MS = 2500;
+/** How often the page hears from the studio while the cluster is busy (sampling). */
+const SAMPLING_FLUSH_MS = 500;
 /** How long a 2PC actor that ended stays on the page. */
 const ENDED_KEPT_MS = 5000;
 /** Distinct steps flashed per batch at most (a busy node steps thousands of times a second). */
@@ -350,6 +352,7 @@ export class LiveCluster {
   }
 
   private lastFlush = Date.now();
+  private lastEmit = 0;
 
   /** Drops 2PC actors that ended more than ENDED_KEPT_MS ago. */
   private forgetEnded(now: number): void {
@@ -369,8 +372,10 @@ export class LiveCluster {
     this.lastFlush = now;
     this.adjustWatch(elapsed);
     this.forgetEnded(now);
-    if (!this.dirty) return;
+    // Under load the page is told less often too: its own rendering costs the machine CPU.
+    if (!this.dirty || (this.sampling() && now - this.lastEmit < SAMPLING_FLUSH_MS)) return;
     this.dirty = false;
+    this.lastEmit = now;
     const messages = [...this.messages].map(([key, count]) => {
       const [from, to, kind] = key.split('>');
       return { from: Number(from), to: Number(to), kind: kind!, count };
