@@ -9,7 +9,7 @@
 //            ran out): inspection with no subscriber.
 //   node bench/studio-overhead.mjs [ROUNDS] [SECONDS] [WAYS]   (WAYS: e.g. none,studio)
 // Every process is started and stopped here by its pid.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,15 +46,31 @@ async function stop(child) {
   await exited;
 }
 
-/** One bench run: committed/s, and the nodes' CPU per commit (all nodes, and n1's), which other load on the machine sways less. */
-function bench() {
+/**
+ * One bench run: committed/s, and the nodes' CPU per commit (all nodes, and
+ * n1's), which other load on the machine sways less. With a page open, how
+ * many of its seconds the studio was sampling (under load) rather than streaming.
+ */
+async function bench(page) {
   const json = join(dir, 'bench.json');
-  const r = spawnSync(process.execPath, [MAIN, 'bench', '--connect', '--config', config, '--initial-balance', '1000000', '--preset', 'intra', '--clients', '64', '--duration', String(SECONDS), '--warmup', '3', '--settle', '2', '--json', json], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`bench failed:\n${r.stdout}\n${r.stderr}`);
+  const child = spawn(process.execPath, [MAIN, 'bench', '--connect', '--config', config, '--initial-balance', '1000000', '--preset', 'intra', '--clients', '64', '--duration', String(SECONDS), '--warmup', '3', '--settle', '2', '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.once('exit', r));
+  let sampled = 0;
+  let seconds = 0;
+  while (child.exitCode === null) {
+    await Promise.race([exited, sleep(1000)]);
+    if (!page || child.exitCode !== null) continue;
+    seconds++;
+    if (/sampled/.test(await page.$eval('#live-notice', (e) => e.textContent))) sampled++;
+  }
+  if (child.exitCode !== 0) throw new Error(`bench failed:\n${out}`);
   const report = JSON.parse(readFileSync(json, 'utf8'));
   const cpu = report.nodes.reduce((t, n) => t + n.cpuMs, 0);
   const n1 = report.nodes.find((n) => n.node === 1).cpuMs;
-  return { tps: Math.round(report.throughput.committedPerS), usPerCommit: Math.round((cpu * 1000) / report.committed), n1UsPerCommit: Math.round((n1 * 1000) / report.committed) };
+  return { tps: Math.round(report.throughput.committedPerS), usPerCommit: Math.round((cpu * 1000) / report.committed), n1UsPerCommit: Math.round((n1 * 1000) / report.committed), sampled, seconds };
 }
 
 // The cluster: nine node processes kept for the whole run by a small host
@@ -105,9 +121,9 @@ try {
       // The CPU the watching side used over the run: the studio process, and Chromium with the page.
       const studioCpu = studio ? cpuMeter([studio.child.pid]) : null;
       const pageCpu = page ? cpuMeter([browser.process().pid]) : null;
-      const r = bench();
+      const r = await bench(page);
       results[way].push(r);
-      const cpu = studio ? `; studio ${(studioCpu.since() / 1000).toFixed(1)} CPU-s, Chromium ${(pageCpu.since() / 1000).toFixed(1)} CPU-s` : '';
+      const cpu = studio ? `; studio ${(studioCpu.since() / 1000).toFixed(1)} CPU-s, Chromium ${(pageCpu.since() / 1000).toFixed(1)} CPU-s; sampling ${r.sampled} of ${r.seconds} s` : '';
       process.stderr.write(`round ${round} ${way.padEnd(6)} ${r.tps} committed/s, nodes ${r.usPerCommit} µs CPU per commit (n1 ${r.n1UsPerCommit})${cpu}\n`);
       if (page) await page.close();
       if (studio) await stop(studio.child);

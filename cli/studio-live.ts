@@ -10,8 +10,10 @@
  * Watching costs the watched node CPU (every actor step is recorded,
  * encoded and sent), and a loaded leader that slows down slows every client
  * that waits on it. So by default (`auto`) every node is streamed only while
- * the cluster is quiet: once a streamed node steps more than
- * BUSY_RECORDS_PER_S times a second, the studio samples instead: only the
+ * the cluster is quiet: once a streamed node takes more than
+ * BUSY_STEPS_PER_S protocol steps a second (steps on a tick or at the end of
+ * a turn do not count: an idle node takes hundreds of those), the studio
+ * samples instead: only the
  * node whose charts are open, for SAMPLE_MS every SAMPLE_EVERY_MS (a short
  * lease, which the node lets run out), until the load has passed for
  * CALM_MS. Nothing is watched while no page looks at Live.
@@ -29,7 +31,7 @@ const STATUS_TIMEOUT_MS = 2000;
 const RENEW_EVERY_MS = 1000;
 const LEASE_MS = 3000;
 const FLUSH_MS = 150;
-const BUSY_RECORDS_PER_S = 1500;
+const BUSY_STEPS_PER_S = 300;
 /** How long the cluster must stay below the busy rate before every node is streamed again. */
 const CALM_MS = 10_000;
 /** Under load: a lease this long on the open node… */
@@ -69,6 +71,8 @@ export interface NodeLive {
   /** 2PC actors by actor id (c:… coordinator, p:… participant). */
   txs: Record<string, ActorView>;
   recordsPerS: number;
+  /** Of those, steps for protocol events (not ticks, not ends of turns). */
+  stepsPerS: number;
 }
 
 export interface Fired {
@@ -103,6 +107,7 @@ export interface LiveOptions {
 interface NodeState extends NodeLive {
   statusInFlight: boolean;
   records: number;
+  steps: number;
   lastSeq: number;
 }
 
@@ -122,7 +127,7 @@ export class LiveCluster {
   private mode: WatchMode = 'auto';
   private selected: NodeId;
   private looking = false;
-  /** When a streamed node last stepped faster than BUSY_RECORDS_PER_S (0: not busy). */
+  /** When a streamed node last took more than BUSY_STEPS_PER_S protocol steps a second (0: not busy). */
   private busyAt = 0;
   private dirty = true;
 
@@ -131,7 +136,7 @@ export class LiveCluster {
     const nodes = allNodes(opts.topology);
     this.selected = nodes[0]!;
     for (const node of nodes) {
-      this.nodes.set(node, { node, reachable: false, error: 'not asked yet', status: null, watched: false, actors: {}, txs: {}, recordsPerS: 0, statusInFlight: false, records: 0, lastSeq: 0 });
+      this.nodes.set(node, { node, reachable: false, error: 'not asked yet', status: null, watched: false, actors: {}, txs: {}, recordsPerS: 0, stepsPerS: 0, statusInFlight: false, records: 0, steps: 0, lastSeq: 0 });
     }
   }
 
@@ -200,6 +205,7 @@ export class LiveCluster {
       actors: n.actors,
       txs: n.txs,
       recordsPerS: n.recordsPerS,
+      stepsPerS: n.stepsPerS,
     }));
   }
 
@@ -285,6 +291,7 @@ export class LiveCluster {
     const before = views[key]?.lit ?? [];
     views[key] = r.kind === 'stopped' ? { actor, machine, value, lit, endedAt: Date.now() } : { actor, machine, value, lit };
     const event = r.event ?? '';
+    if (!QUIET_EVENTS.has(event)) n.steps++;
     // A state change always counts; a step inside a state only for events that are not every tick's.
     if (r.changed || !QUIET_EVENTS.has(event)) this.noteFired(n.node, machine, actor, event, r.changed ? firedEdges(chart.chart, before, event, lit) : [], lit);
     this.noteMessage(n.node, event, r.eventJson ?? '');
@@ -336,12 +343,14 @@ export class LiveCluster {
     let busiest = 0;
     for (const n of this.nodes.values()) {
       n.recordsPerS = Math.round((n.records * 1000) / elapsedMs);
+      n.stepsPerS = Math.round((n.steps * 1000) / elapsedMs);
       n.records = 0;
-      if (n.watched) busiest = Math.max(busiest, n.recordsPerS);
+      n.steps = 0;
+      if (n.watched) busiest = Math.max(busiest, n.stepsPerS);
     }
     const now = Date.now();
     const wasSampling = this.sampling();
-    if (busiest > BUSY_RECORDS_PER_S) this.busyAt = now;
+    if (busiest > BUSY_STEPS_PER_S) this.busyAt = now;
     else if (this.busyAt > 0 && now - this.busyAt > CALM_MS) this.busyAt = 0;
     if (this.sampling() !== wasSampling) {
       // Streaming gives way to sampling (the leases run out), or comes back.
