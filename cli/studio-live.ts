@@ -13,13 +13,11 @@
  * the cluster is quiet: once a streamed node takes more than
  * BUSY_STEPS_PER_S protocol steps a second (steps on a tick or at the end of
  * a turn do not count: an idle node takes hundreds of those), the studio
- * samples instead: only the
- * node whose charts are open, for SAMPLE_MS every SAMPLE_EVERY_MS (a short
- * lease, which the node lets run out), until the load has passed for
- * CALM_MS. Nothing is watched while no page looks at Live.
+ * samples instead: only the node whose charts are open, for SAMPLE_MS every
+ * SAMPLE_EVERY_MS (a short lease, which the node lets run out), until the
+ * load has passed for CALM_MS. Nothing is watched while no page looks at Live.
  */
 import type { AdminClient } from '../client/admin.js';
-import type { BankClient, TxResult } from '../client/client.js';
 import { activeIds, firedEdges } from '../charts/model.js';
 import { formatBallot, nodeName, type NodeId } from '../protocol/messages.js';
 import { allNodes, type Topology } from '../protocol/topology.js';
@@ -80,11 +78,10 @@ export interface Fired {
   machine: string;
   actor: string;
   event: string;
-  /** Edge ids of the chart, or empty for a step inside a state (`internal` names the event then). */
+  /** Edge ids of the chart, or none for a step inside a state (the page flashes that state's line for `event`). */
   edges: string[];
   /** The active states after the step. */
   lit: string[];
-  internal: boolean;
 }
 
 export interface LiveBatch {
@@ -98,7 +95,6 @@ export interface LiveBatch {
 export interface LiveOptions {
   topology: Topology;
   admin: AdminClient;
-  client: BankClient;
   charts: DrawnChart[];
   /** Sends a batch to every page. */
   emit: (batch: LiveBatch) => void;
@@ -108,7 +104,6 @@ interface NodeState extends NodeLive {
   statusInFlight: boolean;
   records: number;
   steps: number;
-  lastSeq: number;
 }
 
 /** `"from":4` in an event's JSON: the node a message came from. */
@@ -136,7 +131,7 @@ export class LiveCluster {
     const nodes = allNodes(opts.topology);
     this.selected = nodes[0]!;
     for (const node of nodes) {
-      this.nodes.set(node, { node, reachable: false, error: 'not asked yet', status: null, watched: false, actors: {}, txs: {}, recordsPerS: 0, stepsPerS: 0, statusInFlight: false, records: 0, steps: 0, lastSeq: 0 });
+      this.nodes.set(node, { node, reachable: false, error: 'not asked yet', status: null, watched: false, actors: {}, txs: {}, recordsPerS: 0, stepsPerS: 0, statusInFlight: false, records: 0, steps: 0 });
     }
   }
 
@@ -323,7 +318,7 @@ export class LiveCluster {
     const key = `${node}|${machine}|${event}|${edges.join(',')}|${edges.length > 0 ? lit.join(',') : ''}`;
     if (this.firedKeys.has(key) || this.fired.length >= FIRED_MAX) return;
     this.firedKeys.add(key);
-    this.fired.push({ node, machine, actor, event, edges, lit, internal: edges.length === 0 });
+    this.fired.push({ node, machine, actor, event, edges, lit });
   }
 
   /** A step caused by a message from another node: an arrow from it to this one. */
@@ -395,37 +390,4 @@ export class LiveCluster {
     this.firedKeys.clear();
     this.opts.emit({ nodes: this.nodeViews(), fired, messages, watch: this.watchInfo() });
   }
-
-  // ---------------------------------------------------------------- operations
-
-  async transfer(sender: number, receiver: number, amount: number): Promise<string> {
-    return outcomeText(`transfer (${sender}, ${receiver}, ${amount})`, await this.opts.client.transfer(sender, receiver, amount));
-  }
-
-  async read(item: number): Promise<string> {
-    return outcomeText(`read (${item})`, await this.opts.client.read(item));
-  }
-
-  async fail(node: NodeId): Promise<string> {
-    this.checkNode(node);
-    await this.opts.admin.request(node, { fail: {} });
-    return `${nodeName(node)} failed: it takes and sends no messages until recovered`;
-  }
-
-  async recover(node: NodeId): Promise<string> {
-    this.checkNode(node);
-    await this.opts.admin.request(node, { recover: {} });
-    return `${nodeName(node)} recovered`;
-  }
-
-  private checkNode(node: NodeId): void {
-    if (!this.nodes.has(node)) throw new Error(`${nodeName(node)} is not a node of this cluster`);
-  }
-}
-
-function outcomeText(what: string, r: TxResult): string {
-  const reason = r.reason ? ` (${r.reason})` : '';
-  const balance = r.balance !== undefined ? ` balance ${r.balance}` : '';
-  const by = r.node ? ` by ${nodeName(r.node)}` : '';
-  return `${what}: ${r.status}${reason}${balance}${by} in ${r.latencyMs.toFixed(1)} ms`;
 }

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseNodeName } from '../protocol/messages.js';
 import { BenchFileError, parseBenchReport } from './bench-samples.js';
 import type { LiveCluster, WatchMode } from './studio-live.js';
+import type { LiveOps } from './studio-ops.js';
 import { diffLogs, logsIn, ReplayLog } from './studio-replay.js';
 import type { DrawnChart } from './studio-charts.js';
 import { ReplayError, seqArg, txArg } from './replay.js';
@@ -60,6 +61,7 @@ export class StudioServer {
   private benchOutput = '';
   /** null: no cluster (charts, replay and bench files only). */
   private live: LiveCluster | null = null;
+  private ops: LiveOps | null = null;
   /** A topology file a bench started from the page can use with --connect. */
   private configPath: string | null = null;
   url = '';
@@ -89,8 +91,9 @@ export class StudioServer {
   }
 
   /** The cluster the live view shows (attached once it is up: the server listens first, so a port in use fails fast). */
-  attach(live: LiveCluster, configPath: string): void {
+  attach(live: LiveCluster, ops: LiveOps, configPath: string): void {
     this.live = live;
+    this.ops = ops;
     this.configPath = configPath;
   }
 
@@ -167,7 +170,8 @@ export class StudioServer {
 
   private async liveOp(op: string, b: Record<string, unknown>): Promise<unknown> {
     const live = this.live;
-    if (!live) throw new HttpError(409, this.opts.info['mode'] === 'offline' ? 'the studio runs without a cluster (--offline): no live view' : 'the cluster is still starting; try again in a moment');
+    const ops = this.ops;
+    if (!live || !ops) throw new HttpError(409, this.opts.info['mode'] === 'offline' ? 'the studio runs without a cluster (--offline): no live view' : 'the cluster is still starting; try again in a moment');
     const int = (k: string) => {
       const v = Number(b[k]);
       if (!Number.isSafeInteger(v) || v < 0) throw new HttpError(400, `"${k}" must be a whole number (got ${JSON.stringify(b[k] ?? null)})`);
@@ -187,13 +191,13 @@ export class StudioServer {
           return { ok: true, watching: live.watching() };
         }
         case 'transfer':
-          return { outcome: await live.transfer(int('sender'), int('receiver'), int('amount')) };
+          return { outcome: await ops.transfer(int('sender'), int('receiver'), int('amount')) };
         case 'read':
-          return { outcome: await live.read(int('item')) };
+          return { outcome: await ops.read(int('item')) };
         case 'fail':
-          return { outcome: await live.fail(node('node')) };
+          return { outcome: await ops.fail(node('node')) };
         case 'recover':
-          return { outcome: await live.recover(node('node')) };
+          return { outcome: await ops.recover(node('node')) };
         default:
           throw new HttpError(404, `no live operation "${op}"`);
       }

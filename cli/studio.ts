@@ -18,6 +18,7 @@ import { saveTopology } from './config.js';
 import { flushCluster } from './runner.js';
 import { drawCharts, type DrawnChart } from './studio-charts.js';
 import { LiveCluster } from './studio-live.js';
+import { LiveOps } from './studio-ops.js';
 import { StudioServer } from './studio-server.js';
 
 export interface StudioOptions {
@@ -143,10 +144,10 @@ async function serve(opts: StudioOptions): Promise<number> {
         configPath = join(dataDir, 'config.json');
         saveTopology(topology, configPath);
       }
-      live = new LiveCluster({ topology, admin, client, charts, emit: (batch) => server.broadcast('live', batch) });
+      live = new LiveCluster({ topology, admin, charts, emit: (batch) => server.broadcast('live', batch) });
       live.start();
       closers.push(() => live!.stop());
-      server.attach(live, configPath);
+      server.attach(live, new LiveOps(topology, admin, client), configPath);
     }
   } catch (err) {
     await shutdown();
