@@ -38,7 +38,8 @@ const BODY_MAX = 16 * 2 ** 20;
 const REPLAYS_MAX = 16;
 
 export interface StudioServerOptions {
-  charts: DrawnChart[];
+  /** The charts (laid out while the server already listens: a port in use is told at once). */
+  charts: Promise<DrawnChart[]>;
   /** What the page says about the cluster: its nodes and clusters, and whether the studio started it. */
   info: Record<string, unknown>;
 }
@@ -119,7 +120,7 @@ export class StudioServer {
     if (method === 'GET' && path.startsWith('/assets/')) return this.asset(res, path.slice('/assets/'.length));
     if (method === 'GET' && path === '/favicon.ico') return this.asset(res, 'favicon.svg');
     if (method === 'GET' && path === '/api/info') return json(res, this.opts.info);
-    if (method === 'GET' && path === '/api/charts') return json(res, this.chartsPayload());
+    if (method === 'GET' && path === '/api/charts') return json(res, await this.chartsPayload());
     if (method === 'GET' && path === '/api/events') return this.events(req, res);
     if (method === 'POST' && path.startsWith('/api/live/')) return json(res, await this.liveOp(path.slice('/api/live/'.length), await body(req)));
     if (path.startsWith('/api/replay')) return json(res, await this.replayOp(method, path, url, req));
@@ -143,8 +144,8 @@ export class StudioServer {
     res.end(data);
   }
 
-  private chartsPayload(): unknown {
-    return this.opts.charts.map((c) => ({
+  private async chartsPayload(): Promise<unknown> {
+    return (await this.opts.charts).map((c) => ({
       id: c.id,
       about: c.about,
       perTransaction: c.perTransaction,

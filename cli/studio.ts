@@ -89,7 +89,7 @@ ${sections}
 // ---------------------------------------------------------------- serving
 
 async function serve(opts: StudioOptions): Promise<number> {
-  const charts = await drawCharts();
+  const drawing = drawCharts();
   const topology = opts.topology;
   const say = (l: string) => process.stderr.write(`${l}\n`);
   let cluster: LocalCluster | null = null;
@@ -106,7 +106,7 @@ async function serve(opts: StudioOptions): Promise<number> {
     items: topology.items,
     initialBalance: topology.initialBalance,
   };
-  const server = new StudioServer({ charts, info });
+  const server = new StudioServer({ charts: drawing, info });
   let url: string;
   try {
     url = await server.listen(opts.port);
@@ -144,7 +144,7 @@ async function serve(opts: StudioOptions): Promise<number> {
         configPath = join(dataDir, 'config.json');
         saveTopology(topology, configPath);
       }
-      live = new LiveCluster({ topology, admin, charts, emit: (batch) => server.broadcast('live', batch) });
+      live = new LiveCluster({ topology, admin, charts: await drawing, emit: (batch) => server.broadcast('live', batch) });
       live.start();
       closers.push(() => live!.stop());
       server.attach(live, new LiveOps(topology, admin, client), configPath);
@@ -154,6 +154,7 @@ async function serve(opts: StudioOptions): Promise<number> {
     throw new StudioError((err as Error).message);
   }
 
+  await drawing;
   process.stdout.write(`studio: ${url}\n`);
   say(`studio: ${opts.offline ? 'no cluster (--offline)' : opts.connect ? 'watching the running cluster' : 'running a local cluster'}; Ctrl-C to stop`);
   await new Promise<void>((done) => {

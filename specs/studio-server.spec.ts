@@ -17,7 +17,7 @@ import { simCommand } from '../cli/sim.js';
 import { freePortRange } from './support/ports.js';
 
 async function offlineServer(): Promise<StudioServer> {
-  const server = new StudioServer({ charts: await drawCharts(), info: { mode: 'offline', nodes: [], clusters: [] } });
+  const server = new StudioServer({ charts: drawCharts(), info: { mode: 'offline', nodes: [], clusters: [] } });
   await server.listen(await freePortRange(1));
   return server;
 }
@@ -77,7 +77,7 @@ test('bad input is answered with one line and the server goes on serving', async
     // Still serving.
     assert.is((await fetch(server.url)).status, 200);
     // A second server on the same port: one line, no stack.
-    const other = new StudioServer({ charts: await drawCharts(), info: {} });
+    const other = new StudioServer({ charts: drawCharts(), info: {} });
     const port = Number(new URL(server.url).port);
     await other.listen(port).then(
       () => assert.unreachable('the port is in use'),
