@@ -12,7 +12,7 @@ import type { Topology } from '../protocol/topology.js';
 import { nodeUsage, statuses, type NodeUsage } from './bench.js';
 import type { SecurityFlags } from './credentials.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
-import { flushCluster } from './runner.js';
+import { flushCluster, freshSetNumber } from './runner.js';
 import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 
@@ -55,7 +55,8 @@ export async function idleCommand(topology: Topology, opts: { idleS: number; set
   const { admin } = session;
   try {
     await session.start(spinner);
-    await flushCluster(admin, topology, 1);
+    // A set of its own: with --connect, nothing in flight from an earlier run on these nodes leaks in.
+    await flushCluster(admin, topology, freshSetNumber());
     spinner.start(`settling for ${opts.settleS} s`);
     await sleep(opts.settleS * 1000);
     const before = await statuses(admin, topology);

@@ -13,10 +13,11 @@ import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import type { SecurityFlags } from './credentials.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
-import { auditHolds, flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
+import { auditHolds, flushCluster, formatAudit, freshSetNumber, SetRunner, type Audit } from './runner.js';
 import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
+import { BenchSampler, sampleReporter, type BenchSample } from './bench-samples.js';
 import { Workload, type Distribution, type OpKind } from './workload.js';
 
 export interface BenchOptions {
@@ -61,6 +62,8 @@ export interface BenchReport {
   nodes: NodeUsage[];
   /** CPU time of the bench process itself over the run (it shares the machine with the nodes). */
   clientCpuMs: number;
+  /** Each second of the run: throughput and latency at the client. */
+  samples: BenchSample[];
 }
 
 export interface NodeUsage {
@@ -129,13 +132,17 @@ function latencySummary(l: LatencyRecorder): Record<string, number> {
   return { count: l.count, min: r(l.min()), mean: r(l.mean()), p50: r(l.percentile(50)), p90: r(l.percentile(90)), p99: r(l.percentile(99)), p999: r(l.percentile(99.9)), max: r(l.max()) };
 }
 
+/** How often the run is sampled (throughput and latency over time). */
+const SAMPLE_MS = 1000;
+
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
   client: Pick<BankClient, 'transfer' | 'read'>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
-): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number }> {
+  onSample?: (sample: BenchSample) => void,
+): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[] }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
     let s = stats.get(k);
@@ -149,12 +156,15 @@ export async function runWorkload(
   let done = 0;
   const more = () => (opts.count === undefined || issued < opts.count) && performance.now() < deadline;
   const timer = onTick ? setInterval(() => onTick(done, performance.now() - started), 250) : null;
+  const sampler = new BenchSampler(started);
+  const sampling = setInterval(() => onSample?.(sampler.take(performance.now())), SAMPLE_MS);
   const loop = async () => {
     while (more()) {
       issued++;
       const op = workload.next();
       const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
       done++;
+      sampler.record(r);
       for (const key of ['overall', op.kind as OpKind | string, ...(op.label !== op.kind ? [op.label] : [])]) {
         const s = stat(key);
         s.latency.record(r.latencyMs);
@@ -165,8 +175,12 @@ export async function runWorkload(
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.clients) }, loop));
   if (timer) clearInterval(timer);
+  clearInterval(sampling);
+  const elapsedMs = performance.now() - started;
+  // The last part-second is a sample too, unless it is too short to say anything.
+  if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) onSample?.(sampler.take(performance.now()));
   const used = process.cpuUsage(cpu);
-  return { stats, elapsedMs: performance.now() - started, done, clientCpuMs: (used.user + used.system) / 1000 };
+  return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples };
 }
 
 export function formatBenchTable(report: BenchReport): string {
@@ -190,7 +204,7 @@ export function formatBenchTable(report: BenchReport): string {
 
 export type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
+export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs, samples }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
   return {
@@ -206,6 +220,7 @@ export function makeReport(system: BenchSystem, options: BenchOptions, { stats, 
     audit,
     nodes,
     clientCpuMs,
+    samples,
   };
 }
 
@@ -238,6 +253,8 @@ export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
   json?: string;
   dataDir?: string;
   settleS?: number;
+  /** A running studio's URL: throughput and latency are posted there every second. */
+  reportTo?: string;
 }
 
 /**
@@ -251,12 +268,15 @@ export async function benchCommand(topology: Topology, opts: BenchCommandOptions
   const { admin, client } = session;
   try {
     await session.start(spinner);
-    await flushCluster(admin, topology, 1);
+    // A set of its own: with --connect, nothing in flight from an earlier run on these nodes leaks in.
+    await flushCluster(admin, topology, freshSetNumber());
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
     const before = await statuses(admin, topology);
     spinner.start('running');
-    const run = await runWorkload(client, workload, opts, progress(spinner));
+    const sample = opts.reportTo ? sampleReporter(opts.reportTo, { preset: opts.preset ?? '', clients: opts.clients, pid: process.pid }, (l) => process.stderr.write(`${l}\n`)) : null;
+    const run = await runWorkload(client, workload, opts, progress(spinner), sample ?? undefined);
+    sample?.(null);
     const after = await statuses(admin, topology);
     spinner.text = 'auditing';
     const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);

@@ -15,7 +15,7 @@ import { replayMain, ReplayError, seqArg, txArg, typeArg, type ReplayCliOptions 
 import { PRESETS, type Preset } from './workload.js';
 import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
-import { parseFaults, parseSeedRange, simCommand, type SimCommandOptions } from './sim.js';
+import { parseFaults, parseSeedRange, recordDir as recordDirArg, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 import { registerPartitionCommands } from './partition.js';
 import { parseAfter } from './utility-names.js';
@@ -146,6 +146,7 @@ common(program
   .option('--ops <n>', 'transfers and reads per run (default 150; 1000 with --soak)', intArg(1, 1_000_000))
   .option('--faults <kinds>', `fault kinds on in every run: all, none, or some of ${FAULT_KINDS.join(',')} (default: each seed picks)`, (v: string) => wrap(() => parseFaults(v)))
   .option('--history <file>', 'with --seed: write the history of operations (invoke, ok, fail, info) as JSON')
+  .addOption(new Option('--record <dir>', "with --seed: keep every node's log as LevelDB directories DIR/n1, DIR/n2, … for replay and the studio").argParser((v: string) => wrap(() => recordDirArg(v))).conflicts('seeds'))
   .option('--jobs <n>', 'worker processes for a swarm (default 1)', intArg(1, 64))
   .option('--soak', 'longer runs: 60 s of faults and 1000 operations each')
   .option('--json', 'one JSON object per run')
@@ -186,7 +187,8 @@ addSecurityOptions(addTopologyOptions(
     .addOption(new Option('--postgres <url>', 'run the same workload against PostgreSQL instead (postgres://user@host:port/db; see bench/postgres.sh)').argParser((v: string) => wrap(() => postgresUrl(v).href)).conflicts(['idle', 'connect']))
     .option('--server-pids <pids>', 'with --etcd or --postgres: also report the CPU these processes and their children use over the run (comma-separated pids; Linux)', (v: string) => wrap(() => pidList(v)))
     .addOption(new Option('--idle <s>', "no workload: measure the nodes' CPU over this many seconds with nothing to do (after --warmup seconds to settle, default 2)").argParser(intArg(1, 3600)))
-    .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)'),
+    .option('--data-dir <dir>', 'where node logs go (default: a temporary directory, removed after)')
+    .option('--report-to <url>', 'post throughput and latency every second to a running studio (its URL), which plots them', (v: string) => wrap(() => httpUrl(v))),
 ), 'local').action(async (opts: TopologyOptions & Record<string, unknown>) => {
   const preset: Partial<Preset> = (opts['preset'] as Preset | undefined) ?? {};
   // Large balances by default, so that transfers rarely fail for lack of funds.
@@ -221,6 +223,7 @@ addSecurityOptions(addTopologyOptions(
     tls: opts['tls'] as string | undefined,
     plaintext: opts['plaintext'] as boolean | undefined,
     clusterId: opts['clusterId'] as string | undefined,
+    reportTo: opts['reportTo'] as string | undefined,
   };
   if (idleS !== undefined) {
     const { idleCommand } = await import('./bench-idle.js');
@@ -232,6 +235,22 @@ addSecurityOptions(addTopologyOptions(
   } else {
     process.exitCode = await benchCommand(topology, options);
   }
+});
+
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('studio'))
+    .description('statecharts and the cluster in a local web page: every actor drawn, the current state lit, live or while stepping through a log')
+    .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', intArg(0, 65535), 7300)
+    .option('--connect', 'watch nodes already running at the configured addresses instead of starting a local cluster')
+    .addOption(new Option('--offline', 'no cluster: the charts, replay of logs and bench files only').conflicts('connect'))
+    .option('--data-dir <dir>', 'where the local cluster keeps its logs (default: a temporary directory, removed after)')
+    .option('--export <dir>', 'write the charts to DIR instead (one SVG per machine and an index.html that opens from disk) and exit')
+    .addOption(new Option('--format <f>', 'with --export: svg (default) or mermaid; alone, mermaid prints every chart as a Mermaid stateDiagram-v2').choices(['svg', 'mermaid'])),
+), 'local').action(async (opts: TopologyOptions & SecurityFlags & { port: number; connect?: boolean; offline?: boolean; dataDir?: string; export?: string; format?: 'svg' | 'mermaid' }) => {
+  const topology = topologyFromOptions(opts);
+  const { studioCommand } = await import('./studio.js');
+  process.exitCode = await studioCommand({ ...opts, topology });
 });
 
 program
@@ -302,6 +321,17 @@ function pidList(v: string): number[] {
   const pids = v.split(',').map((p) => p.trim()).filter(Boolean);
   if (pids.length === 0 || !pids.every((p) => /^[1-9]\d*$/.test(p))) throw new Error(`"${v}" is not a list of pids like 4012,4013`);
   return pids.map(Number);
+}
+
+function httpUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new Error(`"${v}" is not a URL like http://127.0.0.1:7300/`);
+  }
+  if (u.protocol !== 'http:') throw new Error(`"${v}" is not an http:// URL`);
+  return u.href;
 }
 
 function unitArg(v: string): number {

@@ -225,17 +225,17 @@ function jsonLinesSource(abs: string, named: { label: string; node: number; path
 // ---------------------------------------------------------------- describing events
 
 /** What a fold gives the description and the filters: values an event refers to but does not carry. */
-interface Context {
+export interface Context {
   state: ReplicaState;
   /** Prepared transactions: txid -> where and what, so an ACK can be matched by seq or item. */
   txs: Map<string, { seq: number; command: Command | null }>;
 }
 
-function newContext(node: number): Context {
+export function newContext(node: number): Context {
   return { state: emptyState(node), txs: new Map() };
 }
 
-function advance(ctx: Context, ev: shardbank.LogEvent): void {
+export function advance(ctx: Context, ev: shardbank.LogEvent): void {
   applyEvent(ctx.state, ev);
   const x = ev.executed;
   if (x?.txid && x.phase === Phase.PHASE_PREPARE && !ctx.txs.has(x.txid)) ctx.txs.set(x.txid, { seq: x.seq ?? 0, command: x.command ?? null });
@@ -338,7 +338,7 @@ function executedText(x: shardbank.Executed.$Properties, ctx: Context): string {
  * The text after `#index kind`. `mask` (from the filters) says which of an
  * event's entries or keys to show; the rest are counted.
  */
-function describe(ev: shardbank.LogEvent, ctx: Context, mask?: boolean[]): string {
+export function describe(ev: shardbank.LogEvent, ctx: Context, mask?: boolean[]): string {
   switch (ev.kind) {
     case 'accepted':
       return listText(ev.accepted!.entries ?? [], mask, entryText);
@@ -414,7 +414,7 @@ function catchupText(c: shardbank.ICatchupNote): string {
   return `${c.entries ?? 0} committed ${c.entries === 1 ? 'entry' : 'entries'} from ${from} (its commit point: seq ${c.through ?? 0})`;
 }
 
-function formatLine(index: number, ev: shardbank.LogEvent, text: string): string {
+export function formatLine(index: number, ev: shardbank.LogEvent, text: string): string {
   return `#${index} ${eventKind(ev).padEnd(KIND_WIDTH)} ${text}`.trimEnd();
 }
 
@@ -484,6 +484,12 @@ function unitMatches(u: Unit, f: ReplayFilter): boolean {
   if (f.tx !== undefined && u.txid !== f.tx && !(u.command && requestId(u.command) === f.tx)) return false;
   if (f.item !== undefined && !touches(u.command, f.item) && !(u.items ?? []).includes(f.item)) return false;
   return true;
+}
+
+/** True when some part of the event passes the filter's transaction, item and seq (before it is folded into `ctx`). */
+export function eventMatches(ev: shardbank.LogEvent, ctx: Context, f: ReplayFilter): boolean {
+  if (f.type && !f.type.includes(eventKind(ev) as EventKind)) return false;
+  return !hasUnitFilter(f) || unitsOf(ev, ctx).some((u) => unitMatches(u, f));
 }
 
 function hasUnitFilter(f: ReplayFilter): boolean {

@@ -77,6 +77,17 @@ export interface RunnerOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * A set number no earlier flush of a running cluster used (seconds since
+ * 2025), for runs that are not a test file's set (bench). Nodes drop peer
+ * messages of another set, so an election or an accept still in flight from
+ * an earlier run on the same nodes cannot leak into this one; two runs that
+ * both flushed set 1 would share it.
+ */
+export function freshSetNumber(now = Date.now()): number {
+  return Math.max(1, Math.floor(now / 1000) - 1_735_689_600);
+}
+
 /** Flushes every node to the start of a set: initial balances, the first node of each cluster leading. */
 export async function flushCluster(admin: AdminClient, topology: Topology, set: number): Promise<void> {
   await Promise.all(

@@ -6,8 +6,13 @@
  * prints its seed first; `shardbank sim --seed S` reruns it exactly.
  */
 import { fork } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeName, type NodeId } from '../protocol/messages.js';
+import type { Topology } from '../protocol/topology.js';
+import { EventLog } from '../store/eventlog.js';
+import { saveTopology } from './config.js';
 import { FAULT_KINDS, simulate, type FaultKind, type SimReport } from '../runtime/simulator.js';
 
 export interface SimCommandOptions {
@@ -16,6 +21,8 @@ export interface SimCommandOptions {
   ops?: number;
   faults?: FaultKind[];
   history?: string;
+  /** With --seed: keep every node's log as a LevelDB directory in DIR/nX (replay and the studio open them). */
+  record?: string;
   jobs?: number;
   soak?: boolean;
   json?: boolean;
@@ -54,6 +61,39 @@ function runConfig(opts: SimCommandOptions, seed: number) {
   };
 }
 
+/** Events per LevelDB batch when copying a log out. */
+const COPY_BATCH = 512;
+
+/**
+ * Where `--record DIR` writes: DIR must be new or empty, so that a recording
+ * never mixes with an older one (or with anything else). Checked before the run.
+ */
+export function recordDir(dir: string): string {
+  const abs = resolve(dir);
+  if (existsSync(abs) && readdirSync(abs).length > 0) throw new Error(`${dir} is not empty; --record needs a new or empty directory`);
+  return abs;
+}
+
+/** Copies every node's simulated log to DIR/nX (LevelDB, as a real node writes it) and the topology to DIR/config.json. */
+async function recordLogs(dir: string, logs: ReadonlyMap<NodeId, EventLog>, topology: Topology): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  saveTopology(topology, join(dir, 'config.json'));
+  for (const [node, log] of [...logs].sort((a, b) => a[0] - b[0])) {
+    const out = EventLog.onDisk(join(dir, nodeName(node)), { sync: false });
+    await out.open();
+    let batch = [];
+    for await (const { event } of log.entries()) {
+      batch.push(event);
+      if (batch.length >= COPY_BATCH) {
+        await out.append(batch);
+        batch = [];
+      }
+    }
+    await out.append(batch);
+    await out.close();
+  }
+}
+
 /** A run as one line. */
 export function describeRun(r: SimReport): string {
   const committed = r.outcomes['committed'] ?? 0;
@@ -79,9 +119,12 @@ export async function simCommand(opts: SimCommandOptions): Promise<number> {
   const say = (l: string) => process.stdout.write(`${l}\n`);
   if (opts.seeds === undefined) {
     const seed = opts.seed ?? 1;
-    const r = await simulate(runConfig(opts, seed));
+    const record = opts.record === undefined ? undefined : recordDir(opts.record);
+    const keepLogs = record === undefined ? undefined : (logs: ReadonlyMap<NodeId, EventLog>, topology: Topology) => recordLogs(record, logs, topology);
+    const r = await simulate({ ...runConfig(opts, seed), keepLogs });
     if (opts.json) say(JSON.stringify({ ...r, history: undefined }));
     else printOne(r, say);
+    if (record) say(`recorded   : every node's log in ${record} (shardbank replay ${join(record, 'n1')}, or open it in shardbank studio)`);
     if (opts.history) writeFileSync(opts.history, `${JSON.stringify(r.history, null, 1)}\n`);
     return r.violations.length === 0 ? 0 : 1;
   }

@@ -17,6 +17,7 @@ import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
 import { allNodes, clusterNodes, makeTopology, type Topology } from '../protocol/topology.js';
 import { requestId } from '../protocol/messages.js';
 import { SimCluster } from './sim.js';
+import type { EventLog } from '../store/eventlog.js';
 
 export const FAULT_KINDS = ['drop', 'delay', 'duplicate', 'partition', 'crash', 'leaderKill', 'powerLoss', 'clockJump'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -33,6 +34,11 @@ export interface SimConfig {
   faults?: FaultKind[];
   /** Keep every history operation in the report. */
   keepHistory?: boolean;
+  /**
+   * Called with every node's log at the end of the run (what each node's disk
+   * holds), before the simulation stops: `sim --record` copies them out.
+   */
+  keepLogs?: (logs: ReadonlyMap<NodeId, EventLog>, topology: Topology) => Promise<void>;
 }
 
 /** One operation as a client saw it (Jepsen's invoke / ok / fail / info). */
@@ -81,6 +87,7 @@ export async function simulate(config: SimConfig): Promise<SimReport> {
   try {
     return await run.execute();
   } finally {
+    await config.keepLogs?.(sim.logs, topology);
     await sim.stop();
   }
 }
