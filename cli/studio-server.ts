@@ -63,6 +63,8 @@ export class StudioServer {
   /** null: no cluster (charts, replay and bench files only). */
   private live: LiveCluster | null = null;
   private ops: LiveOps | null = null;
+  /** How a bench started from the page connects: the cluster's authority (--tls DIR) or --plaintext. */
+  private securityArgs: string[] = [];
   /** A topology file a bench started from the page can use with --connect. */
   private configPath: string | null = null;
   url = '';
@@ -92,7 +94,8 @@ export class StudioServer {
   }
 
   /** The cluster the live view shows (attached once it is up: the server listens first, so a port in use fails fast). */
-  attach(live: LiveCluster, ops: LiveOps, configPath: string): void {
+  attach(live: LiveCluster, ops: LiveOps, configPath: string, securityArgs: string[] = []): void {
+    this.securityArgs = securityArgs;
     this.live = live;
     this.ops = ops;
     this.configPath = configPath;
@@ -298,7 +301,7 @@ export class StudioServer {
     if (!/^[a-z0-9]+$/.test(preset)) throw new HttpError(400, `"${preset}" is not a preset name`);
     if (!Number.isSafeInteger(clients) || clients < 1 || clients > 10_000) throw new HttpError(400, '"clients" must be 1..10000');
     if (!Number.isSafeInteger(duration) || duration < 1 || duration > 3600) throw new HttpError(400, '"duration" must be 1..3600 seconds');
-    const args = [MAIN, 'bench', '--connect', '--config', this.configPath, '--initial-balance', '1000000', '--preset', preset, '--clients', String(clients), '--duration', String(duration), '--settle', '3', '--report-to', this.url];
+    const args = [MAIN, 'bench', '--connect', '--config', this.configPath, ...this.securityArgs, '--initial-balance', '1000000', '--preset', preset, '--clients', String(clients), '--duration', String(duration), '--settle', '3', '--report-to', this.url];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.bench = child;
     this.benchOutput = '';

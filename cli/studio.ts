@@ -140,7 +140,8 @@ async function serve(opts: StudioOptions): Promise<number> {
       live = new LiveCluster({ topology, admin, charts: await drawing, emit: (batch) => server.broadcast('live', batch) });
       live.start();
       closers.push(() => live!.stop());
-      server.attach(live, new LiveOps(topology, admin, client), configPath);
+      const sec = session.security;
+      server.attach(live, new LiveOps(topology, admin, client), configPath, sec.mode === 'tls' ? ['--tls', sec.dir] : ['--plaintext', '--cluster-id', sec.cluster]);
     }
   } catch (err) {
     await shutdown();

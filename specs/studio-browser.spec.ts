@@ -141,8 +141,13 @@ run('offline: the Charts view draws every machine with all its states, Replay st
       await page.waitForFunction((sel, v) => (document.querySelector(sel) as HTMLElement).dataset.step === String(v), {}, paneA, index);
     };
     // n8's log has no snapshot, so a step is its event index.
+    // Before it campaigns, n8 asks for pre-votes (pre-candidate), and before that it follows.
+    const asked = roles.find((r) => r.event.role.role === 'precandidate');
+    assert.ok(asked && asked.index < campaign!.index, 'n8 asked for pre-votes first');
+    await stepTo(asked!.index - 1);
+    assert.ok((await litOf(page, paneA, 'election')).includes('election.follower'), 'before it asks, n8 follows');
     await stepTo(campaign!.index - 1);
-    assert.ok((await litOf(page, paneA, 'election')).includes('election.follower'), 'before its campaign n8 follows');
+    assert.ok((await litOf(page, paneA, 'election')).includes('election.precandidate'), 'then it asks for pre-votes');
     await page.focus(`${paneA} .slider`);
     await page.keyboard.press('ArrowRight');
     await page.waitForFunction((sel, v) => (document.querySelector(sel) as HTMLElement).dataset.step === String(v), {}, paneA, campaign!.index);
