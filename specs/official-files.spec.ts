@@ -10,10 +10,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AdminClient } from '../client/admin.js';
 import { parseTestSets, validateSets, type TestSet } from '../cli/csv.js';
 import { printDbJson } from '../cli/format.js';
-import { SetRunner } from '../cli/runner.js';
+import { simRunner } from './support/runner.js';
 import { allNodes } from '../protocol/topology.js';
 import { SimCluster } from '../runtime/sim.js';
 
@@ -34,13 +33,7 @@ interface Outcome {
 async function runSet(set: TestSet): Promise<Outcome> {
   const big = set.live.some((n) => n > 9);
   const sim = await SimCluster.start({ seed: 100 + set.set, clusters: big ? 5 : 3, nodesPerCluster: big ? 5 : 3 });
-  const timers = sim.timers();
-  const runner = new SetRunner({
-    topology: sim.topology,
-    client: sim.client,
-    admin: new AdminClient(sim.network.endpoint('runner'), 'runner', timers),
-    sleep: (ms) => new Promise((r) => timers.setTimeout(r, ms)),
-  });
+  const runner = simRunner(sim);
   const checked = validateSets([set], sim.topology);
   assert.equal(checked.errors, [], `set ${set.set} is valid for its topology`);
   await sim.until(runner.startSet(set));

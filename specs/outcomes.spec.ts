@@ -8,9 +8,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AdminClient } from '../client/admin.js';
 import { parseTestSets, validateSets } from '../cli/csv.js';
 import { SetRunner, type CommandResult } from '../cli/runner.js';
+import { simRunner } from './support/runner.js';
 import { SimCluster } from '../runtime/sim.js';
 
 interface SetRun {
@@ -22,13 +22,7 @@ interface SetRun {
 /** Runs one CSV set on a simulated 3 x 3 cluster through the runner; the caller stops the cluster. */
 async function runCsv(csv: string, seed: number): Promise<SetRun> {
   const sim = await SimCluster.start({ seed });
-  const timers = sim.timers();
-  const runner = new SetRunner({
-    topology: sim.topology,
-    client: sim.client,
-    admin: new AdminClient(sim.network.endpoint('runner'), 'runner', timers),
-    sleep: (ms) => new Promise((r) => timers.setTimeout(r, ms)),
-  });
+  const runner = simRunner(sim);
   const parsed = parseTestSets(`Set Number,Transactions,Live Nodes\n${csv}`);
   const { sets, errors } = validateSets(parsed.sets, sim.topology);
   assert.equal([...parsed.errors, ...errors], [], 'the set parses');
@@ -100,13 +94,7 @@ test('original set 7 with (6002, any): C3 has no leader (n7 failed, n9 not live)
 test('a write nobody answered is unknown; at the end of the set the runner asks its cluster, and says what became of it', async () => {
   const sim = await SimCluster.start({ seed: 34 });
   await sim.startSet();
-  const timers = sim.timers();
-  const runner = new SetRunner({
-    topology: sim.topology,
-    client: sim.client,
-    admin: new AdminClient(sim.network.endpoint('runner'), 'runner', timers),
-    sleep: (ms) => new Promise((r) => timers.setTimeout(r, ms)),
-  });
+  const runner = simRunner(sim);
   // The client and n1 are cut off from n2 and n3 before n1 notices: n1 proposes, and nobody answers.
   sim.network.partition([1, 'client'], [2, 3, 'runner']);
   const r = await sim.until(sim.client.transfer(1001, 1002, 1));
