@@ -106,6 +106,8 @@ export const coordinatorMachine = setup({
     timedOut: ({ context }) => context.elapsed * context.info.tuning.txRetryTicks >= context.info.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,
     participantMoved: ({ event }) => !!(event as Extract<CoordinatorEvent, { type: 'vote' }>).moved,
+    /** The receiver moved into this very cluster: there is no other cluster to prepare it. */
+    movedHere: ({ context, event }) => (event as Extract<CoordinatorEvent, { type: 'vote' }>).moved?.cluster === context.info.cluster,
     /** The decision may have run before this actor ordered it (it was already in the log). */
     alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
   },
@@ -127,6 +129,10 @@ export const coordinatorMachine = setup({
       enqueue.assign({ participantCluster: moved.cluster, retries: 0 });
       enter(enqueue, context, 'preparing', `item ${moved.item} moved to c${moved.cluster} (version ${moved.version})`);
       sendPrepare(enqueue, next, false);
+    }),
+    noteMovedHere: assign(({ context, event }) => {
+      const moved = (event as Extract<CoordinatorEvent, { type: 'vote' }>).moved!;
+      return { abortReason: context.abortReason || `item ${moved.item} moved into c${moved.cluster}` };
     }),
     notePrepareRan: assign(({ context, event }) => {
       const e = event as TxExecutedEvent;
@@ -224,7 +230,7 @@ export const coordinatorMachine = setup({
       ],
       on: {
         txExecuted: { guard: 'prepareRan', actions: ['notePrepareRan', 'sendMovePrepare'] },
-        vote: [{ guard: 'participantMoved', actions: 'followMove' }, { actions: 'noteVote' }],
+        vote: [{ guard: 'movedHere', actions: 'noteMovedHere' }, { guard: 'participantMoved', actions: 'followMove' }, { actions: 'noteVote' }],
         tick: [
           // Our own prepare never ran: answer now; a P that commits later is resolved to abort.
           { guard: and(['timedOut', not('localPrepared')]), target: 'abandoned' },

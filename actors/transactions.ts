@@ -32,7 +32,7 @@ import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
 import { failReply } from './replies.js';
-import { txSide } from './transfer.js';
+import { txRole, txSide } from './transfer.js';
 import { act } from './act.js';
 
 /**
@@ -186,6 +186,11 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
       return;
     }
     const wal = state.wal.get(txid);
+    // The receiver moved out of here before anything was prepared: nothing to undo, and no entry would run here under this txid.
+    if (!wal && txRole(ctx, d.command ?? {}) !== 'participant') {
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      return;
+    }
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));

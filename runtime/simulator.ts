@@ -453,8 +453,9 @@ class Run {
       for (const ev of this.sim.journal(node)) {
         const x = ev.executed;
         if (!x?.command?.transfer) continue;
-        const committed =
-          x.status === shardbank.Status.COMMITTED && (x.phase === shardbank.Phase.PHASE_COMMIT || (!x.txid && (x.phase ?? 0) === 0));
+        // A transfer without a txid ran inside one cluster: in its own slot, or in the slot of a
+        // prepare whose other item had moved into the cluster by the time it ran.
+        const committed = x.status === shardbank.Status.COMMITTED && (x.txid ? x.phase === shardbank.Phase.PHASE_COMMIT : (x.writes?.length ?? 0) > 0);
         if (committed) applied.add(requestId(x.command));
       }
     }
