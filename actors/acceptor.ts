@@ -149,6 +149,8 @@ export const acceptorMachine = setup({
       const e = event as HeartbeatEvent;
       // Only the current leader's ACKs count: a stale heartbeat is not the word of anyone in charge.
       if (compareBallots(e.msg.ballot, context.state.promised) < 0) return;
+      // The leader's failure detector, and its confirmation that it still leads, count this.
+      enqueue.emit(reply(context, e.from, { heartbeatAck: { ballot: e.msg.ballot, probe: e.msg.probe ?? 0, executedThrough: context.state.executedThrough } }));
       for (const txid of e.msg.acked ?? []) learnAck(enqueue, context, txid);
       if ((e.msg.commitThrough ?? 0) > context.state.commitThrough) enqueue.raise({ type: 'behind', leader: e.from, fromSeq: nextUncommitted(context) });
     }),

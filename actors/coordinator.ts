@@ -45,6 +45,8 @@ interface CoordinatorContext extends CoordinatorInput {
   /** Retry periods since the start, or since the decision was ordered or first sent. */
   elapsed: number;
   retries: number;
+  /** The seq the participant's prepare ran at (its vote said), for the client's session. */
+  peerSeq: number;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -157,7 +159,7 @@ export const coordinatorMachine = setup({
     }),
     noteVote: assign(({ context, event }) => {
       const e = event as Extract<CoordinatorEvent, { type: 'vote' }>;
-      if (e.prepared) return { remotePrepared: true };
+      if (e.prepared) return { remotePrepared: true, peerSeq: e.seq ?? 0 };
       return { abortReason: context.abortReason || (e.reason ? `participant aborted: ${e.reason}` : 'participant aborted') };
     }),
     countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
@@ -182,21 +184,28 @@ export const coordinatorMachine = setup({
       propose(enqueue, context.command, Phase.PHASE_ABORT, undefined, reason);
     }),
     /**
-     * Our own cluster has not ordered the prepare: answer now, as `failed`
-     * (outcome unknown), not aborted. Without a majority no abort can be made
+     * Our own cluster has not ordered the prepare: answer now, as `unknown`,
+     * not aborted. Without a majority no abort can be made
      * durable, and the request may still commit: its P later (then resolved
      * from the log), or a copy of it at another leader. The sender stays
      * locked until the P is resolved.
      */
     giveUp: act(({ context, enqueue }) => {
       enter(enqueue, context, 'abandoned', 'our own prepare never ran');
-      toParent(enqueue, { type: 'reply', command: context.command, reason: 'no majority' });
+      toParent(enqueue, { type: 'reply', command: context.command, reply: { status: Status.UNKNOWN, reason: 'our prepare never ran: it may still' } });
     }),
-    /** What the participant must hear is what ran here (a decision inherited from the log may win). */
-    noteDecisionRan: assign(({ context, event }) => {
+    /**
+     * What the participant must hear is what ran here (a decision inherited
+     * from the log may win), and it is the client's answer: with the seq it
+     * ran at here and, committed, the seq the credit was prepared at there.
+     */
+    noteDecisionRan: act(({ context, event, enqueue }) => {
       const e = event as TxExecutedEvent;
       const commit = e.phase === Phase.PHASE_COMMIT;
-      return { commit, reason: commit ? '' : e.reason || context.reason };
+      const reason = commit ? '' : e.reason || context.reason || '';
+      enqueue.assign({ commit, reason });
+      const reply = { status: e.status, reason, seq: e.ranAt, peerSeq: commit ? context.peerSeq : 0 };
+      toParent(enqueue, { type: 'reply', command: context.command, reply });
     }),
     takeDecisionFromLog: assign(({ context }) => {
       const commit = context.state.decisions.get(context.txid) === true;
@@ -230,7 +239,7 @@ export const coordinatorMachine = setup({
   },
 }).createMachine({
   id: 'coordinator',
-  context: ({ input }) => Object.assign({}, input, { localPrepared: false, remotePrepared: false, abortReason: '', elapsed: 0, retries: 0 }),
+  context: ({ input }) => Object.assign({}, input, { localPrepared: false, remotePrepared: false, abortReason: '', elapsed: 0, retries: 0, peerSeq: 0 }),
   initial: 'routing',
   on: { drop: '.dropped' },
   states: {

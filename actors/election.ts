@@ -18,7 +18,7 @@ import { ballotEquals, compareBallots, formatBallot, nodeName, slotKeyOf, type B
 import { mulberry32Step } from '../protocol/rng.js';
 import { invariant } from '../store/invariant.js';
 import { record, send, toEach, type Effect, type Emitted } from './effects.js';
-import type { ContactEvent, ElectionEvent, FlushedEvent, NackEvent, PrepareEvent, PromiseEvent, ShareAcksEvent } from './events.js';
+import type { ContactEvent, ElectionEvent, FlushedEvent, HeartbeatAckEvent, NackEvent, PrepareEvent, PromiseEvent, ShareAcksEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { buildNewView } from './newView.js';
 import { ACTOR, NO_VIEW, type ActorInput, type Role, type View } from './node-info.js';
@@ -42,6 +42,15 @@ export interface ElectionContext extends ActorInput {
   seenRound: number;
   /** The last leader this node knew of (its successor campaigns first, see drawTimeout). */
   lastLeader: NodeId;
+  /** A leader's clock, in ticks since it took the lead. */
+  now: number;
+  /** A leader's failure detector: when each peer last acknowledged a heartbeat. */
+  heard: ReadonlyMap<NodeId, number>;
+  /** The number of the last heartbeat sent, and the highest each peer acknowledged. */
+  probe: number;
+  acked: ReadonlyMap<NodeId, number>;
+  /** A confirmation of leadership asked for: the heartbeat a majority must acknowledge (0: none). */
+  confirming: number;
   /**
    * ACKed decisions to tell the followers on the next few heartbeats: txid ->
    * heartbeats left. Updated in place: ACKs come one per cross-shard
@@ -52,6 +61,9 @@ export interface ElectionContext extends ActorInput {
 
 /** The actors that keep a copy of the view. */
 const VIEW_WATCHERS = [ACTOR.node, ACTOR.acceptor, ACTOR.executor, ACTOR.lockManager, ACTOR.transactions] as const;
+
+/** Ticks a successor waits beyond electionTicksMin, so that the others' timers (not in step) have passed it too. */
+const SKEW_TICKS = 2;
 
 /** Heartbeats that repeat an ACK, so a follower that misses one still hears it. */
 const ACK_REPEATS = 3;
@@ -86,15 +98,40 @@ function why(event: ElectionEvent): string {
  * and a `view` event to every watcher.
  */
 function changeView(enqueue: Enqueue, prev: View, next: View, because: string, voters: NodeId[] = []): void {
-  if (prev.role === next.role && prev.leader === next.leader && ballotEquals(prev.ballot, next.ballot)) return;
+  if (prev.role === next.role && prev.leader === next.leader && ballotEquals(prev.ballot, next.ballot) && prev.quorum === next.quorum && sameNodes(prev.live, next.live)) return;
   enqueue.assign(next.leader ? { view: next, lastLeader: next.leader } : { view: next });
-  if (prev.role !== next.role || prev.leader !== next.leader) {
-    enqueue.emit(record({ role: { role: next.role, leader: next.leader, ballot: next.ballot, why: because, voters } }));
+  if (prev.role !== next.role || prev.leader !== next.leader || (next.role === 'leader' && prev.quorum !== next.quorum)) {
+    enqueue.emit(record({ role: { role: next.role, leader: next.leader, ballot: next.ballot, why: because, voters, live: [...next.live], quorum: next.quorum } }));
   }
   post(
     enqueue,
     VIEW_WATCHERS.map((to) => tell(to, { type: 'view', view: next })),
   );
+}
+
+function sameNodes(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+/** The peers heard within the failure detector's window, and whether with this node they are a majority. */
+function liveness(ctx: ElectionContext, heard: ReadonlyMap<NodeId, number>, now: number): { live: NodeId[]; quorum: boolean } {
+  const window = ctx.info.tuning.electionTicksMin;
+  const live = ctx.info.peers.filter((p) => now - (heard.get(p) ?? -Infinity) <= window);
+  return { live, quorum: live.length + 1 >= ctx.info.majority };
+}
+
+/** The highest heartbeat a majority (this node included) acknowledged. */
+function confirmedProbe(ctx: ElectionContext, acked: ReadonlyMap<NodeId, number>, probe: number): number {
+  const counts = [probe, ...ctx.info.peers.map((p) => acked.get(p) ?? 0)].sort((a, b) => b - a);
+  return counts[ctx.info.majority - 1] ?? 0;
+}
+
+/** A heartbeat to every peer, numbered one above the last. */
+function heartbeat(enqueue: Enqueue, ctx: ElectionContext, acks: string[]): number {
+  const probe = ctx.probe + 1;
+  const { info, state } = ctx;
+  for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: ctx.view.ballot, commitThrough: state.commitThrough, acked: acks, probe } })) enqueue.emit(s);
+  return probe;
 }
 
 function withRole(view: View, role: Role, patch: Partial<View> = {}): View {
@@ -117,8 +154,12 @@ function drawTimeout(ctx: ElectionContext, role: Role): { timeoutTicks: number; 
   const n = members.length;
   const leaderAt = Math.max(0, members.indexOf(ctx.lastLeader));
   const rank = (members.indexOf(self) - leaderAt - 1 + n) % n;
-  const band = Math.max(1, Math.floor((max - min + 1) / (n - 1)));
-  return { timeoutTicks: Math.min(max, min + rank * band + Math.floor(v * band)), rng };
+  // The bands start SKEW ticks past electionTicksMin: the others grant a PREPARE only once their
+  // leader has been quiet that long, and their ticks are not in step with the campaigner's.
+  // Bands a gap of SKEW_TICKS apart, for the same reason: a successor's PREPARE must arrive before the next in line times out.
+  const first = Math.min(max, min + SKEW_TICKS);
+  const band = Math.max(1, Math.floor((max - first + 1 - (n - 2) * SKEW_TICKS) / (n - 1)));
+  return { timeoutTicks: Math.min(max, first + rank * (band + SKEW_TICKS) + Math.floor(v * band)), rng };
 }
 
 /** The candidate's ballot: one round above anything seen, with its own id. */
@@ -170,7 +211,7 @@ export const electionMachine = setup({
     countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
     becomeFollower: act(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
-      changeView(enqueue, context.view, withRole(context.view, 'follower'), why(event));
+      changeView(enqueue, context.view, withRole(context.view, 'follower', { live: [], quorum: false }), why(event));
     }),
     followLeader: act(({ context, event, enqueue }) => {
       const e = event as ContactEvent;
@@ -207,7 +248,7 @@ export const electionMachine = setup({
     startCampaign: act(({ context, event, enqueue }) => {
       const { info, state } = context;
       const ballot = nextBallot(context);
-      changeView(enqueue, context.view, { role: 'candidate', leader: 0, ballot }, why(event));
+      changeView(enqueue, context.view, { role: 'candidate', leader: 0, ballot, live: [], quorum: false }, why(event));
       enqueue.emit(record({ promised: { ballot } }));
       // The candidate promises itself; its own log joins the merge directly.
       enqueue.assign({ promises: new Map([[info.self, []]]), deferred: null });
@@ -229,15 +270,18 @@ export const electionMachine = setup({
       const { info, state } = context;
       const ballot = context.view.ballot;
       const voters = [...context.promises.keys()];
-      enqueue.assign({ sinceHeartbeat: 0, promises: new Map() });
+      // The detector starts out believing those it just heard from: every peer at a set's start, the voters after a campaign.
+      const heard = new Map((context.installing ? info.peers : voters.filter((n) => n !== info.self)).map((n) => [n, 0] as [NodeId, number]));
+      const alive = liveness(context, heard, 0);
+      enqueue.assign({ sinceHeartbeat: 0, promises: new Map(), now: 0, heard, acked: new Map(), confirming: 0 });
       if (context.installing) {
         enqueue.assign({ installing: false });
-        changeView(enqueue, context.view, withRole(context.view, 'leader', { leader: info.self }), why(event));
+        changeView(enqueue, context.view, withRole(context.view, 'leader', Object.assign({ leader: info.self }, alive)), why(event));
         post(enqueue, [tell(ACTOR.proposer, { type: 'lead', ballot, pending: [] })]);
         return;
       }
       invariant(voters.length >= info.majority, () => `leading ${formatBallot(ballot)} with ${voters.length} of ${info.majority} promises`);
-      changeView(enqueue, context.view, withRole(context.view, 'leader', { leader: info.self }), why(event), voters);
+      changeView(enqueue, context.view, withRole(context.view, 'leader', Object.assign({ leader: info.self }, alive)), why(event), voters);
       // The NEW-VIEW is recorded before anything else runs, so the lock manager sees every entry it inherits.
       const log = buildNewView(ballot, state.log.values(), [...context.promises.values()].flat(), state.lowWater);
       enqueue.emit(record({ accepted: { entries: log } }));
@@ -257,16 +301,37 @@ export const electionMachine = setup({
         tell(ACTOR.transactions, { type: 'reset' }),
       ]);
     }),
-    heartbeatIfDue: act(({ context, enqueue }) => {
-      const { info, state } = context;
+    /** A leader's tick: its clock, its failure detector, and a heartbeat when one is due. */
+    leaderTick: act(({ context, event, enqueue }) => {
+      const { info } = context;
+      const now = context.now + 1;
       const since = context.sinceHeartbeat + 1;
-      if (since < info.tuning.heartbeatTicks) {
-        enqueue.assign({ sinceHeartbeat: since });
-        return;
+      const due = since >= info.tuning.heartbeatTicks;
+      const probe = due ? heartbeat(enqueue, context, takeAcks(context.acks, info.tuning.maxBatch)) : context.probe;
+      enqueue.assign({ now, sinceHeartbeat: due ? 0 : since, probe });
+      const alive = liveness(context, context.heard, now);
+      changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? 'a majority heard' : 'no majority heard within the window');
+    }),
+    /** A follower acknowledged a heartbeat of ours: it is live, and it still follows this ballot. */
+    noteAck: act(({ context, event, enqueue }) => {
+      const e = event as HeartbeatAckEvent;
+      if (!ballotEquals(e.msg.ballot, context.view.ballot)) return;
+      invariant(context.info.peers.includes(e.from), () => `an acknowledgement from n${e.from}, who is not a peer`);
+      const heard = new Map(context.heard).set(e.from, context.now);
+      const acked = new Map(context.acked).set(e.from, Math.max(context.acked.get(e.from) ?? 0, Number(e.msg.probe ?? 0)));
+      enqueue.assign({ heard, acked });
+      const alive = liveness(context, heard, context.now);
+      changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? `a majority heard again (n${e.from})` : 'no majority heard within the window');
+      if (context.confirming > 0 && confirmedProbe(context, acked, context.probe) >= context.confirming) {
+        enqueue.assign({ confirming: 0 });
+        post(enqueue, [tell(ACTOR.executor, { type: 'confirmed', probe: context.confirming })]);
       }
-      enqueue.assign({ sinceHeartbeat: 0 });
-      const acked = takeAcks(context.acks, info.tuning.maxBatch);
-      for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: context.view.ballot, commitThrough: state.commitThrough, acked } })) enqueue.emit(s);
+    }),
+    /** Linearizable reads wait: ask the followers now, with a heartbeat a majority must acknowledge. */
+    confirmLeadership: act(({ context, enqueue }) => {
+      if (context.confirming > 0) return;
+      const probe = heartbeat(enqueue, context, []);
+      enqueue.assign({ probe, confirming: probe, sinceHeartbeat: 0 });
     }),
     shareAcks: act(({ context, event }) => {
       const { txids } = event as ShareAcksEvent;
@@ -276,7 +341,7 @@ export const electionMachine = setup({
     installInitialView: act(({ context, event, enqueue }) => {
       const leader = (event as FlushedEvent).leader;
       enqueue.assign({ deferred: null, promises: new Map(), installing: leader === context.info.self, seenRound: 0, acks: new Map() });
-      changeView(enqueue, context.view, { role: 'follower', leader, ballot: { round: 1, node: leader } }, why(event));
+      changeView(enqueue, context.view, { role: 'follower', leader, ballot: { round: 1, node: leader }, live: [], quorum: false }, why(event));
     }),
     forgetLeader: act(({ context, event, enqueue }) => {
       changeView(enqueue, context.view, Object.assign({}, context.view, { leader: 0 }), why(event));
@@ -298,6 +363,11 @@ export const electionMachine = setup({
     seenRound: 0,
     lastLeader: 0,
     acks: new Map(),
+    now: 0,
+    heard: new Map(),
+    probe: 0,
+    acked: new Map(),
+    confirming: 0,
   }),
   initial: 'follower',
   on: {
@@ -343,7 +413,9 @@ export const electionMachine = setup({
       entry: 'becomeLeader',
       exit: 'stepDown',
       on: {
-        tick: { actions: 'heartbeatIfDue' },
+        tick: { actions: 'leaderTick' },
+        heartbeatAck: { actions: 'noteAck' },
+        confirm: { actions: 'confirmLeadership' },
         contact: { guard: 'contactAboveMine', target: 'follower', actions: 'followLeader' },
         // A node asks with a higher ballot (it lost touch, its round grew): lead again above it,
         // or it stays a candidate forever while the others keep deferring it.

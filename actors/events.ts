@@ -23,6 +23,7 @@ export type AcceptedEvent = Msg<'accepted', shardbank.Accepted.$Properties>;
 export type CommitEvent = Msg<'commit', shardbank.Commit.$Properties>;
 export type NewViewEvent = Msg<'newView', shardbank.NewView.$Properties>;
 export type HeartbeatEvent = Msg<'heartbeat', shardbank.Heartbeat.$Properties>;
+export type HeartbeatAckEvent = Msg<'heartbeatAck', shardbank.HeartbeatAck.$Properties>;
 export type CatchupRequestEvent = Msg<'catchupRequest', shardbank.CatchupRequest.$Properties>;
 export type CatchupReplyEvent = Msg<'catchupReply', shardbank.CatchupReply.$Properties>;
 
@@ -69,8 +70,20 @@ export type FlushedEvent = { type: 'flushed'; leader: NodeId };
 export type RecoveredEvent = { type: 'recovered' };
 /** Transactions -> election: the participant acknowledged these decisions; tell the followers on the next heartbeats. */
 export type ShareAcksEvent = { type: 'shareAcks'; txids: string[] };
+/** Executor -> election: confirm with a majority that this node still leads (linearizable reads). */
+export type ConfirmEvent = { type: 'confirm' };
 
-export type ElectionEvent = TickEvent | ContactEvent | PrepareEvent | PromiseEvent | NackEvent | FlushedEvent | RecoveredEvent | ShareAcksEvent;
+export type ElectionEvent =
+  | TickEvent
+  | ContactEvent
+  | PrepareEvent
+  | PromiseEvent
+  | NackEvent
+  | FlushedEvent
+  | RecoveredEvent
+  | ShareAcksEvent
+  | HeartbeatAckEvent
+  | ConfirmEvent;
 
 // ---------------------------------------------------------------- acceptor
 
@@ -109,7 +122,10 @@ export type ContinueEvent = { type: 'continue' };
 /** Root -> executor: balance reads at the leader. */
 export type ReadEvent = { type: 'read'; commands: Command[] };
 
-export type ExecutorEvent = ExecuteEvent | ContinueEvent | ReadEvent | ViewEvent;
+/** Election -> executor: a majority acknowledged heartbeat `probe`, sent after the confirmation was asked for: this node led then. */
+export type ConfirmedEvent = { type: 'confirmed'; probe: number };
+
+export type ExecutorEvent = ExecuteEvent | ContinueEvent | ReadEvent | ConfirmedEvent | TickEvent | ViewEvent;
 
 // ---------------------------------------------------------------- lock manager
 
@@ -133,7 +149,7 @@ export type ParticipantMode = 'start' | 'locked' | 'resume' | 'fence';
 export type CoordinatorMode = 'start' | 'resolve' | 'notify' | 'fence';
 
 /** Executor -> transactions (-> the transaction's actor): a 2PC entry of this transaction ran. */
-export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; status: number; reason: string };
+export type TxExecutedEvent = { type: 'txExecuted'; txid: string; phase: number; seq: number; ranAt: number; status: number; reason: string };
 /** A 2PC actor's message for another cluster: to its leader, or to all its nodes (a retry; the leader may have changed). */
 export type TxOutEvent = { type: 'out'; cluster: number; body: Body; everyone: boolean };
 
@@ -148,8 +164,8 @@ export type TransactionsEvent =
   | { type: 'effects'; effects: Effect[] }
   /** The participant acknowledged this coordinator's decision. */
   | { type: 'acked'; txid: string }
-  /** A coordinator answers its client without a decision (its own cluster never prepared). */
-  | { type: 'reply'; command: Command; reason: string }
+  /** A coordinator answers its client: the decision that ran, or `unknown` (its own cluster never prepared). */
+  | { type: 'reply'; command: Command; reply: Omit<shardbank.ClientReply.$Properties, 'client' | 'timestamp'> }
   | { type: 'txDone'; txid: string; role: 'coordinator' | 'participant' }
   | TickEvent
   | ResetEvent
@@ -157,8 +173,8 @@ export type TransactionsEvent =
 
 export type CoordinatorEvent =
   | TxExecutedEvent
-  /** The participant's vote; `moved`: the receiver is elsewhere now, ask there. */
-  | { type: 'vote'; prepared: boolean; reason: string; moved?: { item: number; cluster: number; version: number } }
+  /** The participant's vote (PREPARED with the seq its prepare ran at); `moved`: the receiver is elsewhere now, ask there. */
+  | { type: 'vote'; prepared: boolean; reason: string; seq?: number; moved?: { item: number; cluster: number; version: number } }
   | { type: 'ack' }
   | { type: 'queried' }
   /** One retry period (`txRetryTicks`) has passed since the last one; the first comes one period after the start. */

@@ -18,15 +18,16 @@
  * almost always run in one step. (`waiting`: a step stopped short, and the
  * executor carries on in its next.)
  */
-import { assign, setup } from 'xstate';
-import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { setup } from 'xstate';
+import { requestId, shardbank, type LogEventProps } from '../protocol/messages.js';
 import { invariant } from '../store/invariant.js';
-import { balanceOf, committedAt, ownerOf, type LogSlot } from '../store/state.js';
+import { committedAt, type LogSlot } from '../store/state.js';
 import { record, type Effect, type Emitted } from './effects.js';
 import type { ExecutorEvent, ReadEvent, Tell, ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
-import { failReply, movedReply, replyTo } from './replies.js';
+import { answerReady, dropLinearizable, emptyReadQueue, expire, roundConfirmed, takeReads, waitingForExecution, type ReadQueue } from './reads.js';
+import { replyTo } from './replies.js';
 import { executeSlot, type ExecContext } from './transfer.js';
 import { act } from './act.js';
 
@@ -34,6 +35,8 @@ const { Status, Phase } = shardbank;
 
 export interface ExecutorContext extends ActorInput {
   view: View;
+  /** Reads waiting for the leader's confirmation or for execution (reads.ts). */
+  reads: ReadQueue;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -58,18 +61,20 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
   const { self } = ctx.info;
   const leading = ctx.view.role === 'leader';
   if (x.txid) {
-    tells.push(tell(ACTOR.transactions, { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, status: x.status ?? 0, reason: x.reason ?? '' }));
+    tells.push(tell(ACTOR.transactions, { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, ranAt: x.ranAt ?? slot.seq, status: x.status ?? 0, reason: x.reason ?? '' }));
     // A prepare that failed here (no funds) holds nothing: its decision is an abort with nothing to undo.
     if (slot.phase === Phase.PHASE_PREPARE && x.status !== Status.COMMITTED) tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
     if (slot.phase >= Phase.PHASE_COMMIT) {
-      // The coordinator's decision is the client's answer.
-      if (x.role === 'coordinator' && leading) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '' })) enqueue.emit(s);
+      // The coordinator's decision is the client's answer: after a prepare its actor gives it, with what the
+      // participant said; a transfer aborted at once, without 2PC, has no actor, and is answered here.
+      const prepared = ctx.state.wal.has(x.txid);
+      if (x.role === 'coordinator' && leading && !prepared) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0 })) enqueue.emit(s);
       tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
     }
     return;
   }
   if (x.status === undefined) return;
-  if (leading) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '' })) enqueue.emit(s);
+  if (leading) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0 })) enqueue.emit(s);
   tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
 }
 
@@ -104,23 +109,19 @@ function executeRun(enqueue: Enqueue, ctx: ExecutorContext): boolean {
   return left;
 }
 
-function answerRead(enqueue: Enqueue, ctx: ExecutorContext, command: Command): void {
-  const item = command.read?.item ?? 0;
-  const { info, view, state } = ctx;
-  const owner = ownerOf(info.topology, state, item);
-  const effects =
-    owner === null
-      ? failReply(info.self, view, command, 'item out of range')
-      : owner.cluster !== info.cluster
-        ? movedReply(info.self, view, command, item, owner)
-        : replyTo(info.self, view, command, { status: Status.OK, balance: balanceOf(state, item), hasBalance: true });
-  for (const s of effects) enqueue.emit(s);
+function emitAll(enqueue: Enqueue, effects: Effect[]): void {
+  for (const e of effects) enqueue.emit(e);
+}
+
+/** Reads waiting for execution are looked at in the next step, once this step's executions are folded in. */
+function lookAgainIfWaiting(enqueue: Enqueue, ctx: ExecutorContext, self: unknown): void {
+  if (waitingForExecution(ctx.reads)) enqueue.sendTo(self, { type: 'answerWaiting' });
 }
 
 export const executorMachine = setup({
   types: {
     context: {} as ExecutorContext,
-    events: {} as ExecutorEvent | { type: 'blocked' } | { type: 'caughtUp' },
+    events: {} as ExecutorEvent | { type: 'blocked' } | { type: 'caughtUp' } | { type: 'answerWaiting' },
     input: {} as ActorInput,
     emitted: {} as Emitted,
   },
@@ -128,24 +129,56 @@ export const executorMachine = setup({
     hasCommitted: ({ context }) => context.state.commitThrough > context.state.executedThrough,
   },
   actions: {
-    executeRun: act(({ context, enqueue }) => {
+    executeRun: act(({ context, enqueue, self }) => {
       if (executeRun(enqueue, context)) enqueue.raise({ type: 'blocked' });
+      lookAgainIfWaiting(enqueue, context, self);
     }),
-    executeRest: act(({ context, enqueue }) => {
+    executeRest: act(({ context, enqueue, self }) => {
       enqueue.raise({ type: executeRun(enqueue, context) ? 'blocked' : 'caughtUp' });
+      lookAgainIfWaiting(enqueue, context, self);
     }),
     continueLater: act(({ enqueue, self }) => enqueue.sendTo(self, { type: 'continue' })),
     answerReads: act(({ context, event, enqueue }) => {
-      for (const command of (event as ReadEvent).commands) answerRead(enqueue, context, command);
+      const out: Effect[] = [];
+      const round = takeReads(context, (event as ReadEvent).commands, out);
+      emitAll(enqueue, out);
+      if (round) post(enqueue, [tell(ACTOR.election, { type: 'confirm' })]);
     }),
-    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
+    confirmed: act(({ context, enqueue }) => {
+      const out: Effect[] = [];
+      const again = roundConfirmed(context.reads);
+      answerReady(context, out);
+      emitAll(enqueue, out);
+      if (again) post(enqueue, [tell(ACTOR.election, { type: 'confirm' })]);
+    }),
+    answerWaiting: act(({ context, enqueue }) => {
+      const out: Effect[] = [];
+      answerReady(context, out);
+      emitAll(enqueue, out);
+    }),
+    expireReads: act(({ context, enqueue }) => {
+      const out: Effect[] = [];
+      expire(context, out);
+      emitAll(enqueue, out);
+    }),
+    noteView: act(({ context, event, enqueue }) => {
+      const view = (event as ViewEvent).view;
+      enqueue.assign({ view });
+      if (view.role === 'leader') return;
+      const out: Effect[] = [];
+      dropLinearizable(Object.assign({}, context, { view }), out);
+      emitAll(enqueue, out);
+    }),
   },
 }).createMachine({
   id: 'executor',
-  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, reads: emptyReadQueue() }),
   initial: 'idle',
   on: {
     read: { actions: 'answerReads' },
+    confirmed: { actions: 'confirmed' },
+    answerWaiting: { actions: 'answerWaiting' },
+    tick: { actions: 'expireReads' },
     view: { actions: 'noteView' },
   },
   states: {

@@ -15,6 +15,12 @@
  * of the spec expects, though the coordinator answers its client before the
  * participant has applied the commit.
  *
+ * With `tuning.lockPolicy: "wait"` a transfer whose items another transfer
+ * holds waits too (at most `lockQueueTicks`, in arrival order) instead of
+ * being skipped, as a database's row locks make it wait: under contention
+ * transfers commit rather than abort. No transfer waits while it holds a
+ * lock (it takes all of its locks at once, or none), so none waits for ever.
+ *
  * A skipped transfer is still ordered, as an abort entry that changes no
  * balance: its answer then becomes the client's stored reply on every
  * replica, so a late copy of the request (a relayed broadcast, or one that
@@ -135,13 +141,17 @@ function park(out: Out, ctx: LockManagerContext, items: number[], id: string, re
   const holders = items
     .filter((i) => holderOf(ctx, i) !== undefined)
     .flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
-  // A move waits for whatever holds its items; anything waits for a prepared transaction or a move.
-  if (request.type !== 'move' && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h))) return false;
+  // A move waits for whatever holds its items; anything waits for a prepared transaction or a move;
+  // under the `wait` policy a transfer waits for any holder (none waits while holding a lock: no deadlock).
+  const queue = info.tuning.lockPolicy === 'wait';
+  if (request.type !== 'move' && !queue && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h))) return false;
   if (ctx.parked.size >= info.tuning.maxQueue) return false;
   if (!ctx.parked.has(id)) {
-    const wait = request.type === 'move' || holders.some((h) => heldByMove(ctx, h)) ? info.tuning.moveWaitTicks : info.tuning.lockWaitTicks;
+    // (A retry that parks again keeps its first deadline, and was noted the first time.)
+    if (until === null) noteDecision(out, ctx, request.command, 'waiting', items);
+    const wait =
+      request.type === 'move' || holders.some((h) => heldByMove(ctx, h)) ? info.tuning.moveWaitTicks : queue ? info.tuning.lockQueueTicks : info.tuning.lockWaitTicks;
     ctx.parked.set(id, { id, request, items, until: until ?? ctx.ticks + wait });
-    noteDecision(out, ctx, request.command, 'waiting', items);
   }
   return true;
 }
@@ -161,6 +171,17 @@ function retryParked(out: Out, ctx: LockManagerContext, pick: (p: Parked) => boo
     else if (p.request.type === 'move') admitMove(out, ctx, p.request.command, p.until);
     else admitPrepare(out, ctx, p.request, p.until);
   }
+}
+
+/**
+ * Without a live majority nothing this leader orders can commit: a new
+ * request is refused now, logging nothing, so that the answer holds for good
+ * (a copy already in flight, or in the log, is not new: it is not refused).
+ */
+function refuseWithoutMajority(out: Out, ctx: LockManagerContext, command: Command): boolean {
+  if (ctx.view.quorum) return false;
+  emit(out, failReply(ctx.info.self, ctx.view, command, 'no majority'));
+  return true;
 }
 
 function propose(out: Out, command: Command, phase: number, reason?: string): void {
@@ -194,6 +215,7 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
     // The spec's coordinator checks: s unlocked and funded, else abort at once.
     const sender = t.sender!;
     if (heldBy(ctx, sender, id) || state.wal.has(id) || state.decisions.has(id)) return;
+    if (refuseWithoutMajority(out, ctx, command)) return;
     // The receiver is moving in here: wait for the move's decision (the transfer may then be this cluster's alone).
     if (movingIn(ctx, t.receiver!) && park(out, ctx, [t.receiver!], id, { type: 'admit', command }, until)) return;
     // Aborted at once, without 2PC; ordered all the same, so the answer is final.
@@ -213,6 +235,7 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
   }
   const items = [t.sender!, t.receiver!];
   if (items.some((i) => ctx.locks.get(i)?.has(id))) return;
+  if (refuseWithoutMajority(out, ctx, command)) return;
   if (items.some((i) => holderOf(ctx, i) !== undefined)) {
     if (park(out, ctx, items, id, { type: 'admit', command }, until)) return;
     noteDecision(out, ctx, command, 'skipped', items);
@@ -246,6 +269,11 @@ function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, unti
   const decided = state.decisions.get(id);
   if (decided !== undefined) {
     out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } })));
+    return;
+  }
+  // Without a live majority our prepare could not commit: refuse at once, and log nothing.
+  if (!ctx.view.quorum && !state.wal.has(id)) {
+    out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: false, reason: 'no majority' } })));
     return;
   }
   const participate = (mode: 'start' | 'locked'): void => {
@@ -286,6 +314,7 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
     emit(out, failReply(info.self, view, command, problem ?? `item ${stray} is not this cluster's`));
     return;
   }
+  if (refuseWithoutMajority(out, ctx, command)) return;
   if (items.some((i) => holderOf(ctx, i) !== undefined)) {
     if (park(out, ctx, items, id, { type: 'move', command }, until)) return;
     emit(out, failReply(info.self, view, command, 'its items stayed busy'));

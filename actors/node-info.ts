@@ -54,9 +54,16 @@ export interface View {
   role: Role;
   leader: NodeId;
   ballot: Ballot;
+  /**
+   * A leader's failure detector: the peers it heard from within its window
+   * (`electionTicksMin`), and whether with itself they make a majority.
+   * Without one it refuses new writes at once, so that none can commit later.
+   */
+  live: readonly NodeId[];
+  quorum: boolean;
 }
 
-export const NO_VIEW: View = Object.freeze({ role: 'follower', leader: 0, ballot: Object.freeze({ round: 0, node: 0 }) }) as View;
+export const NO_VIEW: View = Object.freeze({ role: 'follower', leader: 0, ballot: Object.freeze({ round: 0, node: 0 }), live: Object.freeze([]), quorum: false }) as View;
 
 /** The actor ids of a node's hierarchy (explicit, so runs are reproducible). */
 export const ACTOR = {

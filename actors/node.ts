@@ -8,7 +8,7 @@
  * message, sends nothing, and its clock stops until it recovers.
  */
 import { assign, cancel, raise, setup, spawnChild, type AnyStateMachine } from 'xstate';
-import { bodyOf, compareBallots, requestId, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
+import { bodyOf, compareBallots, requestId, shardbank, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
 import { record, send, type Effect, type SendEffect, type Emitted } from './effects.js';
@@ -31,7 +31,7 @@ export interface NodeContext extends ActorInput {
   view: View;
 }
 
-const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'catchupRequest', 'catchupReply']);
+const PAXOS_BODIES = new Set(['prepare', 'promise', 'nack', 'accept', 'accepted', 'commit', 'newView', 'heartbeat', 'heartbeatAck', 'catchupRequest', 'catchupReply']);
 const TX_BODIES = new Set(['txPrepare', 'txVote', 'txDecision', 'txAck', 'txQuery']);
 
 /**
@@ -147,6 +147,9 @@ export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: T
     case 'accepted':
       tells.push(tell(ACTOR.proposer, { type: 'accepted', from, msg: envelope.accepted! }));
       return;
+    case 'heartbeatAck':
+      tells.push(tell(ACTOR.election, { type: 'heartbeatAck', from, msg: envelope.heartbeatAck! }));
+      return;
     case 'catchupRequest':
       tells.push(tell(ACTOR.acceptor, { type: 'catchupRequest', from, msg: envelope.catchupRequest! }));
       return;
@@ -177,7 +180,9 @@ function routeRequest(ctx: NodeContext, envelope: EnvelopeProps, tells: Tell[], 
   const command = envelope.request?.command;
   if (!command) return;
   const { view, info } = ctx;
-  if (view.role === 'leader') {
+  // Any replica answers a session or `any` read; the rest is the leader's.
+  const anyReplica = command.read && (command.read.consistency === shardbank.Consistency.SESSION || command.read.consistency === shardbank.Consistency.ANY);
+  if (view.role === 'leader' || anyReplica) {
     if (command.read) tells.push(tell(ACTOR.executor, { type: 'read', commands: [command] }));
     else tells.push(tell(ACTOR.lockManager, { type: 'admit', commands: [command] }));
     return;
@@ -221,7 +226,8 @@ export const nodeMachine = setup({
     // nodes' proposer, transactions and lock manager have nothing to time.
     tickChildren: act(({ context, enqueue }) => {
       const tick = { type: 'tick' } as const;
-      const tells: Tell[] = [tell(ACTOR.election, tick), tell(ACTOR.acceptor, tick)];
+      // The executor times out the reads waiting at any replica.
+      const tells: Tell[] = [tell(ACTOR.election, tick), tell(ACTOR.acceptor, tick), tell(ACTOR.executor, tick)];
       if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, tick), tell(ACTOR.transactions, tick), tell(ACTOR.lockManager, tick));
       post(enqueue, tells);
     }),

@@ -59,7 +59,7 @@ function toCoordinator(enqueue: Enqueue, ctx: ParticipantContext, body: Body): v
 }
 
 function vote(enqueue: Enqueue, ctx: ParticipantContext, prepared: boolean, reason = ''): void {
-  toCoordinator(enqueue, ctx, { txVote: { txid: ctx.txid, prepared, reason } });
+  toCoordinator(enqueue, ctx, { txVote: { txid: ctx.txid, prepared, reason, seq: prepared ? ctx.seq ?? 0 : 0 } });
 }
 
 export const participantMachine = setup({

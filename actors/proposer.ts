@@ -100,7 +100,7 @@ function commitReady(enqueue: Enqueue, ctx: ProposerContext, slots: Iterable<num
 
 /** The queue is full: the client hears `overloaded`, and the transfer's locks go. */
 function refuse(enqueue: Enqueue, ctx: ProposerContext, p: Proposal, released: Tell[]): void {
-  const view = { role: 'leader' as const, leader: ctx.info.self, ballot: ctx.ballot };
+  const view = { role: 'leader' as const, leader: ctx.info.self, ballot: ctx.ballot, live: [], quorum: true };
   for (const s of failReply(ctx.info.self, view, p.command, 'overloaded')) enqueue.emit(s);
   released.push(tell(ACTOR.lockManager, { type: 'release', commands: [p.command] }));
 }

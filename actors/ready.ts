@@ -32,6 +32,8 @@
  *   before it is durable. A restarted node never proposes again under its
  *   old ballot, so a proposal it sent and then lost cannot meet a different
  *   value in the same slot.
+ * - A follower's acknowledgement of a heartbeat: it says the follower is
+ *   live and still follows, nothing about its log.
  * - A coordinator's PREPARE: it asks, and vouches for nothing. Should the
  *   coordinator's prepare entry then be lost, the participant's query for
  *   the decision meets a fence (an abort ordered first).
@@ -58,7 +60,7 @@ export function mustSync(ev: LogEventProps): boolean {
 
 /** Whether a message may leave without waiting for the log (see the header). */
 export function leavesAtOnce(envelope: EnvelopeProps): boolean {
-  return envelope.heartbeat != null || envelope.accept != null || envelope.txPrepare != null;
+  return envelope.heartbeat != null || envelope.heartbeatAck != null || envelope.accept != null || envelope.txPrepare != null;
 }
 
 /** Collects one turn's effects into a Ready. */

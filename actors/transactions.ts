@@ -21,7 +21,7 @@
  * participant asks for its decision. Nothing waits on a dead coordinator.
  */
 import { assign, createActor, setup, type AnyActorRef } from 'xstate';
-import type { Command, EnvelopeProps, NodeId } from '../protocol/messages.js';
+import { shardbank, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfNode } from '../protocol/topology.js';
 import { hasDecisionEntry, ownerOf, type Ownership, type TxRole } from '../store/state.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
@@ -31,7 +31,7 @@ import { post, tell } from './mail.js';
 import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
-import { failReply } from './replies.js';
+import { replyTo } from './replies.js';
 import { txRole, txSide } from './transfer.js';
 import { act } from './act.js';
 
@@ -181,7 +181,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     const v = envelope.txVote;
     if (v.moved) noteOwner(step, v.moved);
     const moved = v.moved ? { item: v.moved.item ?? 0, cluster: v.moved.cluster ?? 0, version: v.moved.version ?? 0 } : undefined;
-    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '', moved });
+    pass(step, coordId(v.txid ?? ''), { type: 'vote', prepared: !!v.prepared, reason: v.reason ?? '', seq: v.seq ?? 0, moved });
     return;
   }
   if (envelope.txAck) {
@@ -211,9 +211,13 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     if (wal) {
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));
       pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from });
-    } else if (!d.commit) {
+    } else if (!d.commit && ctx.view.quorum) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
+    } else if (!d.commit) {
+      // Without a majority no fence could commit, and no PREPARE can prepare here either
+      // (it is refused); one that comes later, and prepares, asks the coordinator, who says abort.
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
     }
     return;
   }
@@ -319,7 +323,7 @@ export const transactionsMachine = setup({
     reply: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'reply' }>;
       if (context.view.role !== 'leader') return;
-      for (const s of failReply(context.info.self, context.view, e.command, e.reason)) enqueue.emit(s);
+      for (const s of replyTo(context.info.self, context.view, e.command, e.reply)) enqueue.emit(s);
     }),
     finish: act(({ context, event, enqueue }) => {
       const e = event as Extract<TransactionsEvent, { type: 'txDone' }>;

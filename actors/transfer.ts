@@ -15,7 +15,7 @@
  * a prepared transaction holds (its WAL lock) executes as `aborted: lock
  * conflict` and writes nothing.
  */
-import { requestId, shardbank, type Command, type LogEventProps } from '../protocol/messages.js';
+import { requestId, shardbank, slotKeyOf, type Command, type LogEventProps } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { balanceOf, ownerOf, type LogSlot, type ReplicaView, type TxRole } from '../store/state.js';
 
@@ -80,6 +80,12 @@ function namedCoordinator(ctx: ExecContext, cmd: Command, phase: number): TxRole
  * path for a spread followed by more properties, microseconds per call.)
  */
 export function executeSlot(ctx: ExecContext, slot: Readonly<LogSlot>): LogEventProps {
+  const ev = executeAt(ctx, slot);
+  if (ev.executed && ev.executed.command) ev.executed.ranAt = slotKeyOf(slot);
+  return ev;
+}
+
+function executeAt(ctx: ExecContext, slot: Readonly<LogSlot>): LogEventProps {
   const base = { seq: slot.seq, phase: slot.phase };
   const cmd = slot.command;
   const t = cmd?.transfer;

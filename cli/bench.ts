@@ -170,11 +170,11 @@ export async function runWorkload(
 }
 
 export function formatBenchTable(report: BenchReport): string {
-  const rows: string[][] = [['kind', 'ops', 'committed', 'aborted', 'failed', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max']];
+  const rows: string[][] = [['kind', 'ops', 'committed', 'aborted', 'failed', 'unknown', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max']];
   for (const [kind, l] of Object.entries(report.latencyMs)) {
     const o = report.outcomes[kind];
     const sum = (p: string) => Object.entries(o ?? {}).filter(([k]) => k.startsWith(p)).reduce((s, [, n]) => s + n, 0);
-    rows.push([kind, String(l['count']), String(sum('committed') + sum('ok')), String(sum('aborted')), String(sum('failed')), ...['min', 'mean', 'p50', 'p90', 'p99', 'p999', 'max'].map((k) => (l[k] ?? 0).toFixed(2))]);
+    rows.push([kind, String(l['count']), String(sum('committed') + sum('ok')), String(sum('aborted')), String(sum('failed')), String(sum('unknown')), ...['min', 'mean', 'p50', 'p90', 'p99', 'p999', 'max'].map((k) => (l[k] ?? 0).toFixed(2))]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));

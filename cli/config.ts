@@ -175,7 +175,12 @@ function checkTuning(c: Checker, v: unknown): Partial<Tuning> {
   const out: Partial<Tuning> = {};
   for (const k of TUNING_FIELDS) {
     if (o[k] === undefined) continue;
-    out[k] = FRACTIONAL_TUNING.has(k) ? c.fraction(`tuning.${k}`, o[k]) : c.int(`tuning.${k}`, o[k], 1);
+    if (k === 'lockPolicy') {
+      if (o[k] !== 'skip' && o[k] !== 'wait') c.fail(`tuning.${k}`, `must be "skip" or "wait" (got ${show(o[k])})`);
+      out.lockPolicy = o[k] as Tuning['lockPolicy'];
+      continue;
+    }
+    (out as Record<string, number>)[k] = FRACTIONAL_TUNING.has(k) ? c.fraction(`tuning.${k}`, o[k]) : c.int(`tuning.${k}`, o[k], 1);
   }
   return out;
 }

@@ -6,12 +6,13 @@
  * quote, a bad command) costs that row alone: it is reported with its line
  * number and the rest of the file still parses.
  */
+import { LEVELS, parseLevel, type Level } from '../protocol/consistency.js';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { Topology } from '../protocol/topology.js';
 
 export type TestCommand =
-  | { line: number; text: string; kind: 'transfer'; sender: number; receiver: number; amount: number; consistency?: string }
-  | { line: number; text: string; kind: 'read'; item: number; consistency?: string }
+  | { line: number; text: string; kind: 'transfer'; sender: number; receiver: number; amount: number; consistency?: 'linearizable' }
+  | { line: number; text: string; kind: 'read'; item: number; consistency?: Level }
   | { line: number; text: string; kind: 'fail'; node: number }
   | { line: number; text: string; kind: 'recover'; node: number };
 
@@ -79,7 +80,6 @@ function parseNode(token: string, context: string): number | string {
   return id;
 }
 
-const CONSISTENCY_RE = /^[a-z][a-z0-9_-]*$/i;
 
 /**
  * One command as the CSV writes it: `(s, r, amt)` with an optional 4th
@@ -119,8 +119,8 @@ export function parseCommand(input: string): ParsedCommand | { error: string } {
     const item = parseId(parts[0]!, 'item');
     if (typeof item === 'string') return { error: item };
     if (parts.length === 2) {
-      if (!CONSISTENCY_RE.test(parts[1]!)) return { error: `bad consistency level "${parts[1]}" in "${t}"` };
-      const consistency = parts[1]!.toLowerCase();
+      const consistency = parseLevel(parts[1]!);
+      if (!consistency) return { error: `unknown consistency level "${parts[1]}" in "${t}": a read names one of ${LEVELS.join(', ')}` };
       return { kind: 'read', item, consistency, text: `(${item}, ${consistency})` };
     }
     return { kind: 'read', item, text: `(${item})` };
@@ -136,9 +136,11 @@ export function parseCommand(input: string): ParsedCommand | { error: string } {
   if (typeof amount === 'string') return { error: amount };
   if (sender === receiver) return { error: `sender and receiver are the same item (${sender})` };
   if (parts.length === 4) {
-    if (!CONSISTENCY_RE.test(parts[3]!)) return { error: `bad consistency level "${parts[3]}" in "${t}"` };
-    const consistency = parts[3]!.toLowerCase();
-    return { kind: 'transfer', sender, receiver, amount, consistency, text: `(${sender}, ${receiver}, ${amount}, ${consistency})` };
+    const level = parseLevel(parts[3]!);
+    if (level !== 'linearizable') {
+      return { error: `"${t}": a transfer is always linearizable (every one is ordered by consensus); "${parts[3]}" is ${level ? 'a level for reads' : 'not a consistency level'}` };
+    }
+    return { kind: 'transfer', sender, receiver, amount, consistency: level, text: `(${sender}, ${receiver}, ${amount}, ${level})` };
   }
   return { kind: 'transfer', sender, receiver, amount, text: `(${sender}, ${receiver}, ${amount})` };
 }

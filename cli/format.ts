@@ -155,6 +155,7 @@ export function formatPerformance(p: Performance): string {
     ['committed', String(p.committed)],
     ['aborted', String(p.aborted)],
     ['failed', String(p.failed)],
+    ['unknown', String(p.unknown ?? 0)],
     ['reads', String(p.reads)],
     ['elapsed', `${(p.elapsedMs / 1000).toFixed(3)} s`],
     ['throughput', `${p.throughput.toFixed(2)} txn/s`],

@@ -394,9 +394,10 @@ function describe(ev: shardbank.LogEvent, ctx: Context, mask?: boolean[]): strin
 function roleText(r: shardbank.IRoleChanged): string {
   const b = formatBallot(r.ballot);
   const voters = (r.voters ?? []).length > 0 ? ` (promises from ${(r.voters ?? []).map(nodeName).join(', ')})` : '';
+  const detector = r.role === 'leader' && (r.live ?? []).length + 1 > 0 ? ` hearing ${(r.live ?? []).map(nodeName).join(', ') || 'no peer'}${r.quorum ? '' : ': no majority, refusing writes'}` : '';
   const head =
     r.role === 'leader'
-      ? `leader ${b}${voters}`
+      ? `leader ${b}${voters}${detector}`
       : r.role === 'candidate'
         ? `candidate ${b}: campaigning`
         : `follower of ${r.leader ? nodeName(r.leader) : 'nobody yet'} ${b}`;

@@ -138,10 +138,18 @@ function readText(file: string): string {
 
 export function formatResult(r: CommandResult): string {
   const extra: string[] = [];
+  const status =
+    r.status !== 'unknown' || !r.resolved
+      ? r.status
+      : r.resolved === 'committed'
+        ? `unknown -> committed${r.resolvedSeq ? ` at seq ${r.resolvedSeq}` : ''}`
+        : r.resolved === 'pending'
+          ? 'unknown -> still pending'
+          : 'unknown -> never applied';
   if (r.balance !== undefined) extra.push(`balance ${r.balance}`);
   if (r.reason) extra.push(r.reason);
   if (r.latencyMs !== undefined) extra.push(`${r.latencyMs.toFixed(1)} ms`);
-  return `${r.command.padEnd(22)} ${r.status}${extra.length ? `  (${extra.join(', ')})` : ''}`;
+  return `${r.command.padEnd(22)} ${status}${extra.length ? `  (${extra.join(', ')})` : ''}`;
 }
 
 async function askSet(rl: Interface, set: TestSet): Promise<'run' | 'skip' | 'quit'> {

@@ -8,7 +8,7 @@
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
 import { executePlan, gatherHistory, planReshard, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
-import { nodeName, type NodeId, type ViewRecord } from '../protocol/messages.js';
+import { nodeName, type NodeId, type NodeStatus, type ViewRecord } from '../protocol/messages.js';
 import { allNodes, clusterNodes, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
 import type { TestCommand, TestSet } from './csv.js';
 import { printDbJson, viewsJson, type DbSnapshot, type ViewInfo, type ViewJson } from './format.js';
@@ -16,10 +16,18 @@ import { PerformanceMeter, type Performance } from './stats.js';
 
 export interface CommandResult {
   command: string;
-  status: 'committed' | 'aborted' | 'failed' | 'ok' | 'done';
+  status: 'committed' | 'aborted' | 'failed' | 'unknown' | 'ok' | 'done';
   reason?: string;
   balance?: number;
   latencyMs?: number;
+  /** For `unknown`: what became of it by the end of the set, asked of its cluster. */
+  resolved?: 'committed' | 'not applied' | 'pending';
+  /** With `resolved` committed: the seq it ran at. */
+  resolvedSeq?: number;
+  /** The request's identity on the nodes (`client:timestamp`), kept to resolve an `unknown`. */
+  requestId?: string;
+  /** The cluster that owns the request (its sender's). */
+  cluster?: number;
 }
 
 export interface SetReport {
@@ -78,9 +86,15 @@ export async function flushCluster(admin: AdminClient, topology: Topology, set: 
   );
 }
 
+/** How long a barrier (F, R, a set's live list) waits for the leaders to see it, and how often it looks. */
+const SETTLE_MS = 3000;
+const SETTLE_POLL_MS = 25;
+
 export class SetRunner {
   private readonly meter = new PerformanceMeter();
   private readonly opts: RunnerOptions;
+  /** Nodes failed in the current set. */
+  private down = new Set<NodeId>();
 
   constructor(opts: RunnerOptions) {
     this.opts = opts;
@@ -97,6 +111,8 @@ export class SetRunner {
     const live = set.live.length > 0 ? new Set(set.live) : new Set(allNodes(topo));
     await flushCluster(admin, topo, set.set);
     await Promise.all(allNodes(topo).filter((n) => !live.has(n)).map((n) => admin.request(n, { fail: {} })));
+    this.down = new Set(allNodes(topo).filter((n) => !live.has(n)));
+    await Promise.all(Array.from({ length: topo.clusters }, (_, i) => this.settle(i + 1)));
     this.opts.client.resetLeaders();
     // A flush restores the shard map: whatever moved in the last set is back where it started.
     this.opts.client.resetOwners();
@@ -152,6 +168,7 @@ export class SetRunner {
     this.meter.stop();
     // Followers apply a commit a moment after the leader answers; let it land before printing.
     await (this.opts.sleep ?? sleep)(this.topology.tuning.tickMs * this.topology.tuning.heartbeatTicks * 2);
+    await this.resolveUnknowns(results);
     return results;
   }
 
@@ -172,9 +189,38 @@ export class SetRunner {
     const op = cmd.kind === 'fail' ? { fail: {} } : { recover: {} };
     try {
       await this.opts.admin.request(cmd.node, op);
+      if (cmd.kind === 'fail') this.down.add(cmd.node);
+      else this.down.delete(cmd.node);
+      await this.settle(clusterOfNode(this.topology, cmd.node));
       return { command: cmd.text, status: 'done' };
     } catch (err) {
       return { command: cmd.text, status: 'failed', reason: (err as Error).message };
+    }
+  }
+
+  /**
+   * Waits (at most SETTLE_MS) until a cluster's leader sees what the runner
+   * did: a leader among its live nodes whose failure detector hears exactly
+   * the other live ones (it refuses writes when they are not a majority), or,
+   * when the live nodes cannot elect one, no leader that believes it has a
+   * majority. Then the set's next commands meet the same cluster on every run.
+   */
+  private async settle(cluster: number): Promise<void> {
+    const { admin } = this.opts;
+    const members = clusterNodes(this.topology, cluster);
+    const up = members.filter((n) => !this.down.has(n));
+    const majority = Math.floor(members.length / 2) + 1;
+    const sleepFor = this.opts.sleep ?? sleep;
+    for (let waited = 0; waited < SETTLE_MS; waited += SETTLE_POLL_MS) {
+      const statuses = await Promise.all(up.map((n) => admin.request(n, { status: {} }).then((r) => r.status ?? null, () => null)));
+      const leaders = statuses.filter((s) => s?.role === 'leader');
+      const agrees = (s: NodeStatus) => {
+        const live = new Set(s.livePeers ?? []);
+        return up.every((n) => n === s.node || live.has(n)) && [...live].every((n) => up.includes(n));
+      };
+      const settled = up.length >= majority ? leaders.length === 1 && agrees(leaders[0]!) : leaders.every((s) => !s!.quorum && agrees(s!));
+      if (settled) return;
+      await sleepFor(SETTLE_POLL_MS);
     }
   }
 
@@ -182,13 +228,41 @@ export class SetRunner {
     const { client } = this.opts;
     let r: TxResult;
     if (cmd.kind === 'transfer') r = await client.transfer(cmd.sender, cmd.receiver, cmd.amount);
-    else if (cmd.kind === 'read') r = await client.read(cmd.item);
+    else if (cmd.kind === 'read') r = await client.read(cmd.item, cmd.consistency);
     else return { command: cmd.text, status: 'failed', reason: 'not a transaction' };
     this.meter.recordResult(r.latencyMs, r.status, cmd.kind);
     const out: CommandResult = { command: cmd.text, status: r.status, latencyMs: round(r.latencyMs) };
     if (r.reason) out.reason = r.reason;
     if (r.balance !== undefined) out.balance = r.balance;
+    if (r.status === 'unknown' && cmd.kind === 'transfer') {
+      out.requestId = r.requestId;
+      out.cluster = client.ownerOf(cmd.sender) ?? undefined;
+    }
     return out;
+  }
+
+  /**
+   * What became of each `unknown`: asks every node of its cluster (failed
+   * ones too: their logs are as good) and takes the most that any knows: a
+   * stored outcome, else an undecided entry in a log, else not applied.
+   */
+  async resolveUnknowns(results: CommandResult[]): Promise<void> {
+    const { admin } = this.opts;
+    await Promise.all(
+      results.map(async (r) => {
+        if (r.status !== 'unknown' || !r.requestId || !r.cluster) return;
+        const colon = r.requestId.lastIndexOf(':');
+        const query = { outcome: { client: r.requestId.slice(0, colon), timestamp: Number(r.requestId.slice(colon + 1)) } };
+        const answers = await Promise.all(clusterNodes(this.topology, r.cluster).map((n) => admin.request(n, query).then((a) => a.outcome ?? null, () => null)));
+        const decided = answers.find((a) => a?.state === 'committed' || a?.state === 'aborted');
+        const pending = answers.find((a) => a?.state === 'pending');
+        const best = decided ?? pending ?? (answers.some((a) => a) ? { state: 'not applied', seq: 0 } : null);
+        if (!best) return;
+        // An abort is an answer too: the transfer was not applied.
+        r.resolved = best.state === 'aborted' ? 'not applied' : (best.state as CommandResult['resolved']);
+        if (best.seq && best.state === 'committed') r.resolvedSeq = best.seq;
+      }),
+    );
   }
 
   /** PrintBalance: the local value on every node of the owning cluster (after resharding, the new owner), failed ones too. */
@@ -298,7 +372,7 @@ export class SetRunner {
     const [db, views, audit] = await Promise.all([this.printDb(), this.printView(), this.audit()]);
     return {
       set: set.set,
-      results: results.map(({ latencyMs: _l, ...r }) => r),
+      results: results.map(({ latencyMs: _l, cluster: _c, resolvedSeq: _s, ...r }) => r),
       db: printDbJson(db, nodes),
       views: viewsJson(views),
       performance: this.performance(),

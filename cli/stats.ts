@@ -68,7 +68,7 @@ export class LatencyRecorder {
   }
 }
 
-export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'ok';
+export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'unknown' | 'ok';
 
 export interface Performance {
   /** Requests that got an outcome (replies and give-ups alike). */
@@ -76,6 +76,8 @@ export interface Performance {
   committed: number;
   aborted: number;
   failed: number;
+  /** Writes with no answer in time: they may still apply. */
+  unknown: number;
   /** Balance reads among `transactions`. */
   reads: number;
   elapsedMs: number;
@@ -100,7 +102,7 @@ export class PerformanceMeter {
   private startedAt: number | null = null;
   private lastAt: number | null = null;
   private stoppedAt: number | null = null;
-  private counts = { transactions: 0, committed: 0, aborted: 0, failed: 0, reads: 0 };
+  private counts = { transactions: 0, committed: 0, aborted: 0, failed: 0, unknown: 0, reads: 0 };
   private kinds = new Map<string, number>();
 
   constructor(opts: PerformanceMeterOptions = {}) {
@@ -123,7 +125,7 @@ export class PerformanceMeter {
     this.startedAt = null;
     this.lastAt = null;
     this.stoppedAt = null;
-    this.counts = { transactions: 0, committed: 0, aborted: 0, failed: 0, reads: 0 };
+    this.counts = { transactions: 0, committed: 0, aborted: 0, failed: 0, unknown: 0, reads: 0 };
     this.kinds.clear();
   }
 
@@ -141,6 +143,7 @@ export class PerformanceMeter {
     if (status === 'committed') this.counts.committed += 1;
     else if (status === 'aborted') this.counts.aborted += 1;
     else if (status === 'failed') this.counts.failed += 1;
+    else if (status === 'unknown') this.counts.unknown += 1;
     if (status === 'ok' || kind === 'read') this.counts.reads += 1;
     if (kind !== undefined) this.kinds.set(kind, (this.kinds.get(kind) ?? 0) + 1);
   }

@@ -17,17 +17,25 @@
  * one request in flight, so per-client exactly-once bookkeeping on the nodes
  * stays one reply per logical client.
  */
+import { levelToWire, type Level } from '../protocol/consistency.js';
 import { requestId, shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfItem, type Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import { realTimers, type Timers } from './timers.js';
 
-export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'ok';
+/**
+ * `failed`: definitely not applied (refused, or a read not answered);
+ * `unknown`: a write with no answer in time, or one its coordinator could
+ * not decide: it may still apply (Jepsen's `info`).
+ */
+export type ResultStatus = 'committed' | 'aborted' | 'failed' | 'unknown' | 'ok';
 
 export interface TxResult {
   status: ResultStatus;
   reason?: string;
   balance?: number;
+  /** For a read: how far the replica that answered had executed. */
+  executedThrough?: number;
   latencyMs: number;
   /** The node that answered. */
   node?: NodeId;
@@ -62,6 +70,7 @@ const STATUS: Record<number, ResultStatus> = {
   [shardbank.Status.FAILED]: 'failed',
   [shardbank.Status.OK]: 'ok',
   [shardbank.Status.MOVED]: 'failed',
+  [shardbank.Status.UNKNOWN]: 'unknown',
 };
 
 export interface ClientOptions {
@@ -79,10 +88,17 @@ export class BankClient {
   private readonly timers: Timers;
   private readonly leaders = new Map<number, NodeId>();
   private readonly inflight = new Map<string, InFlight>();
+  /** Session (read-your-writes): per cluster, the seq this client's last write there ran at. */
+  private readonly session = new Map<number, number>();
+  /** Round robin over a cluster's nodes for reads any replica may answer. */
+  private nextReplica = 0;
   /** Items other clusters said moved (MOVED answers): item -> newest owner heard of. */
   private readonly owners = new Map<number, { cluster: number; version: number }>();
   private readonly free: Slot[] = [];
   private readonly waiting: ((s: Slot) => void)[] = [];
+  private readonly name: string;
+  /** Logical clients made so far (a slot whose request ended unknown is replaced by a new one). */
+  private slotCount: number;
   /** Smoothed reply latency and its mean deviation, in ms (null before the first reply). */
   private srtt: number | null = null;
   private rttvar = 0;
@@ -91,7 +107,9 @@ export class BankClient {
     this.topology = opts.topology;
     this.transport = opts.transport;
     this.timers = opts.timers ?? realTimers;
-    for (let k = 1; k <= (opts.slots ?? 64); k++) this.free.push({ name: `${opts.name}/${k}`, timestamp: 0 });
+    this.name = opts.name;
+    this.slotCount = opts.slots ?? 64;
+    for (let k = 1; k <= this.slotCount; k++) this.free.push({ name: `${opts.name}/${k}`, timestamp: 0 });
     this.transport.onEnvelope((env) => this.onEnvelope(env));
     this.resetLeaders();
   }
@@ -131,13 +149,31 @@ export class BankClient {
     return this.submit(cs, { transfer: { sender, receiver, amount } });
   }
 
-  read(item: number): Promise<TxResult> {
+  /**
+   * A balance read at a consistency level: `leader` (the leader's state, the
+   * default), `linearizable` (the leader confirms it still leads first),
+   * `session` (any replica that has executed this client's last write in the
+   * cluster), `any` (any live replica, at once).
+   */
+  read(item: number, level: Level = 'leader'): Promise<TxResult> {
     const c = this.ownerOf(item);
     if (c === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
-    return this.submit(c, { read: { item } });
+    const read = { item, consistency: levelToWire(level), afterSeq: level === 'session' ? this.session.get(c) ?? 0 : 0 };
+    const replica = level === 'session' || level === 'any' ? this.anyReplica(c) : undefined;
+    return this.submit(c, { read }, replica);
   }
 
-  private async submit(cluster: number, op: Omit<Command, 'client' | 'timestamp'>): Promise<TxResult> {
+  /** The seqs this client's writes ran at, per cluster (what its session reads wait for). */
+  sessionPoints(): ReadonlyMap<number, number> {
+    return this.session;
+  }
+
+  private anyReplica(cluster: number): NodeId {
+    const members = clusterNodes(this.topology, cluster);
+    return members[this.nextReplica++ % members.length]!;
+  }
+
+  private async submit(cluster: number, op: Omit<Command, 'client' | 'timestamp'>, node?: NodeId): Promise<TxResult> {
     const slot = await this.takeSlot();
     slot.timestamp++;
     // (Object.assign, not a spread with more properties after it: V8's slow path for those costs microseconds.)
@@ -146,7 +182,7 @@ export class BankClient {
     return new Promise<TxResult>((resolve) => {
       const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve, moves: 0 };
       this.inflight.set(id, req);
-      this.sendTo(this.leaders.get(cluster)!, command);
+      this.sendTo(node ?? this.leaders.get(cluster)!, command);
       this.arm(id, req);
     });
   }
@@ -184,7 +220,7 @@ export class BankClient {
     req.timer = this.timers.setTimeout(() => {
       if (!this.inflight.has(id)) return;
       if (this.timers.now() - req.startedAt + wait > clientGiveUpMs) {
-        this.finish(id, { status: 'failed', reason: 'no reply' });
+        this.finish(id, { status: req.command.read ? 'failed' : 'unknown', reason: 'no reply' });
         return;
       }
       req.retried = true;
@@ -206,7 +242,19 @@ export class BankClient {
     if (!req) return;
     if (reply.leader) this.leaders.set(req.cluster, reply.leader);
     if (reply.status === shardbank.Status.MOVED && reply.moved && this.follow(id, req, reply.moved)) return;
+    if (reply.status === shardbank.Status.COMMITTED) this.noteWrite(req.command, reply);
     this.finish(id, toResult(reply, env.from ?? 0));
+  }
+
+  /** A committed write: a session read in its cluster (and its receiver's) must see it. */
+  private noteWrite(command: Command, reply: ClientReply): void {
+    const t = command.transfer;
+    if (!t) return;
+    const advance = (cluster: number | null, seq: number | null | undefined) => {
+      if (cluster !== null && seq) this.session.set(cluster, Math.max(this.session.get(cluster) ?? 0, seq));
+    };
+    advance(this.ownerOf(t.sender ?? 0), reply.seq);
+    advance(this.ownerOf(t.receiver ?? 0), reply.peerSeq || (this.ownerOf(t.receiver ?? 0) === this.ownerOf(t.sender ?? 0) ? reply.seq : 0));
   }
 
   /** A MOVED answer: note the owner, and send the request there; false when it has moved too often. */
@@ -231,7 +279,9 @@ export class BankClient {
     const latencyMs = this.timers.now() - req.startedAt;
     if (!req.retried && r.node) this.sampleLatency(latencyMs);
     req.resolve(Object.assign({}, r, { latencyMs, requestId: id }));
-    this.releaseSlot(req.slot);
+    // A logical client whose request's outcome is unknown sends nothing more: its request
+    // stays the last one the cluster knows of it, so what became of it can still be asked.
+    this.releaseSlot(r.status === 'unknown' ? { name: `${this.name}/${++this.slotCount}`, timestamp: 0 } : req.slot);
   }
 
   private takeSlot(): Promise<Slot> {
@@ -253,7 +303,7 @@ export class BankClient {
 
   /** Gives up every request in flight (as `failed`), e.g. when a run is stopped. */
   abandonAll(reason = 'client stopped'): void {
-    for (const id of [...this.inflight.keys()]) this.finish(id, { status: 'failed', reason });
+    for (const [id, req] of [...this.inflight]) this.finish(id, { status: req.command.read ? 'failed' : 'unknown', reason });
   }
 }
 
@@ -262,5 +312,6 @@ function toResult(reply: ClientReply, node: NodeId): Omit<TxResult, 'latencyMs'>
   const r: Omit<TxResult, 'latencyMs'> = { status, node };
   if (reply.reason) r.reason = reply.reason;
   if (reply.hasBalance) r.balance = reply.balance ?? 0;
+  if (reply.executedThrough) r.executedThrough = reply.executedThrough;
   return r;
 }

@@ -18,6 +18,7 @@ const PEER_BODIES: ReadonlySet<string> = new Set([
   'commit',
   'newView',
   'heartbeat',
+  'heartbeatAck',
   'catchupRequest',
   'catchupReply',
   'txPrepare',
@@ -28,7 +29,7 @@ const PEER_BODIES: ReadonlySet<string> = new Set([
 ]);
 
 /** Every body an envelope may carry. */
-const BODIES = ['hello', 'reply', 'admin', 'adminReply', ...PEER_BODIES] as const;
+const BODIES = ['hello', 'reply', 'admin', 'adminReply', 'inspection', ...PEER_BODIES] as const;
 
 /** The body of a decoded envelope (its oneof), or of a plain object built by hand. */
 function bodyName(env: EnvelopeProps): string | undefined {
@@ -90,7 +91,7 @@ export function refusalFromDialed(node: number, env: EnvelopeProps): string | nu
   const body = bodyName(env);
   if (!body) return 'an envelope with no body';
   if ((env.from ?? 0) !== node) return `the connection to n${node} carried an envelope claiming to come from n${env.from ?? 0}`;
-  if (body === 'reply' || body === 'adminReply') return null;
+  if (body === 'reply' || body === 'adminReply' || body === 'inspection') return null;
   if (!PEER_BODIES.has(body)) return `n${node} sent ${body}`;
   if (body === 'request' && (env.request?.relayedBy ?? 0) !== node) return `n${node} relayed a request naming n${env.request?.relayedBy ?? 0} as its relay`;
   return null;

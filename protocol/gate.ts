@@ -225,7 +225,8 @@ export class InboundGate {
    */
   replyConn(env: EnvelopeProps): Conn | undefined {
     const to = env.toClient!;
-    const role: Role = env.adminReply ? 'admin' : 'client';
+    // An operator hears admin replies and the inspection stream it asked for.
+    const role: Role = env.adminReply || env.inspection ? 'admin' : 'client';
     const name = env.reply?.client || to;
     const owner = this.owners.get(name);
     // A move's answer is a reply to the operator whose move it was.

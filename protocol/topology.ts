@@ -51,6 +51,13 @@ export interface Tuning {
   txRetryTicks: number;
   /** Ticks a transfer may wait for an item held by a prepared cross-shard transaction. */
   lockWaitTicks: number;
+  /**
+   * What a leader does with a transfer whose item another transfer holds:
+   * `skip` it (ordered as an abort, `aborted: lock conflict`: the spec's rule,
+   * and the default) or `wait` behind the holder, at most `lockQueueTicks`.
+   */
+  lockPolicy: 'skip' | 'wait';
+  lockQueueTicks: number;
   /** Events between two snapshots; each snapshot deletes the events before it. */
   snapshotEvery: number;
   /** Executed log entries kept in memory (and in snapshots) for catch-up and NEW-VIEW. */
@@ -65,6 +72,8 @@ export interface Tuning {
    * such budget).
    */
   turnBudgetMs: number;
+  /** Ticks a session or linearizable read may wait (for execution, or the leader's confirmation) before it is answered failed. */
+  readWaitTicks: number;
   /** Resharding: committed transfers each cluster keeps for the partitioner. */
   reshardWindow: number;
   /** Resharding: no cluster may own more than (1 + this) times its fair share of the items. */
@@ -118,11 +127,14 @@ export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   txTimeoutTicks: 40,
   txRetryTicks: 8,
   lockWaitTicks: 8,
+  lockPolicy: 'skip',
+  lockQueueTicks: 40,
   snapshotEvery: 20000,
   retainEntries: 2000,
   clientTimeoutMs: 400,
   clientGiveUpMs: 2500,
   turnBudgetMs: 20,
+  readWaitTicks: 40,
   reshardWindow: 10000,
   reshardImbalance: 0.03,
   maxMoveBatch: 200,

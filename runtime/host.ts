@@ -14,7 +14,9 @@
 import { mustSync, type Ready } from '../actors/ready.js';
 import type { View } from '../actors/node-info.js';
 import {
+  requestId,
   shardbank,
+  slotKeyOf,
   type AdminReply,
   type AdminRequest,
   type EnvelopeProps,
@@ -64,6 +66,25 @@ export interface HostOptions {
    * them, whoever asks.
    */
   testCluster?: boolean;
+}
+
+/**
+ * What became of a request, as this replica knows: its stored outcome (the
+ * last reply to its client), else an entry for it in the log not yet run
+ * (pending), else not applied here.
+ */
+export function outcomeOf(state: ReplicaState, client: string, timestamp: number): shardbank.IOutcome {
+  const stored = state.replies.get(client);
+  if (stored && stored.timestamp === timestamp) {
+    const s = stored.reply.status;
+    const word = s === shardbank.Status.COMMITTED ? 'committed' : s === shardbank.Status.ABORTED ? 'aborted' : 'not applied';
+    return { state: word, seq: stored.seq, reason: stored.reply.reason ?? '' };
+  }
+  const id = `${client}:${timestamp}`;
+  for (const slot of state.log.values()) {
+    if (slot.command && requestId(slot.command) === id && slotKeyOf(slot) > state.executedThrough) return { state: 'pending', seq: slot.seq };
+  }
+  return { state: 'not applied', seq: 0 };
 }
 
 /** How long events that need no fsync may wait for a write to ride along with, and how many. */
@@ -405,6 +426,8 @@ export class NodeHost {
         if (!command?.move || !command.client) throw new Error('a move needs a command with a client id and a move');
         // Its answer is the move's own reply, to the command's client (the admin connection).
         this.core.send({ type: 'move', command });
+      } else if (req.outcome) {
+        reply.outcome = outcomeOf(state, req.outcome.client ?? '', req.outcome.timestamp ?? 0);
       } else if (req.inspect) {
         if (!client) throw new Error('inspect needs an admin client to stream to');
         this.watch(client, req.inspect.leaseMs || WATCH_LEASE_MS);
@@ -443,6 +466,8 @@ export class NodeHost {
       leader: view.leader,
       ballot: view.ballot,
       role: view.role,
+      livePeers: [...view.live],
+      quorum: view.quorum,
       commitThrough: state.commitThrough,
       executedThrough: state.executedThrough,
       walEntries: state.wal.size,

@@ -98,7 +98,7 @@ test('executor: running a committed entry returns its executed event, its reply 
   const input = nodeInput();
   applyEvent(input.state, { accepted: { entries: [{ seq: 1, phase: 0, ballot: B(1, 1), command: transfer('a', 1, 2) }] } });
   applyEvent(input.state, { committed: { slots: [1] } });
-  const s = step(executorMachine, start(executorMachine, input).snapshot, { type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1) } }).snapshot;
+  const s = step(executorMachine, start(executorMachine, input).snapshot, { type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true } }).snapshot;
   const r = checkPure('executor', executorMachine, input.state, s, { type: 'execute' });
   assert.equal(r.effects.map((e) => (e.type === 'record' ? e.event.executed?.status : e.envelope.reply?.status)), [Status.COMMITTED, Status.COMMITTED]);
   assert.equal(r.tells.map((t) => t.type), ['release']);
@@ -106,8 +106,8 @@ test('executor: running a committed entry returns its executed event, its reply 
 
 test('lock manager: admitting transfers returns proposals and lock events (locks change in place)', () => {
   const input = nodeInput();
-  const s = start(lockManagerMachine, input).snapshot;
-  const r = checkPure('lock manager', lockManagerMachine, input.state, s, { type: 'admit', commands: [transfer('a', 1, 2), transfer('b', 2, 3)] }, ['locks', 'parked']);
+  const s = step(lockManagerMachine, start(lockManagerMachine, input).snapshot, { type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true } }).snapshot;
+  const r = checkPure('lock manager', lockManagerMachine, input.state, s, { type: 'admit', commands: [transfer('a', 1, 2), transfer('b', 2, 3)] }, ['locks', 'parked', 'moving']);
   assert.equal(r.tells.map((t) => t.type), ['propose']);
 });
 
@@ -144,7 +144,7 @@ test('transactions: an ACK for a decision nobody is handling returns the record 
 
 test('node root: a turn\'s messages are routed as messages to siblings, nothing else', () => {
   const input = nodeInput();
-  const s = steps(nodeMachine, start(nodeMachine, input).snapshot, [{ type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1) } }]).snapshot;
+  const s = steps(nodeMachine, start(nodeMachine, input).snapshot, [{ type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true } }]).snapshot;
   const request = shardbank.Envelope.decode(shardbank.Envelope.encode({ from: 0, fromClient: 'c', request: { command: transfer('c', 1, 2) } }).finish());
   const r = checkPure('node', nodeMachine, input.state, s, { type: 'messages', envelopes: [request] });
   assert.equal(r.tells.map((t) => t.type), ['admit']);

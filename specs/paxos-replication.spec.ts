@@ -121,21 +121,42 @@ test('insufficient balance is strict: a sender may give exactly what it has', as
   await sim.stop();
 });
 
-test('minority: a leader cut off alone commits nothing, its client gets "no reply", its balances stay; reads still answer', async () => {
+/** Past the leader's failure-detector window: it knows it no longer hears a majority. */
+async function afterDetectorWindow(sim: SimCluster): Promise<void> {
+  const { tickMs, electionTicksMin, heartbeatTicks } = sim.topology.tuning;
+  await sim.runFor(tickMs * (electionTicksMin + 2 * heartbeatTicks + 1));
+}
+
+test('minority: a leader cut off alone refuses writes at once ("no majority"), logs nothing, its balances stay; reads still answer', async () => {
   const sim = await SimCluster.start({ seed: 4 });
   await sim.startSet();
   // The client reaches n1 only, so nothing it sends can go round the cut.
   sim.network.partition([1, 'client'], [2, 3]);
+  await afterDetectorWindow(sim);
 
   const [t, rd] = await sim.until(Promise.all([sim.client.transfer(1001, 1002, 1), sim.client.read(1001)]));
 
-  assert.equal({ status: t.status, reason: t.reason }, { status: 'failed', reason: 'no reply' });
+  assert.equal({ status: t.status, reason: t.reason }, { status: 'failed', reason: 'no majority' });
+  assert.ok(t.latencyMs < sim.topology.tuning.clientTimeoutMs, `answered at once (${t.latencyMs} ms)`);
   assert.equal({ status: rd.status, balance: rd.balance, node: rd.node }, { status: 'ok', balance: 10, node: 1 });
   const s1 = sim.host(1).state;
+  assert.is(s1.maxSeq, 0, 'nothing was logged, so nothing can commit later');
   assert.is(s1.commitThrough, 0);
-  assert.is(s1.executedThrough, 0);
   assert.equal(sim.balances(1001, [1]), [10]);
   assert.equal(sim.balances(1002, [1]), [10]);
+  await sim.stop();
+});
+
+test('minority: a write the leader proposed before it noticed is unknown, not failed: it is in its log, undecided', async () => {
+  const sim = await SimCluster.start({ seed: 4 });
+  await sim.startSet();
+  sim.network.partition([1, 'client'], [2, 3]);
+
+  const t = await sim.until(sim.client.transfer(1001, 1002, 1));
+
+  assert.equal({ status: t.status, reason: t.reason }, { status: 'unknown', reason: 'no reply' });
+  const slot = sim.host(1).state.log.get(1);
+  assert.ok(slot && !slot.committed && slot.command?.transfer?.sender === 1001, 'proposed and undecided');
   await sim.stop();
 });
 
@@ -144,10 +165,12 @@ test('minority: meanwhile the other two elect a leader and commit', async () => 
   await sim.startSet();
   const other = new BankClient({ topology: sim.topology, transport: sim.network.endpoint('other'), name: 'other', timers: sim.timers() });
   sim.network.partition([1, 'client'], [2, 3, 'other']);
+  await afterDetectorWindow(sim);
 
   const [lost, won] = await sim.until(Promise.all([sim.client.transfer(1001, 1002, 1), other.transfer(1003, 1004, 1)]));
+  await sim.runFor(100);
 
-  assert.is(lost.status, 'failed');
+  assert.equal({ status: lost.status, reason: lost.reason }, { status: 'failed', reason: 'no majority' });
   assert.is(won.status, 'committed');
   assert.ok(won.node === 2 || won.node === 3, `answered by n${won.node}`);
   assert.is(sim.host(won.node!).view.role, 'leader');
@@ -163,6 +186,7 @@ test('minority: after the cut heals, the transfer reported failed never takes ef
   await sim.startSet();
   const other = new BankClient({ topology: sim.topology, transport: sim.network.endpoint('other'), name: 'other', timers: sim.timers() });
   sim.network.partition([1, 'client'], [2, 3, 'other']);
+  await afterDetectorWindow(sim);
   const [lost, won] = await sim.until(Promise.all([sim.client.transfer(1001, 1002, 1), other.transfer(1003, 1004, 1)]));
   assert.is(lost.status, 'failed');
   assert.is(won.status, 'committed');

@@ -138,7 +138,8 @@ test('an intra-shard transfer on a locked item is skipped: ordered as an abort, 
   const input = nodeInput();
   const first = transfer('a', 1, 2);
   const second = transfer('b', 2, 3);
-  const r = step(lockManagerMachine, start(lockManagerMachine, input).snapshot, { type: 'admit', commands: [first, second] });
+  const leading = step(lockManagerMachine, start(lockManagerMachine, input).snapshot, { type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true } });
+  const r = step(lockManagerMachine, leading.snapshot, { type: 'admit', commands: [first, second] });
   assert.equal(r.tells, [
     {
       type: 'propose',

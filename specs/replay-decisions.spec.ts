@@ -59,7 +59,7 @@ test('the campaign: n2 becomes a candidate, hears n3\'s promise, leads with the 
   const campaign = at(/ role +candidate <2, n2>: campaigning; leader silent past the election timeout$/);
   const promised = at(/ promised +<2, n2>$/);
   const heard = at(/ heard +promise from n3 for <2, n2>/);
-  const leads = at(/ role +leader <2, n2> \(promises from n2, n3\); promised by a majority$/);
+  const leads = at(/ role +leader <2, n2> \(promises from n2, n3\) hearing n3; promised by a majority$/);
   const view = at(/ view +NEW-VIEW <2, n2> from n2, \d+ entr/);
   assert.ok(campaign >= 0 && promised > campaign && heard > promised && leads > heard && view > leads, story.join('\n'));
 });

@@ -57,6 +57,8 @@ export interface Unacked {
 export interface StoredReply {
   timestamp: number;
   reply: ClientReply;
+  /** The seq the request ran at (0 when unknown). */
+  seq: number;
 }
 
 export interface ReplicaState {
@@ -316,9 +318,11 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
       const timestamp = x.command?.timestamp ?? 0;
       const prev = state.replies.get(client);
       if (!prev || prev.timestamp <= timestamp) {
+        const seq = x.ranAt || seq0(x);
         state.replies.set(client, {
           timestamp,
-          reply: { client, timestamp, status: x.status ?? 0, reason: x.reason ?? '' },
+          reply: { client, timestamp, status: x.status ?? 0, reason: x.reason ?? '', seq },
+          seq,
         });
       }
     }
@@ -359,6 +363,11 @@ export function applyEvent(state: ReplicaState, ev: LogEventProps): void {
   if (ev.recovered) {
     state.failed = false;
   }
+}
+
+/** The seq an executed event names (older logs carry no ran_at). */
+function seq0(x: shardbank.Executed.$Properties): number {
+  return x.seq ?? 0;
 }
 
 /**
@@ -434,7 +443,7 @@ export function snapshotOf(state: ReplicaView): shardbank.Snapshot.$Properties {
     executedThrough: state.executedThrough,
     balances: [...state.balances].sort((a, b) => a[0] - b[0]).map(([item, balance]) => ({ item, balance })),
     modified: [...state.modified].sort((a, b) => a - b),
-    replies: [...state.replies].map(([client, r]) => ({ client, timestamp: r.timestamp, status: r.reply.status ?? 0, reason: r.reply.reason ?? '' })),
+    replies: [...state.replies].map(([client, r]) => ({ client, timestamp: r.timestamp, status: r.reply.status ?? 0, reason: r.reply.reason ?? '', seq: r.seq })),
     wal: [...state.wal.values()].map((w) => ({ txid: w.txid, seq: w.seq, role: w.role, command: w.command, before: w.before })),
     decisions: [...state.decisions].map(([txid, commit]) => ({ txid, commit })),
     unacked: [...state.unacked.values()].map((u) => ({ txid: u.txid, commit: u.commit, command: u.command, reason: u.reason })),
@@ -485,7 +494,11 @@ function installSnapshot(state: ReplicaState, s: shardbank.Snapshot.$Properties)
   for (const b of s.balances ?? []) state.balances.set(b.item ?? 0, b.balance ?? 0);
   for (const item of s.modified ?? []) state.modified.add(item);
   for (const r of s.replies ?? []) {
-    state.replies.set(r.client ?? '', { timestamp: r.timestamp ?? 0, reply: { client: r.client ?? '', timestamp: r.timestamp ?? 0, status: r.status ?? 0, reason: r.reason ?? '' } });
+    state.replies.set(r.client ?? '', {
+      timestamp: r.timestamp ?? 0,
+      reply: { client: r.client ?? '', timestamp: r.timestamp ?? 0, status: r.status ?? 0, reason: r.reason ?? '', seq: r.seq ?? 0 },
+      seq: r.seq ?? 0,
+    });
   }
   for (const w of s.wal ?? []) {
     const before = beforeImages(w.before);
