@@ -90,6 +90,9 @@ export interface SimOptions {
   initialBalance?: number;
 }
 
+/** A node stopped itself (fail-stop: an actor threw, an invariant broke, a write failed). */
+export class NodeStoppedError extends Error {}
+
 /** How long the resharder waits for an admin answer (a move's own answer: four times as long). */
 const RESHARDER_TIMEOUT_MS = 1000;
 
@@ -196,7 +199,7 @@ export class SimCluster {
       // The simulator is the test driver: it flushes, fails and recovers nodes.
       testCluster: true,
       // A node that stops itself fails the run at once, with the node's own account of why.
-      onFatal: (error) => this.fatal.push(new Error(`n${node} stopped itself: ${error.stack ?? error.message}`)),
+      onFatal: (error) => this.fatal.push(new NodeStoppedError(`n${node} stopped itself: ${error.stack ?? error.message}`)),
     });
     await host.start();
     this.hosts.set(node, host);

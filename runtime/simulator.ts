@@ -21,7 +21,7 @@ import { formatCommand, shardbank, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
 import { allNodes, clusterNodes, makeTopology, type Topology, type Tuning } from '../protocol/topology.js';
 import { requestId } from '../protocol/messages.js';
-import { SimCluster } from './sim.js';
+import { NodeStoppedError, SimCluster } from './sim.js';
 import { MoveDriver, type MoveStats } from './sim-moves.js';
 import {
   checkAppliedByOwner,
@@ -156,17 +156,24 @@ class Run {
     }
     this.moves?.schedule(safetyMs);
 
-    // Safety phase: a fault decision every 100 ms.
-    for (let t = 0; t < safetyMs; t += 100) {
-      this.injectFaults(started + t);
-      await sim.runFor(100);
-      this.checkpoint();
+    let violations: string[];
+    try {
+      // Safety phase: a fault decision every 100 ms.
+      for (let t = 0; t < safetyMs; t += 100) {
+        this.injectFaults(started + t);
+        await sim.runFor(100);
+        this.checkpoint();
+      }
+      // Liveness phase: heal everything, bring every node back, let the last requests finish.
+      await this.healAll();
+      await sim.until(Promise.all([...pending, this.moves?.done()]), livenessMs + 60_000);
+      await sim.runFor(livenessMs);
+      violations = await this.check();
+    } catch (err) {
+      // A node that stopped itself (an invariant broke) ends the run: a violation of this seed, not of the swarm.
+      if (!(err instanceof NodeStoppedError)) throw err;
+      violations = [`seed ${config.seed}: ${err.message.split('\n')[0]}`];
     }
-    // Liveness phase: heal everything, bring every node back, let the last requests finish.
-    await this.healAll();
-    await sim.until(Promise.all([...pending, this.moves?.done()]), livenessMs + 60_000);
-    await sim.runFor(livenessMs);
-    const violations = await this.check();
     return {
       seed: config.seed,
       topology: { clusters: this.topology.clusters, nodesPerCluster: this.topology.nodesPerCluster, items: this.topology.items },
