@@ -300,6 +300,12 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
   const m = command.move!;
   const id = requestId(command);
   const items = m.items ?? [];
+  // Asked again (its answer was lost, or its leader changed): a decided move answers with its outcome.
+  const stored = state.decisions.has(id) ? state.replies.get(command.client ?? '') : undefined;
+  if (stored && stored.timestamp === (command.timestamp ?? 0)) {
+    emit(out, replyTo(info.self, view, command, stored.reply));
+    return;
+  }
   if (state.wal.has(id) || state.decisions.has(id) || ctx.moving.has(id)) return;
   const problem =
     !command.client || items.length === 0
