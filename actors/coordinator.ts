@@ -67,12 +67,15 @@ function propose(enqueue: Enqueue, command: Command, phase: number, seq?: number
 }
 
 /**
- * The command a PREPARE carries: the transfer as it is; a move with the
- * balances its items had when the move-out ran here (its before-images) and
- * the ownership version each will have at the destination.
+ * The command a PREPARE carries: the transfer naming this cluster as its
+ * coordinator (the participant's WAL keeps it); a move with the balances its
+ * items had when the move-out ran here (its before-images) and the ownership
+ * version each will have at the destination.
  */
 function preparedCommand(ctx: CoordinatorContext): Command {
   const m = ctx.command.move;
+  const t = ctx.command.transfer;
+  if (t) return Object.assign({}, ctx.command, { transfer: Object.assign({}, t, { coordinatorCluster: ctx.info.cluster }) });
   if (!m) return ctx.command;
   const before = ctx.state.wal.get(ctx.txid)?.before ?? [];
   const owners = before.map((b) => ({ item: b.item, cluster: m.toCluster ?? 0, version: (ownerOf(ctx.info.topology, ctx.state, b.item)?.version ?? 0) + 1 }));
@@ -85,10 +88,22 @@ function sendPrepare(enqueue: Enqueue, ctx: CoordinatorContext, everyone: boolea
 }
 
 function sendDecision(enqueue: Enqueue, ctx: CoordinatorContext, everyone: boolean): void {
+  if (receiverMovedHere(ctx)) return;
   const body = {
     txDecision: { txid: ctx.txid, commit: !!ctx.commit, command: ctx.command, coordinatorCluster: ctx.info.cluster, reason: ctx.reason ?? '' },
   };
   toParent(enqueue, { type: 'out', cluster: ctx.participantCluster, body, everyone });
+}
+
+/**
+ * The receiver's owner, as this cluster knows it now, is this very cluster
+ * (a new leader names the participant from ownership, and the receiver moved
+ * in since). Then no other cluster can hold the transfer prepared: a
+ * participant's prepare locks the receiver, and a locked item does not move.
+ * So nobody is left to tell, and nobody can answer.
+ */
+function receiverMovedHere(ctx: CoordinatorContext): boolean {
+  return ctx.participantCluster === ctx.info.cluster;
 }
 
 export const coordinatorMachine = setup({
@@ -108,8 +123,11 @@ export const coordinatorMachine = setup({
     timedOut: ({ context }) => context.elapsed * context.info.tuning.txRetryTicks >= context.info.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,
     participantMoved: ({ event }) => !!(event as Extract<CoordinatorEvent, { type: 'vote' }>).moved,
+    /** The receiver moved into this very cluster: there is no other cluster to prepare it. */
+    movedHere: ({ context, event }) => (event as Extract<CoordinatorEvent, { type: 'vote' }>).moved?.cluster === context.info.cluster,
     /** The decision may have run before this actor ordered it (it was already in the log). */
     alreadyDecided: ({ context }) => context.state.decisions.has(context.txid),
+    receiverMovedHere: ({ context }) => receiverMovedHere(context),
   },
   actions: {
     startPrepare: act(({ context, enqueue }) => {
@@ -129,6 +147,10 @@ export const coordinatorMachine = setup({
       enqueue.assign({ participantCluster: moved.cluster, retries: 0 });
       enter(enqueue, context, 'preparing', `item ${moved.item} moved to c${moved.cluster} (version ${moved.version})`);
       sendPrepare(enqueue, next, false);
+    }),
+    noteMovedHere: assign(({ context, event }) => {
+      const moved = (event as Extract<CoordinatorEvent, { type: 'vote' }>).moved!;
+      return { abortReason: context.abortReason || `item ${moved.item} moved into c${moved.cluster}` };
     }),
     notePrepareRan: assign(({ context, event }) => {
       const e = event as TxExecutedEvent;
@@ -209,6 +231,10 @@ export const coordinatorMachine = setup({
       enter(enqueue, context, 'done', 'participant acknowledged');
       toParent(enqueue, { type: 'acked', txid: context.txid });
     }),
+    settleHere: act(({ context, enqueue }) => {
+      enter(enqueue, context, 'done', 'the receiver moved into this cluster: no other cluster holds it prepared');
+      toParent(enqueue, { type: 'acked', txid: context.txid });
+    }),
     reportDone: act(({ context, enqueue }) => toParent(enqueue, { type: 'txDone', txid: context.txid, role: 'coordinator' })),
   },
 }).createMachine({
@@ -233,7 +259,7 @@ export const coordinatorMachine = setup({
       ],
       on: {
         txExecuted: { guard: 'prepareRan', actions: ['notePrepareRan', 'sendMovePrepare'] },
-        vote: [{ guard: 'participantMoved', actions: 'followMove' }, { actions: 'noteVote' }],
+        vote: [{ guard: 'movedHere', actions: 'noteMovedHere' }, { guard: 'participantMoved', actions: 'followMove' }, { actions: 'noteVote' }],
         tick: [
           // Our own prepare never ran: answer now; a P that commits later is resolved to abort.
           { guard: and(['timedOut', not('localPrepared')]), target: 'abandoned' },
@@ -260,6 +286,7 @@ export const coordinatorMachine = setup({
     },
     notifying: {
       entry: 'startNotify',
+      always: { guard: 'receiverMovedHere', target: 'done', actions: 'settleHere' },
       on: {
         ack: { target: 'done', actions: 'recordAck' },
         queried: { actions: 'notifyAgain' },

@@ -36,6 +36,13 @@ export interface ElectionContext extends ActorInput {
   promises: ReadonlyMap<NodeId, Entry[]>;
   /** A pre-candidate's pre-votes (itself included), for the ballot it would campaign with. */
   preVotes: ReadonlySet<NodeId>;
+  /**
+   * The low-water mark of a promiser's state this candidate took (0: none).
+   * The snapshot is recorded in the same step that may build the NEW-VIEW,
+   * before the state has folded it in: below this mark every seq executed,
+   * and a no-op there would offer another value for a chosen slot.
+   */
+  snapshotLowWater: number;
   /** The highest PREPARE deferred while the leader was still heard. */
   deferred: { from: NodeId; ballot: Ballot; commitThrough: number } | null;
   /** Set by a flush: the next leader state is the set's initial view, no NEW-VIEW. */
@@ -284,7 +291,7 @@ export const electionMachine = setup({
       changeView(enqueue, context.view, { role: 'candidate', leader: 0, ballot, live: [], quorum: false }, why(event));
       enqueue.emit(record({ promised: { ballot } }));
       // The candidate promises itself; its own log joins the merge directly.
-      enqueue.assign({ promises: new Map([[info.self, []]]), deferred: null });
+      enqueue.assign({ promises: new Map([[info.self, []]]), deferred: null, snapshotLowWater: 0 });
       for (const s of toEach(info.self, info.peers, { prepare: { ballot, commitThrough: state.commitThrough } })) enqueue.emit(s);
     }),
     addPromise: act(({ context, event, enqueue }) => {
@@ -296,6 +303,7 @@ export const electionMachine = setup({
       const snap = e.msg.snapshot;
       if (snap && (snap.executedThrough ?? 0) > context.state.executedThrough) {
         enqueue.emit(record({ snapshot: Object.assign({}, snap, { failed: context.state.failed }) }));
+        enqueue.assign({ snapshotLowWater: Math.max(context.snapshotLowWater, snap.lowWater ?? 0) });
       }
       enqueue.assign({ promises: new Map(context.promises).set(e.from, e.msg.accepted ?? []) });
     }),
@@ -316,7 +324,7 @@ export const electionMachine = setup({
       invariant(voters.length >= info.majority, () => `leading ${formatBallot(ballot)} with ${voters.length} of ${info.majority} promises`);
       changeView(enqueue, context.view, withRole(context.view, 'leader', Object.assign({ leader: info.self }, alive)), why(event), voters);
       // The NEW-VIEW is recorded before anything else runs, so the lock manager sees every entry it inherits.
-      const log = buildNewView(ballot, state.log.values(), [...context.promises.values()].flat(), state.lowWater);
+      const log = buildNewView(ballot, state.log.values(), [...context.promises.values()].flat(), Math.max(state.lowWater, context.snapshotLowWater));
       enqueue.emit(record({ accepted: { entries: log } }));
       const chosen = log.filter((e) => e.committed).map(slotKeyOf);
       if (chosen.length > 0) enqueue.emit(record({ committed: { slots: chosen } }));
@@ -392,6 +400,7 @@ export const electionMachine = setup({
     sinceHeartbeat: 0,
     promises: new Map(),
     preVotes: new Set(),
+    snapshotLowWater: 0,
     deferred: null,
     installing: false,
     seenRound: 0,

@@ -101,6 +101,13 @@ function heldByMove(ctx: LockManagerContext, holder: string): boolean {
   return ctx.moving.has(holder) || !!ctx.state.wal.get(holder)?.command.move;
 }
 
+/** A move into this cluster holds the item prepared (its balance is here, its ownership not yet). */
+function movingIn(ctx: LockManagerContext, item: number): boolean {
+  const holder = ctx.state.walLocks.get(item);
+  const wal = holder === undefined ? undefined : ctx.state.wal.get(holder);
+  return !!wal?.command.move && wal.role === 'participant';
+}
+
 /** The request holding an item here (a transfer in flight, or a prepared transaction's WAL), if any. */
 function holderOf(ctx: LockManagerContext, item: number): string | undefined {
   const holders = ctx.locks.get(item);
@@ -209,6 +216,8 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
     const sender = t.sender!;
     if (heldBy(ctx, sender, id) || state.wal.has(id) || state.decisions.has(id)) return;
     if (refuseWithoutMajority(out, ctx, command)) return;
+    // The receiver is moving in here: wait for the move's decision (the transfer may then be this cluster's alone).
+    if (movingIn(ctx, t.receiver!) && park(out, ctx, [t.receiver!], id, { type: 'admit', command }, until)) return;
     // Aborted at once, without 2PC; ordered all the same, so the answer is final.
     if (holderOf(ctx, sender) !== undefined) {
       if (park(out, ctx, [sender], id, { type: 'admit', command }, until)) return;
@@ -291,6 +300,12 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
   const m = command.move!;
   const id = requestId(command);
   const items = m.items ?? [];
+  // Asked again (its answer was lost, or its leader changed): a decided move answers with its outcome.
+  const stored = state.decisions.has(id) ? state.replies.get(command.client ?? '') : undefined;
+  if (stored && stored.timestamp === (command.timestamp ?? 0)) {
+    emit(out, replyTo(info.self, view, command, stored.reply));
+    return;
+  }
   if (state.wal.has(id) || state.decisions.has(id) || ctx.moving.has(id)) return;
   const problem =
     !command.client || items.length === 0

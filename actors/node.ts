@@ -55,10 +55,19 @@ function fromWhereItBelongs(ctx: NodeContext, body: string, from: NodeId): boole
  * which this cluster plays `role`, and the other cluster is the sender's.
  * Otherwise the actor it starts would wait for an entry that never runs here
  * under that txid, and stay forever.
+ *
+ * Ownership moves, so a cluster that no longer plays its role in a transfer
+ * still hears about it: a PREPARE for a receiver that moved out of here (it
+ * is answered where the receiver went), a decision (acknowledged: nothing was
+ * prepared here; a coordinator resends it until someone does), a query
+ * naming this cluster as the coordinator (the sender may have moved on once
+ * it decided), and any message about a transaction this cluster prepared or
+ * decided (its WAL or decision says what to answer).
  */
 function txConsistent(
   ctx: NodeContext,
   from: NodeId,
+  kind: 'prepare' | 'decision' | 'query',
   role: 'coordinator' | 'participant',
   txid: string | null | undefined,
   command: Command | null | undefined,
@@ -67,16 +76,32 @@ function txConsistent(
   if (!command || (!command.transfer && !command.move) || txid !== requestId(command)) return false;
   const { topology, cluster } = ctx.info;
   const sender = clusterOfNode(topology, from);
-  if (txRole(ctx, command) !== role || sender === cluster || sender !== otherCluster) return false;
+  if (sender === cluster || sender !== otherCluster) return false;
+  if (txRole(ctx, command) !== role) {
+    if (command.move) return false;
+    return tookPart(ctx, txid) || kind === 'decision' || (kind === 'prepare' && receiverMovedOut(ctx, command)) || (kind === 'query' && command.transfer?.coordinatorCluster === cluster);
+  }
   // A move names both clusters; a transfer's other item may have moved where this cluster cannot see.
   return !command.move || txSide(ctx, command, role).theirs === sender;
 }
 
+/** This cluster prepared or decided the transaction. */
+function tookPart(ctx: NodeContext, txid: string): boolean {
+  return ctx.state.wal.has(txid) || ctx.state.decisions.has(txid);
+}
+
+/** A transfer's receiver was this cluster's and a move took it elsewhere. */
+function receiverMovedOut(ctx: NodeContext, command: Command): boolean {
+  const receiver = command.transfer?.receiver ?? 0;
+  const owner = ctx.state.owners.get(receiver);
+  return owner !== undefined && owner.cluster !== ctx.info.cluster;
+}
+
 function txMakesSense(ctx: NodeContext, envelope: EnvelopeProps, from: NodeId): boolean {
   const { txPrepare: p, txDecision: d, txQuery: q } = envelope;
-  if (p) return txConsistent(ctx, from, 'participant', p.txid, p.command, p.coordinatorCluster);
-  if (d) return txConsistent(ctx, from, 'participant', d.txid, d.command, d.coordinatorCluster);
-  if (q) return txConsistent(ctx, from, 'coordinator', q.txid, q.command, q.participantCluster);
+  if (p) return txConsistent(ctx, from, 'prepare', 'participant', p.txid, p.command, p.coordinatorCluster);
+  if (d) return txConsistent(ctx, from, 'decision', 'participant', d.txid, d.command, d.coordinatorCluster);
+  if (q) return txConsistent(ctx, from, 'query', 'coordinator', q.txid, q.command, q.participantCluster);
   return true;
 }
 

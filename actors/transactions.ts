@@ -32,7 +32,7 @@ import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
 import { replyTo } from './replies.js';
-import { txSide } from './transfer.js';
+import { txRole, txSide } from './transfer.js';
 import { act } from './act.js';
 
 /**
@@ -72,12 +72,15 @@ const partId = (txid: string) => `p:${txid}`;
 
 /**
  * The other cluster of a transaction this one plays `role` in: a move names
- * it; for a transfer it is the other item's owner as this node knows it, from
- * its own log or, newer, from a `moved` answer.
+ * it, and so does a participant's copy of a transfer (its coordinator); else
+ * it is the other item's owner as this node knows it, from its own log or,
+ * newer, from a `moved` answer.
  */
 function otherCluster(ctx: TransactionsContext, command: Command, role: TxRole): number {
   if (command.move) return txSide(ctx, command, role).theirs ?? 0;
   const t = command.transfer;
+  // A participant's WAL names its coordinator (the PREPARE did): the sender may have moved since.
+  if (role === 'participant' && t?.coordinatorCluster) return t.coordinatorCluster;
   const item = (role === 'coordinator' ? t?.receiver : t?.sender) ?? 0;
   const known = ownerOf(ctx.info.topology, ctx.state, item);
   const hint = ctx.hints.get(item);
@@ -121,6 +124,16 @@ function pass(step: Step, id: string, event: CoordinatorEvent | ParticipantEvent
   const { ctx } = step;
   step.enqueue(() => ctx.actors.get(id)?.send(event));
   return true;
+}
+
+/** Stops a transaction actor and forgets it. */
+function forget(step: Step, id: string): void {
+  if (!pass(step, id, { type: 'drop' })) return;
+  const { ctx } = step;
+  step.enqueue(() => {
+    ctx.actors.delete(id);
+    for (const slot of ctx.wheel) if (slot.delete(id)) break;
+  });
 }
 
 function spawnCoordinator(step: Step, input: Omit<CoordinatorInput, 'info' | 'state'>): void {
@@ -180,12 +193,20 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
   if (envelope.txDecision) {
     const d = envelope.txDecision;
     const txid = d.txid ?? '';
+    const wal = state.wal.get(txid);
+    // Nothing prepared here and the transfer is not this cluster's to take part in any more (an
+    // item moved): nothing to undo, and no entry runs here under this txid, so an actor waiting
+    // for one never would finish. Acknowledge, and let it go.
+    if (!wal && !state.decisions.has(txid) && txRole(ctx, d.command ?? {}) !== 'participant') {
+      forget(step, partId(txid));
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      return;
+    }
     if (pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from })) return;
     if (state.decisions.has(txid)) {
       enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
       return;
     }
-    const wal = state.wal.get(txid);
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));

@@ -140,7 +140,7 @@ addSecurityOptions(addTopologyOptions(
 
 common(program
   .command('sim'))
-  .description('deterministic simulation: a whole cluster in one process under seeded faults, checked for lost or created money')
+  .description('deterministic simulation: a whole cluster in one process under seeded faults and item moves, checked for lost or created money and for items with two owners')
   .option('--seed <n>', 'run this one seed and print it in full', intArg(0))
   .option('--seeds <a..b>', 'a swarm: run every seed in the range, each with its own fault rates', (v: string) => wrap(() => parseSeedRange(v)))
   .option('--ops <n>', 'transfers and reads per run (default 150; 1000 with --soak)', intArg(1, 1_000_000))
@@ -149,6 +149,7 @@ common(program
   .addOption(new Option('--record <dir>', "with --seed: keep every node's log as LevelDB directories DIR/n1, DIR/n2, … for replay and the studio").argParser((v: string) => wrap(() => recordDirArg(v))).conflicts('seeds'))
   .option('--jobs <n>', 'worker processes for a swarm (default 1)', intArg(1, 64))
   .option('--soak', 'longer runs: 60 s of faults and 1000 operations each')
+  .option('--no-reshard', 'no moves of items between clusters (each seed then runs as it did before resharding)')
   .option('--json', 'one JSON object per run')
   .addOption(new Option('--worker').hideHelp())
   .action(async (opts: SimCommandOptions) => {

@@ -7,7 +7,9 @@
  *     # comment
  *     start [clusters=3] [nodes=3] [items=9000] [balance=10] [seed=1]
  *     transfer 1001 1002 1 [as NAME]     a transfer; `as NAME` starts it and goes on
- *     await NAME                         waits for a transfer started with `as`
+ *     move 4001,4002 c2 c1 [as NAME]     moves items from c2 to c1 as an operator does (a move at c2's leader)
+ *     reshard                            PrintReshard: the partitioner's plan over the recent transfers, carried out
+ *     await NAME                         waits for a transfer or move started with `as`
  *     read 1002
  *     fail n2 | recover n2               the test sets' F and R: disconnect, reconnect
  *     crash n2 | restart n2              kill the process (writes not yet synced are lost), start it from its log
@@ -19,18 +21,26 @@
  *     skew n4 0.2                        n4's clock runs fast (its timers fire early)
  *     tick 500                           let 500 ms of simulated time pass
  *     expect balance 1001 = 9 9 9        the value on every node of the owning cluster (- : not running)
+ *     expect owner 4001 = c1             every running node of c1 owns it, and no other cluster's does
+ *     expect acked                       no leader still resends a decision its participant never acknowledged
  *     expect leader c1 = n2 | expect leader c1 != n1
  *     expect status NAME = committed
- *     expect conserved                   total money unchanged, replicas of each cluster equal, no WAL left
- *     print balance 1001 | print view | print wal
- *     sim 45                             a whole simulated run with random faults; prints its verdict
+ *     expect conserved                   total money unchanged (at each item's owner), replicas of each cluster
+ *                                        equal, no WAL left, no balance held outside its owner
+ *     print balance 1001 | print view | print wal | print owners
+ *     sim 45 [moves]                     a whole simulated run with random faults; prints its verdict
+ *                                        (with `moves`, items move during it, as in a swarm; without,
+ *                                        the seed runs as it did before resharding existed)
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TxResult } from '../client/client.js';
-import { bodyOf, parseNodeName, type EnvelopeProps, type NodeId, type ViewRecord } from '../protocol/messages.js';
-import { allNodes, clusterNodes, clusterOfItem, makeTopology } from '../protocol/topology.js';
+import { formatMoves, type MoveBatch } from '../client/resharder.js';
+import { bodyOf, parseNodeName, shardbank, type EnvelopeProps, type NodeId, type ViewRecord } from '../protocol/messages.js';
+import { allNodes, clusterNodes, clusterOfItem, clusterOfNode, makeTopology } from '../protocol/topology.js';
+import { ownerOf, type ReplicaView } from '../store/state.js';
+import { checkBalancesAtOwners, checkMoney, checkOwners } from '../runtime/ownership-checks.js';
 import { SimCluster } from '../runtime/sim.js';
 import { simulate } from '../runtime/simulator.js';
 import { UsageError } from './credentials.js';
@@ -47,7 +57,7 @@ export interface Step {
 
 const COMMANDS = new Set([
   'start', 'transfer', 'await', 'read', 'fail', 'recover', 'crash', 'restart', 'partition', 'isolate', 'heal', 'drop',
-  'duplicate', 'delay', 'drop-next', 'hold', 'release', 'skew', 'tick', 'expect', 'print', 'sim',
+  'duplicate', 'delay', 'drop-next', 'hold', 'release', 'skew', 'tick', 'expect', 'print', 'sim', 'move', 'reshard',
 ]);
 
 /** Parses a script; every problem is reported with its line, none is fatal to the parse. */
@@ -76,6 +86,7 @@ export function parseScenario(text: string): { steps: Step[]; errors: string[] }
 
 const isInt = (w: string | undefined) => w !== undefined && /^\d+$/.test(w);
 const isNode = (w: string | undefined) => w !== undefined && parseNodeName(w) !== null && /^n\d+$/i.test(w);
+const isCluster = (w: string | undefined) => w !== undefined && /^c\d+$/i.test(w);
 
 function checkArgs(cmd: string, a: string[]): string | null {
   switch (cmd) {
@@ -87,6 +98,12 @@ function checkArgs(cmd: string, a: string[]): string | null {
       return a.length === 5 && a[3] === 'as' && /^\w+$/.test(a[4]!) ? null : 'expected "as NAME" after the amount';
     case 'await':
       return a.length === 1 && /^\w+$/.test(a[0]!) ? null : 'expected a name';
+    case 'move':
+      if (!/^\d+(,\d+)*$/.test(a[0] ?? '') || !isCluster(a[1]) || !isCluster(a[2])) return 'expected "move ITEM[,ITEM...] cFROM cTO"';
+      if (a.length === 3) return null;
+      return a.length === 5 && a[3] === 'as' && /^\w+$/.test(a[4]!) ? null : 'expected "as NAME" after the clusters';
+    case 'reshard':
+      return a.length === 0 ? null : 'takes nothing';
     case 'read':
       return a.length === 1 && isInt(a[0]) ? null : 'expected an item';
     case 'fail':
@@ -123,18 +140,27 @@ function checkArgs(cmd: string, a: string[]): string | null {
       if (a[0] === 'leader') return /^c\d+$/i.test(a[1] ?? '') && (a[2] === '=' || a[2] === '!=') && isNode(a[3]) && a.length === 4 ? null : 'expected "leader cN = nX"';
       if (a[0] === 'status') return /^\w+$/.test(a[1] ?? '') && a[2] === '=' && a.length === 4 ? null : 'expected "status NAME = committed"';
       if (a[0] === 'conserved') return a.length === 1 ? null : 'takes nothing';
-      return 'expected balance, leader, status or conserved';
+      if (a[0] === 'acked') return a.length === 1 ? null : 'takes nothing';
+      if (a[0] === 'owner') return isInt(a[1]) && a[2] === '=' && isCluster(a[3]) && a.length === 4 ? null : 'expected "owner ITEM = cN"';
+      return 'expected balance, leader, status, owner, acked or conserved';
     case 'print':
       if (a[0] === 'balance') return a.length === 2 && isInt(a[1]) ? null : 'expected "print balance ITEM"';
-      return a.length === 1 && (a[0] === 'view' || a[0] === 'wal') ? null : 'expected balance ITEM, view or wal';
+      return a.length === 1 && (a[0] === 'view' || a[0] === 'wal' || a[0] === 'owners') ? null : 'expected balance ITEM, view, wal or owners';
     case 'sim':
-      return a.length === 1 && isInt(a[0]) ? null : 'expected a seed';
+      return isInt(a[0]) && (a.length === 1 || (a.length === 2 && a[1] === 'moves')) ? null : 'expected a seed, and "moves" or nothing';
   }
   return null;
 }
 
 function describe(r: TxResult): string {
   return r.reason ? `${r.status} (${r.reason})` : r.status;
+}
+
+/** A move's batches as one outcome: committed when every batch did, else the first that did not. */
+function moveResult(batches: MoveBatch[]): TxResult {
+  const bad = batches.find((b) => b.status !== 'committed');
+  if (!bad) return { status: 'committed', latencyMs: 0 };
+  return { status: bad.status, reason: bad.reason, latencyMs: 0 };
 }
 
 /** Runs a parsed scenario; returns the story, line by line. */
@@ -188,6 +214,25 @@ export async function runScenario(steps: Step[]): Promise<string[]> {
             void p.then((r) => results.set(a[4]!, r));
             say(`started as ${a[4]}`);
           } else say(describe(await need().until(p)));
+          break;
+        }
+        case 'move': {
+          const [from, to] = [Number(a[1]!.slice(1)), Number(a[2]!.slice(1))];
+          const moves = a[0]!.split(',').map((w) => ({ item: Number(w), from, to }));
+          const p = need().moveItems(moves).then(moveResult);
+          if (a[3] === 'as') {
+            named.set(a[4]!, p);
+            void p.then((r) => results.set(a[4]!, r));
+            say(`started as ${a[4]}`);
+          } else say(describe(await need().until(p)));
+          break;
+        }
+        case 'reshard': {
+          const { plan, batches } = await need().until(need().reshard());
+          const done = new Set(batches.filter((b) => b.status === 'committed').flatMap((b) => b.items));
+          say(`plan over ${plan.transfers} transfers: cut ${plan.cutBefore} -> ${plan.cutAfter}, ${plan.moves.length} moves`);
+          say(formatMoves(plan.moves.filter((m) => done.has(m.item))));
+          for (const b of batches.filter((x) => x.status !== 'committed')) say(`c${b.from} -> c${b.to} ${b.items.join(',')}: ${b.status} (${b.reason})`);
           break;
         }
         case 'await': {
@@ -257,7 +302,8 @@ export async function runScenario(steps: Step[]): Promise<string[]> {
           held.delete(a[0]!);
           // Messages to a node that died meanwhile are lost with it.
           const alive = kept.filter((env) => need().isRunning(env.to!));
-          for (const env of alive) need().host(env.to!).receive(env);
+          // Each as the network would hand it over: decoded from its bytes (a plain object names no body).
+          for (const env of alive) need().host(env.to!).receive(shardbank.Envelope.decode(shardbank.Envelope.encode(env).finish()));
           say(`released ${alive.length} ${a[0]} messages`);
           break;
         }
@@ -275,8 +321,8 @@ export async function runScenario(steps: Step[]): Promise<string[]> {
           await print(need(), a, say);
           break;
         case 'sim': {
-          const r = await simulate({ seed: Number(a[0]), keepHistory: false });
-          say(`seed ${r.seed}: ${r.ops} operations under ${r.faultsOn.join(', ') || 'no faults'}`);
+          const r = await simulate({ seed: Number(a[0]), keepHistory: false, reshard: a[1] === 'moves' });
+          say(`seed ${r.seed}: ${r.ops} operations under ${r.faultsOn.join(', ') || 'no faults'}${r.moves ? `, ${r.moves.itemsMoved} items moved` : ''}`);
           check(r.violations.length === 0, r.violations.length === 0 ? 'no violations' : r.violations.join('; '));
           break;
         }
@@ -329,9 +375,7 @@ function expect(
 ): void {
   if (a[0] === 'balance') {
     const item = Number(a[1]);
-    const cluster = clusterOfItem(sim.topology, item);
-    if (cluster === null) throw new ScenarioError(`item ${item} is out of range`);
-    const nodes = clusterNodes(sim.topology, cluster);
+    const nodes = clusterNodes(sim.topology, owningCluster(sim, item));
     const got = nodes.map((n) => (sim.isRunning(n) ? String(sim.balances(item, [n])[0]) : '-'));
     const want = a.slice(3);
     check(got.join(' ') === want.join(' '), `balance ${item} is ${got.join(' ')} on ${nodes.map((n) => `n${n}`).join(' ')}${got.join(' ') === want.join(' ') ? '' : ` (expected ${want.join(' ')})`}`);
@@ -346,30 +390,87 @@ function expect(
     const got = r ? r.status : 'still running';
     check(got === a[3], `${a[1]} is ${got}${got === a[3] ? '' : ` (expected ${a[3]})`}`);
   } else if (a[0] === 'conserved') {
-    const problems: string[] = [];
-    let total = 0;
-    for (let c = 1; c <= sim.topology.clusters; c++) {
-      const nodes = clusterNodes(sim.topology, c).filter((n) => sim.isRunning(n) && !sim.host(n).state.failed);
-      const rows = nodes.map((n) => JSON.stringify([...sim.host(n).state.balances].sort((x, y) => x[0] - y[0])));
-      if (rows.some((r) => r !== rows[0])) problems.push(`c${c} replicas differ`);
-      for (const n of nodes) if (sim.host(n).state.wal.size > 0) problems.push(`n${n} holds a WAL entry`);
-      const first = nodes[0];
-      if (first) for (const b of sim.host(first).state.balances.values()) total += b - sim.topology.initialBalance;
-    }
-    if (total !== 0) problems.push(`total changed by ${total}`);
+    const problems = conservation(sim);
     check(problems.length === 0, problems.length === 0 ? 'money conserved, replicas equal, no WAL left' : problems.join('; '));
+  } else if (a[0] === 'acked') {
+    const waiting = [...sim.hosts].filter(([, h]) => h.view.role === 'leader' && h.state.unacked.size > 0).map(([n, h]) => `n${n} waits for ${[...h.state.unacked.keys()].join(', ')}`);
+    check(waiting.length === 0, waiting.length === 0 ? 'every decision acknowledged' : waiting.join('; '));
+  } else if (a[0] === 'owner') {
+    const item = Number(a[1]);
+    const want = Number(a[3]!.slice(1));
+    const views = ownershipViews(sim, item);
+    const ok = views.every((v) => (v.cluster === want) === v.claims);
+    const owner = sim.ownerOf(item);
+    check(ok, ok ? `${item} is owned by c${want} (version ${owner?.version ?? '?'})` : `${item}: ${views.map((v) => `n${v.node} ${v.claims ? 'owns it' : `says c${v.owner}`} (version ${v.version})`).join(', ')} (expected c${want})`);
   }
+}
+
+/** The cluster that owns an item as the running replicas say (the shard map when none claims it). */
+function owningCluster(sim: SimCluster, item: number): number {
+  const owner = sim.ownerOf(item)?.cluster ?? clusterOfItem(sim.topology, item);
+  if (owner === null) throw new ScenarioError(`item ${item} is out of range`);
+  return owner;
+}
+
+/** Each running, live node's view of an item's owner. */
+function ownershipViews(sim: SimCluster, item: number): { node: NodeId; cluster: number; owner: number; version: number; claims: boolean }[] {
+  return allNodes(sim.topology)
+    .filter((n) => sim.isRunning(n) && !sim.host(n).state.failed)
+    .map((node) => {
+      const cluster = clusterOfNode(sim.topology, node);
+      const o = ownerOf(sim.topology, sim.host(node).state, item);
+      return { node, cluster, owner: o?.cluster ?? 0, version: o?.version ?? 0, claims: o?.cluster === cluster };
+    });
+}
+
+/**
+ * What `expect conserved` finds wrong: replicas of a cluster that differ, WAL
+ * entries left, balances held by a cluster that does not own the item, and
+ * the total over each item's owner.
+ */
+function conservation(sim: SimCluster): string[] {
+  const problems: string[] = [];
+  const { topology } = sim;
+  const firsts = new Map<number, ReplicaView>();
+  for (let c = 1; c <= topology.clusters; c++) {
+    const nodes = clusterNodes(topology, c).filter((n) => sim.isRunning(n) && !sim.host(n).state.failed);
+    const rows = nodes.map((n) => JSON.stringify([[...sim.host(n).state.balances].sort((x, y) => x[0] - y[0]), [...sim.host(n).state.owners].sort((x, y) => x[0] - y[0])]));
+    if (rows.some((r) => r !== rows[0])) problems.push(`c${c} replicas differ`);
+    for (const n of nodes) if (sim.host(n).state.wal.size > 0) problems.push(`n${n} holds a WAL entry`);
+    if (nodes[0]) firsts.set(c, sim.host(nodes[0]).state);
+  }
+  if (firsts.size < topology.clusters) return problems;
+  const { violations, owners } = checkOwners(topology, firsts, sim.seed);
+  problems.push(...violations.map(withoutSeed), ...checkBalancesAtOwners(topology, replicasOf(sim), owners, sim.seed).map(withoutSeed));
+  problems.push(...checkMoney(topology, firsts, owners, sim.seed).map(withoutSeed));
+  return problems;
+}
+
+function replicasOf(sim: SimCluster): Map<NodeId, ReplicaView> {
+  return new Map([...sim.hosts].filter(([, h]) => !h.state.failed).map(([n, h]) => [n, h.state] as const));
+}
+
+/** A scenario names its seed once, at its start. */
+function withoutSeed(msg: string): string {
+  return msg.replace(/^seed \d+: /, '');
 }
 
 async function print(sim: SimCluster, a: string[], say: (s: string) => void): Promise<void> {
   if (a[0] === 'balance') {
     const item = Number(a[1]);
-    const cluster = clusterOfItem(sim.topology, item);
-    if (cluster === null) throw new ScenarioError(`item ${item} is out of range`);
-    say(formatPrintBalance(clusterNodes(sim.topology, cluster).map((n) => ({ node: n, balance: sim.isRunning(n) ? sim.balances(item, [n])[0]! : null }))));
+    say(formatPrintBalance(clusterNodes(sim.topology, owningCluster(sim, item)).map((n) => ({ node: n, balance: sim.isRunning(n) ? sim.balances(item, [n])[0]! : null }))));
   } else if (a[0] === 'view') {
     const views = collectViews(sim.topology, [...sim.hosts].map(([n, host]): [NodeId, ViewRecord[]] => [n, host.state.views]));
     for (const line of formatPrintView(views).split('\n')) say(line);
+  } else if (a[0] === 'owners') {
+    const lines: string[] = [];
+    for (let c = 1; c <= sim.topology.clusters; c++) {
+      const node = clusterNodes(sim.topology, c).find((n) => sim.isRunning(n));
+      if (!node) continue;
+      const owners = [...sim.host(node).state.owners].sort((x, y) => x[0] - y[0]);
+      lines.push(`c${c} (n${node}): ${owners.length === 0 ? 'the shard map' : owners.map(([item, o]) => `${item} -> c${o.cluster} v${o.version}`).join(', ')}`);
+    }
+    for (const l of lines) say(l);
   } else if (a[0] === 'wal') {
     const lines: string[] = [];
     for (const [n, host] of [...sim.hosts].sort((x, y) => x[0] - y[0])) {

@@ -13,6 +13,7 @@ import { nodeName, type NodeId } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { EventLog } from '../store/eventlog.js';
 import { saveTopology } from './config.js';
+import type { MoveStats } from '../runtime/sim-moves.js';
 import { FAULT_KINDS, simulate, type FaultKind, type SimReport } from '../runtime/simulator.js';
 
 export interface SimCommandOptions {
@@ -25,6 +26,8 @@ export interface SimCommandOptions {
   record?: string;
   jobs?: number;
   soak?: boolean;
+  /** Move items during the runs (default true; commander's --no-reshard sets false). */
+  reshard?: boolean;
   json?: boolean;
   /** Internal: a worker of a swarm reports each run as one JSON line. */
   worker?: boolean;
@@ -58,6 +61,7 @@ function runConfig(opts: SimCommandOptions, seed: number) {
     safetyMs: opts.soak ? 60_000 : 8000,
     faults: opts.faults,
     keepHistory: !!opts.history,
+    reshard: opts.reshard !== false,
   };
 }
 
@@ -100,7 +104,14 @@ export function describeRun(r: SimReport): string {
   const unknown = Object.entries(r.outcomes).filter(([k]) => k.startsWith('failed')).reduce((s, [, n]) => s + n, 0);
   const faults = FAULT_KINDS.filter((k) => r.faults[k] > 0).map((k) => `${k} ${r.faults[k]}`).join(', ') || 'none';
   const verdict = r.violations.length === 0 ? 'ok' : `FAIL (${r.violations.length} violations)`;
-  return `seed ${r.seed}: ${verdict}; ${r.topology.clusters}x${r.topology.nodesPerCluster}; ${r.ops} ops, ${committed} committed, ${unknown} unknown; faults: ${faults}`;
+  const moves = r.moves ? `; moves: ${r.moves.itemsMoved} items in ${r.moves.committed}/${r.moves.batches} batches` : '';
+  return `seed ${r.seed}: ${verdict}; ${r.topology.clusters}x${r.topology.nodesPerCluster}; ${r.ops} ops, ${committed} committed, ${unknown} unknown${moves}; faults: ${faults}`;
+}
+
+/** What resharding did in a run, in one line. */
+function describeMoves(m: MoveStats | null): string {
+  if (!m) return 'off';
+  return `${m.random} random and ${m.planned} planned reshardings; ${m.batches} move batches: ${m.committed} committed, ${m.aborted} aborted, ${m.failed} failed; ${m.itemsMoved} items moved`;
 }
 
 function printOne(r: SimReport, say: (l: string) => void): void {
@@ -109,6 +120,8 @@ function printOne(r: SimReport, say: (l: string) => void): void {
   say(`faults on  : ${r.faultsOn.join(', ') || 'none'}`);
   say(`injected   : ${FAULT_KINDS.map((k) => `${k} ${r.faults[k]}`).join(', ')}`);
   say(`operations : ${r.ops} (${Object.entries(r.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')})`);
+  say(`resharding : ${describeMoves(r.moves)}`);
+  for (const [why, n] of Object.entries(r.moves?.reasons ?? {})) say(`             ${n} x ${why}`);
   say(`simulated  : ${(r.simulatedMs / 1000).toFixed(1)} s`);
   say(`log digest : ${r.digest}`);
   if (r.violations.length === 0) say('violations : none');
@@ -150,6 +163,11 @@ export async function simCommand(opts: SimCommandOptions): Promise<number> {
   for (const r of failing) say(`FAILED seed ${r.seed}: ${r.violations.join('; ')}  (rerun: shardbank sim --seed ${r.seed})`);
   say(`runs       : ${reports.length} (seeds ${from}..${to}), ${failing.length} with violations`);
   say(`operations : ${ops} (${committed} committed)`);
+  const moved = reports.filter((r) => r.moves);
+  if (moved.length > 0) {
+    const sum = (k: Exclude<keyof MoveStats, 'reasons'>) => moved.reduce((s, r) => s + r.moves![k], 0);
+    say(`moves      : ${sum('batches')} batches (${sum('committed')} committed, ${sum('aborted')} aborted, ${sum('failed')} failed), ${sum('itemsMoved')} items moved, ${sum('planned')} partitioner plans`);
+  }
   say(`faults     : ${FAULT_KINDS.map((k) => `${k} ${totals[k]} in ${withKind[k]} runs`).join(', ')}`);
   say(`violations : ${failing.reduce((s, r) => s + r.violations.length, 0)}`);
   return failing.length === 0 ? 0 : 1;
@@ -177,6 +195,7 @@ async function swarm(opts: SimCommandOptions, from: number, to: number, onRun: (
       if (opts.ops) args.push('--ops', String(opts.ops));
       if (opts.faults) args.push('--faults', opts.faults.length ? opts.faults.join(',') : 'none');
       if (opts.soak) args.push('--soak');
+      if (opts.reshard === false) args.push('--no-reshard');
       return new Promise<void>((resolve, reject) => {
         const child = fork(MAIN, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
         let buffer = '';

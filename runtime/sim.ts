@@ -5,12 +5,14 @@
  */
 import { AdminClient } from '../client/admin.js';
 import { BankClient, type TxResult } from '../client/client.js';
+import { executePlan, gatherHistory, planReshard, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
 import type { Timers } from '../client/timers.js';
 import { MemoryNetwork, type Scheduler } from '../protocol/memory.js';
 import { compareBallots, type AdminReply, type AdminRequest, type LogEventProps, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed } from '../protocol/rng.js';
-import { allNodes, clusterNodes, initialLeader, makeTopology, type Topology } from '../protocol/topology.js';
+import { allNodes, clusterNodes, clusterOfNode, initialLeader, makeTopology, type Topology } from '../protocol/topology.js';
 import { EventLog, type NodeLog } from '../store/eventlog.js';
+import { ownerOf, type Ownership } from '../store/state.js';
 import { NodeHost, type Clock } from './host.js';
 import { SimDisk } from './simdisk.js';
 
@@ -88,6 +90,12 @@ export interface SimOptions {
   initialBalance?: number;
 }
 
+/** A node stopped itself (fail-stop: an actor threw, an invariant broke, a write failed). */
+export class NodeStoppedError extends Error {}
+
+/** How long the resharder waits for an admin answer (a move's own answer: four times as long). */
+const RESHARDER_TIMEOUT_MS = 1000;
+
 export class SimCluster {
   readonly scheduler = new SimScheduler();
   readonly topology: Topology;
@@ -102,6 +110,15 @@ export class SimCluster {
   private readonly diskRng;
   readonly client: BankClient;
   private readonly admin: AdminClient;
+  /**
+   * The resharder's own admin connection, as an operator's would be: its
+   * moves are answered on it. Short timeouts, so that a move whose leader
+   * died is asked again elsewhere within the run.
+   */
+  private readonly resharder: AdminClient;
+  /** Who the resharder believes leads each cluster (executePlan follows `not the leader` answers). */
+  private readonly moveLeaders = new Map<number, NodeId>();
+  private moveRuns = 0;
   readonly seed: number;
   private set = 0;
 
@@ -120,6 +137,7 @@ export class SimCluster {
     this.network = new MemoryNetwork({ seed: mixSeed(this.seed, 0xbeef), scheduler: this.scheduler });
     this.client = new BankClient({ topology: this.topology, transport: this.network.endpoint('client'), name: 'client', timers: this.timers() });
     this.admin = new AdminClient(this.network.endpoint('admin'), 'admin', this.timers());
+    this.resharder = new AdminClient(this.network.endpoint('resharder'), 'resharder', this.timers(), RESHARDER_TIMEOUT_MS);
   }
 
   static async start(opts: SimOptions = {}): Promise<SimCluster> {
@@ -181,7 +199,7 @@ export class SimCluster {
       // The simulator is the test driver: it flushes, fails and recovers nodes.
       testCluster: true,
       // A node that stops itself fails the run at once, with the node's own account of why.
-      onFatal: (error) => this.fatal.push(new Error(`n${node} stopped itself: ${error.stack ?? error.message}`)),
+      onFatal: (error) => this.fatal.push(new NodeStoppedError(`n${node} stopped itself: ${error.stack ?? error.message}`)),
     });
     await host.start();
     this.hosts.set(node, host);
@@ -287,6 +305,9 @@ export class SimCluster {
     }
     for (const node of this.hosts.keys()) if (!live.includes(node)) await this.fail(node);
     this.client.resetLeaders();
+    // A flush restores the initial shard map.
+    this.client.resetOwners();
+    this.moveLeaders.clear();
   }
 
   async fail(node: NodeId): Promise<void> {
@@ -303,6 +324,54 @@ export class SimCluster {
 
   read(item: number): Promise<TxResult> {
     return this.until(this.client.read(item));
+  }
+
+  /**
+   * Moves items as PrintReshard does: batches by (source, destination), each
+   * one move at its source's leader through the admin path (executePlan).
+   * Resolves with every batch's outcome once simulated time has run far
+   * enough; wrap it in `until` to wait here.
+   */
+  moveItems(moves: readonly ItemMove[]): Promise<MoveBatch[]> {
+    // Each call its own client name: a move's txid is its client and timestamp.
+    return executePlan(this.resharder, this.topology, moves, { client: `resharder/r${++this.moveRuns}`, leaders: this.moveLeaders });
+  }
+
+  /**
+   * The partitioner's plan over the clusters' recent transfers, gathered
+   * through admin history (each cluster's believed leader first), as
+   * PrintReshard makes it.
+   */
+  async planReshard(): Promise<ReshardPlan> {
+    const order = (c: number) => {
+      const members = clusterNodes(this.topology, c);
+      const leader = this.moveLeaders.get(c);
+      return leader ? [leader, ...members.filter((n) => n !== leader)] : members;
+    };
+    const history = await gatherHistory(this.resharder, this.topology, order);
+    return planReshard(this.topology, history, { seed: this.seed });
+  }
+
+  /** PrintReshard: the plan, and its moves carried out. */
+  async reshard(): Promise<{ plan: ReshardPlan; batches: MoveBatch[] }> {
+    const plan = await this.planReshard();
+    const batches = plan.moves.length > 0 ? await this.moveItems(plan.moves) : [];
+    return { plan, batches };
+  }
+
+  /**
+   * Who owns an item, as the running replicas say: the cluster that claims
+   * it with the newest version (null: no running replica claims it).
+   */
+  ownerOf(item: number): (Ownership & { claimedBy: NodeId[] }) | null {
+    let best: (Ownership & { claimedBy: NodeId[] }) | null = null;
+    for (const [node, host] of [...this.hosts].sort((a, b) => a[0] - b[0])) {
+      const o = ownerOf(this.topology, host.state, item);
+      if (!o || o.cluster !== clusterOfNode(this.topology, node)) continue;
+      if (!best || o.version > best.version) best = { cluster: o.cluster, version: o.version, claimedBy: [node] };
+      else if (o.version === best.version && o.cluster === best.cluster) best.claimedBy.push(node);
+    }
+    return best;
   }
 
   /** The balance of an item on every node of a cluster, from local state. */

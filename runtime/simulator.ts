@@ -9,15 +9,30 @@
  * jumps) and a liveness phase
  * (faults healed, every node back) after which every cluster must converge.
  * Then the checkers read the history and the replicas.
+ *
+ * With resharding on (the default), items move between clusters during the
+ * safety phase too (runtime/sim-moves.ts), faults are aimed at the moves, and
+ * the ownership checkers (runtime/ownership-checks.ts) run at every fault
+ * decision and at the end.
  */
 import { createHash } from 'node:crypto';
 import type { TxResult } from '../client/client.js';
 import { formatCommand, shardbank, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
-import { allNodes, clusterNodes, makeTopology, type Topology } from '../protocol/topology.js';
+import { allNodes, clusterNodes, makeTopology, type Topology, type Tuning } from '../protocol/topology.js';
 import { requestId } from '../protocol/messages.js';
-import { SimCluster } from './sim.js';
 import type { EventLog } from '../store/eventlog.js';
+import { NodeStoppedError, SimCluster } from './sim.js';
+import { MoveDriver, type MoveStats } from './sim-moves.js';
+import {
+  checkAppliedByOwner,
+  checkBalancesAtOwners,
+  checkMoney,
+  checkOwners,
+  checkReplicaBalances,
+  firstReplicas,
+  VersionLedger,
+} from './ownership-checks.js';
 
 export const FAULT_KINDS = ['drop', 'delay', 'duplicate', 'partition', 'crash', 'leaderKill', 'powerLoss', 'clockJump'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -39,6 +54,8 @@ export interface SimConfig {
    * holds), before the simulation stops: `sim --record` copies them out.
    */
   keepLogs?: (logs: ReadonlyMap<NodeId, EventLog>, topology: Topology) => Promise<void>;
+  /** Move items between clusters during the run (default true). Off, a seed runs as it did before resharding. */
+  reshard?: boolean;
 }
 
 /** One operation as a client saw it (Jepsen's invoke / ok / fail / info). */
@@ -67,6 +84,8 @@ export interface SimReport {
   digest: string;
   history: HistoryOp[];
   simulatedMs: number;
+  /** What resharding did (null: off). */
+  moves: MoveStats | null;
 }
 
 const HOT_ITEMS_PER_CLUSTER = 6;
@@ -77,13 +96,18 @@ export async function simulate(config: SimConfig): Promise<SimReport> {
   const clusters = rng.int(2, 3);
   const nodesPerCluster = rng.next() < 0.75 ? 3 : 5;
   // Half the runs snapshot and compact often, so that catch-up by snapshot happens under faults too.
-  const tuning = rng.next() < 0.5 ? { snapshotEvery: rng.int(40, 400), retainEntries: rng.int(2, 40) } : {};
+  const tuning: Partial<Tuning> = rng.next() < 0.5 ? { snapshotEvery: rng.int(40, 400), retainEntries: rng.int(2, 40) } : {};
+  // Resharding draws from a stream of its own: with it off, the run is the one it always was.
+  const reshard = config.reshard ?? true;
+  const moveRng = createRng(mixSeed(config.seed, 0x5e5a));
+  // Large moves go in one batch, or in many small ones.
+  if (reshard) tuning.maxMoveBatch = [1, 3, 200][moveRng.int(0, 2)]!;
   const topology = makeTopology({ clusters, nodesPerCluster, items: clusters * 300, initialBalance: 20, tuning });
   const faultsOn = config.faults ?? FAULT_KINDS.filter(() => rng.next() < 0.6);
   // fsync latency varies from disk to disk and stalls now and then: a crash can land inside a slow one.
   const syncDelayMs: [number, number] = [1, rng.int(3, 40)];
   const sim = await SimCluster.start({ seed: config.seed, topology, syncDelayMs });
-  const run = new Run(sim, topology, rng, faultsOn, config);
+  const run = new Run(sim, topology, rng, faultsOn, config, reshard ? moveRng : null);
   try {
     return await run.execute();
   } finally {
@@ -98,6 +122,10 @@ class Run {
   private readonly hot: number[][];
   private readonly down = new Map<NodeId, number>();
   private healAt = 0;
+  private readonly moves: MoveDriver | null;
+  private readonly versions: VersionLedger;
+  /** Violations the checkpoints found during the run. */
+  private readonly midRun: string[] = [];
 
   constructor(
     private readonly sim: SimCluster,
@@ -105,8 +133,12 @@ class Run {
     private readonly rng: Rng,
     private readonly faultsOn: FaultKind[],
     private readonly config: SimConfig,
+    /** Resharding's random stream (null: resharding is off). */
+    private readonly moveRng: Rng | null,
   ) {
     this.hot = topology.shards.ranges.map((r) => Array.from({ length: HOT_ITEMS_PER_CLUSTER }, (_, i) => r.from + i));
+    this.moves = moveRng ? new MoveDriver(sim, topology, moveRng, this.hot, (from, to) => this.aimAtMove(moveRng, from, to)) : null;
+    this.versions = new VersionLedger(topology, config.seed);
   }
 
   async execute(): Promise<SimReport> {
@@ -129,17 +161,26 @@ class Run {
     for (let i = 0; i < concurrency; i++) {
       sim.scheduler.schedule(this.rng.int(0, 200), issue);
     }
+    this.moves?.schedule(safetyMs);
 
-    // Safety phase: a fault decision every 100 ms.
-    for (let t = 0; t < safetyMs; t += 100) {
-      this.injectFaults(started + t);
-      await sim.runFor(100);
+    let violations: string[];
+    try {
+      // Safety phase: a fault decision every 100 ms.
+      for (let t = 0; t < safetyMs; t += 100) {
+        this.injectFaults(started + t);
+        await sim.runFor(100);
+        this.checkpoint();
+      }
+      // Liveness phase: heal everything, bring every node back, let the last requests finish.
+      await this.healAll();
+      await sim.until(Promise.all([...pending, this.moves?.done()]), livenessMs + 60_000);
+      await sim.runFor(livenessMs);
+      violations = await this.check();
+    } catch (err) {
+      // A node that stopped itself (an invariant broke) ends the run: a violation of this seed, not of the swarm.
+      if (!(err instanceof NodeStoppedError)) throw err;
+      violations = [`seed ${config.seed}: ${err.message.split('\n')[0]}`];
     }
-    // Liveness phase: heal everything, bring every node back, let the last requests finish.
-    await this.healAll();
-    await sim.until(Promise.all(pending), livenessMs + 60_000);
-    await sim.runFor(livenessMs);
-    const violations = await this.check();
     return {
       seed: config.seed,
       topology: { clusters: this.topology.clusters, nodesPerCluster: this.topology.nodesPerCluster, items: this.topology.items },
@@ -151,6 +192,7 @@ class Run {
       digest: await this.digest(),
       history: config.keepHistory === false ? [] : this.history,
       simulatedMs: sim.scheduler.now(),
+      moves: this.moves ? this.moves.stats : null,
     };
   }
 
@@ -283,10 +325,47 @@ class Run {
     }
   }
 
-  private kill(node: NodeId, now: number, kind: FaultKind): void {
+  private kill(node: NodeId, now: number, kind: FaultKind, downMs = this.rng.int(200, 2000)): void {
     this.sim.kill(node);
-    this.down.set(node, now + this.rng.int(200, 2000));
+    this.down.set(node, now + downMs);
     this.faults[kind]++;
+  }
+
+  /**
+   * A fault aimed at a move just asked for, moments later, at its source or
+   * its destination, of a kind this run has on: that cluster's leader killed,
+   * the two leaders cut apart, or that cluster's power lost. Half the moves
+   * get one.
+   */
+  private aimAtMove(rng: Rng, from: number, to: number): void {
+    const { sim } = this;
+    const kinds = (['leaderKill', 'partition', 'powerLoss'] as const).filter((k) => this.faultsOn.includes(k));
+    if (kinds.length === 0 || rng.next() < 0.5) return;
+    const kind = kinds[rng.int(0, kinds.length - 1)]!;
+    const cluster = rng.next() < 0.5 ? from : to;
+    const delayMs = rng.int(0, 80);
+    const lastsMs = rng.int(300, 1500);
+    sim.scheduler.schedule(delayMs, () => {
+      const now = sim.scheduler.now();
+      if (kind === 'leaderKill') {
+        const leader = sim.leaderOf(cluster);
+        if (leader) this.kill(leader, now, 'leaderKill', lastsMs);
+      } else if (kind === 'partition') {
+        const a = sim.leaderOf(from);
+        const b = sim.leaderOf(to);
+        if (!a || !b || this.healAt !== 0) return;
+        sim.network.partition([a], [b]);
+        this.healAt = now + lastsMs;
+        this.faults.partition++;
+      } else {
+        const members = clusterNodes(this.topology, cluster).filter((n) => sim.isRunning(n));
+        for (const n of members) {
+          sim.kill(n);
+          this.down.set(n, now + lastsMs);
+        }
+        if (members.length > 0) this.faults.powerLoss++;
+      }
+    });
   }
 
   private async healAll(): Promise<void> {
@@ -303,13 +382,46 @@ class Run {
 
   // ------------------------------------------------------------ checkers
 
+  /**
+   * The checks cheap enough to run at every fault decision, on every running
+   * replica as it stands: balances only for owned items (or under a move-in),
+   * and no version of an item with two owners.
+   */
+  private checkpoint(): void {
+    const { sim, topology, config } = this;
+    if (this.midRun.length > 20) return;
+    for (const node of allNodes(topology)) {
+      if (!sim.isRunning(node)) continue;
+      const state = sim.host(node).state;
+      this.midRun.push(...checkReplicaBalances(topology, node, state, config.seed), ...this.versions.note(node, state));
+    }
+  }
+
+  /** Ownership at the end: one owner per item, balances only there, every replica's log applied by owners, money conserved. */
+  private checkOwnership(v: (msg: string) => void): void {
+    const { sim, topology, config } = this;
+    const seed = config.seed;
+    const replicas = new Map(allNodes(topology).map((n) => [n, sim.host(n).state] as const));
+    const first = firstReplicas(topology, (n) => sim.host(n).state);
+    const { violations, owners } = checkOwners(topology, first, seed);
+    for (const msg of [
+      ...this.midRun,
+      ...violations,
+      ...checkBalancesAtOwners(topology, replicas, owners, seed),
+      ...checkMoney(topology, first, owners, seed),
+      ...[...replicas.entries()].flatMap(([node, state]) => [...checkReplicaBalances(topology, node, state, seed), ...this.versions.note(node, state)]),
+      ...allNodes(topology).flatMap((node) => checkAppliedByOwner(topology, node, sim.journal(node), seed)),
+    ]) {
+      v(msg);
+    }
+  }
+
   private async check(): Promise<string[]> {
     const violations: string[] = [];
     const { sim, topology } = this;
     // Commits and executions are written without a sync; with no power cut at the end, they reach the disk.
     await sim.settleDisks();
     const v = (msg: string) => violations.push(msg);
-    let total = 0;
     for (let c = 1; c <= topology.clusters; c++) {
       const nodes = clusterNodes(topology, c);
       const states = nodes.map((n) => sim.host(n).state);
@@ -320,10 +432,13 @@ class Run {
         const a = JSON.stringify([...s.balances].sort((x, y) => x[0] - y[0]));
         const b = JSON.stringify([...first.balances].sort((x, y) => x[0] - y[0]));
         if (a !== b) v(`C${c}: n${nodes[i]} balances differ from n${nodes[0]}`);
+        const oa = JSON.stringify([...s.owners].sort((x, y) => x[0] - y[0]));
+        const ob = JSON.stringify([...first.owners].sort((x, y) => x[0] - y[0]));
+        if (oa !== ob) v(`seed ${this.config.seed}: C${c}: n${nodes[i]}'s ownership differs from n${nodes[0]}'s (${describeOwners(s.owners, first.owners)})`);
         if (s.wal.size > 0) v(`C${c}: n${nodes[i]} still holds ${s.wal.size} WAL entries (${[...s.wal.keys()].join(', ')})`);
         // A follower may keep a decision it never heard acknowledged; only a leader resends them.
         if (s.unacked.size > 0 && sim.host(nodes[i]!).view.role === 'leader') {
-          v(`C${c}: leader n${nodes[i]} still has ${s.unacked.size} unacknowledged decisions`);
+          v(`C${c}: leader n${nodes[i]} still has ${s.unacked.size} unacknowledged decisions (${[...s.unacked.keys()].join(", ")})`);
         }
         for (const [item, balance] of s.balances) if (balance < 0) v(`C${c}: n${nodes[i]} item ${item} is negative (${balance})`);
       }
@@ -338,10 +453,8 @@ class Run {
           else if (have !== value) v(`C${c}: seq ${slot.seq} phase ${slot.phase} chose "${have}" and "${value}" (n${nodes[i]})`);
         }
       }
-      for (const balance of first.balances.values()) total += balance - topology.initialBalance;
     }
-    // Money is conserved.
-    if (total !== 0) v(`total balance changed by ${total}`);
+    this.checkOwnership(v);
     await this.checkOutcomes(v);
     await this.checkReads(v);
     return violations;
@@ -354,8 +467,9 @@ class Run {
       for (const ev of this.sim.journal(node)) {
         const x = ev.executed;
         if (!x?.command?.transfer) continue;
-        const committed =
-          x.status === shardbank.Status.COMMITTED && (x.phase === shardbank.Phase.PHASE_COMMIT || (!x.txid && (x.phase ?? 0) === 0));
+        // A transfer without a txid ran inside one cluster: in its own slot, or in the slot of a
+        // prepare whose other item had moved into the cluster by the time it ran.
+        const committed = x.status === shardbank.Status.COMMITTED && (x.txid ? x.phase === shardbank.Phase.PHASE_COMMIT : (x.writes?.length ?? 0) > 0);
         if (committed) applied.add(requestId(x.command));
       }
     }
@@ -397,4 +511,12 @@ class Run {
     }
     return hash.digest('hex');
   }
+}
+
+/** The items two replicas' ownership disagrees on, each side's view (a few of them). */
+function describeOwners(a: ReadonlyMap<number, { cluster: number; version: number }>, b: ReadonlyMap<number, { cluster: number; version: number }>): string {
+  const items = [...new Set([...a.keys(), ...b.keys()])].sort((x, y) => x - y);
+  const show = (o: { cluster: number; version: number } | undefined) => (o ? `c${o.cluster} v${o.version}` : 'the shard map');
+  const differ = items.filter((i) => show(a.get(i)) !== show(b.get(i)));
+  return differ.slice(0, 5).map((i) => `item ${i}: ${show(a.get(i))} vs ${show(b.get(i))}`).join('; ');
 }

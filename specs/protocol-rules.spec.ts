@@ -90,6 +90,21 @@ test('NEW-VIEW takes the highest ballot per seq and fills gaps with no-ops', () 
   assert.equal(won.tells.find((t) => t.type === 'lead')?.['pending'], log, 'every entry awaits a majority under the new ballot');
 });
 
+test('a NEW-VIEW built on a promise that carried a snapshot offers nothing at or below its low-water mark (those seqs are chosen)', () => {
+  const input = nodeInput();
+  let s = start(electionMachine, input).snapshot;
+  while (s.value !== 'candidate') s = step(electionMachine, s, { type: 'tick' }).snapshot;
+  const ballot = s.context.view.ballot;
+  // n2 compacted through seq 71 and executed through 73; its log holds 72..74.
+  const kept = [72, 73, 74].map((n) => Object.assign(entry(n, B(1, 2), transfer(`k${n}`, n, n + 100)), { committed: n <= 73 }));
+  const snapshot = { set: 1, initialBalance: 10, lowWater: 71, executedThrough: 73, commitThrough: 73, maxSeq: 74, promised: B(1, 2), log: kept };
+  const won = step(electionMachine, s, { type: 'promise', from: 2, msg: { ballot, accepted: kept, commitThrough: 73, snapshot } });
+  assert.is(won.snapshot.value, 'leader');
+  assert.ok(records(won.effects).some((r) => r.snapshot?.lowWater === 71), 'the promiser\'s state is taken');
+  const log = records(won.effects).find((r) => r.accepted)!.accepted!.entries!;
+  assert.equal(log.map((e) => e.seq), [72, 73, 74], 'no no-op offered for a seq the snapshot says executed');
+});
+
 test('a decision runs at its reserved seq: ordered at its prepare\'s seq, executed where the leader put it', () => {
   const input = nodeInput();
   const tx = transfer('t', 1, 4001, 5);

@@ -18,6 +18,12 @@ test('there is a scenario for each failure mode', () => {
   }
 });
 
+test('there is a scenario for each fault during a move', () => {
+  for (const name of ['move-source-leader-killed', 'move-destination-leader-killed', 'move-leaders-partitioned', 'move-decision-lost', 'move-transfer-waits']) {
+    assert.ok(scripts.includes(`${name}.txt`), name);
+  }
+});
+
 for (const script of scripts) {
   test(`scenario ${script}`, async () => {
     const story = await runScenarioFile(new URL(script, dir).pathname);

@@ -1,7 +1,8 @@
 /**
- * The deterministic simulator: one seed is one run, exactly; and a swarm of
- * seeds, with every kind of fault switched on in some of them, finds no
- * violation of the bank's invariants.
+ * The deterministic simulator: one seed is one run, exactly, moves of items
+ * included; and a swarm of seeds, with every kind of fault switched on in
+ * some of them and items moving between clusters in all of them, finds no
+ * violation of the bank's invariants (ownership's among them).
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,8 @@ test('the same seed run twice gives byte-identical event logs and the same histo
   assert.equal(a.history, b.history);
   assert.equal(a.faults, b.faults);
   assert.ok(Object.values(a.faults).some((n) => n > 0), 'faults were injected');
+  assert.equal(a.moves, b.moves);
+  assert.ok((a.moves?.itemsMoved ?? 0) > 0, 'items moved');
   const c = await simulate({ seed: 4243, faults: [...FAULT_KINDS] });
   assert.is.not(c.digest, a.digest, 'another seed is another run');
 });
@@ -38,6 +41,20 @@ test(`a swarm of ${SEEDS} seeds with random faults finds no violation`, async ()
   for (const kind of FAULT_KINDS) assert.ok(reports.some((r) => r.faults[kind] > 0), `${kind} was injected in some run`);
   const committed = reports.reduce((s, r) => s + (r.outcomes['committed'] ?? 0), 0);
   assert.ok(committed > SEEDS * 30, `work got done (${committed} committed)`);
+  // Resharding ran in every run, random moves and the partitioner's plans both, and most moves committed.
+  assert.ok(reports.every((r) => r.moves !== null), 'moves on in every run');
+  const moved = reports.reduce((s, r) => s + (r.moves?.itemsMoved ?? 0), 0);
+  assert.ok(moved > SEEDS * 5, `items moved (${moved})`);
+  assert.ok(reports.filter((r) => (r.moves?.planned ?? 0) > 0).length > SEEDS / 4, 'the partitioner planned moves in many runs');
+  assert.ok(reports.filter((r) => (r.moves?.committed ?? 0) > 0 && r.faults.leaderKill > 0).length > SEEDS / 4, 'moves committed in runs that killed leaders');
+});
+
+test('with resharding off a seed runs as it did before moves existed: no move, and the same run every time', async () => {
+  const a = await simulate({ seed: 4242, faults: [...FAULT_KINDS], reshard: false });
+  const b = await simulate({ seed: 4242, faults: [...FAULT_KINDS], reshard: false });
+  assert.is(a.moves, null);
+  assert.is(a.digest, b.digest);
+  assert.is.not(a.digest, (await simulate({ seed: 4242, faults: [...FAULT_KINDS] })).digest, 'moves change the run');
 });
 
 test.run();
