@@ -13,11 +13,13 @@ import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import type { SecurityFlags } from './credentials.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
-import { auditHolds, flushCluster, formatAudit, SetRunner, type Audit } from './runner.js';
+import { formatReshard, ReshardPhases, type ReshardFigures } from './bench-reshard.js';
+import { auditHolds, flushCluster, formatAudit, SetRunner, type Audit, type ReshardOutcome } from './runner.js';
+import { reshardLines } from './utilities.js';
 import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
-import { Workload, type Distribution, type OpKind } from './workload.js';
+import { Workload, type Distribution, type Op, type OpKind } from './workload.js';
 
 export interface BenchOptions {
   count?: number;
@@ -33,6 +35,14 @@ export interface BenchOptions {
   warmupS?: number;
   /** The `--preset` the options came from, if any (for reports that line runs up). */
   preset?: string;
+  /** Percent of read-write operations within one affinity group (`--affinity`); see Workload. */
+  affinityPct?: number;
+  /** Items per affinity group (`--group-size`). */
+  groupSize?: number;
+  /** Reshard this many seconds into the run, while the load goes on (`--reshard-at`). */
+  reshardAtS?: number;
+  /** PrintReshard after the run (the report's TC13 ends with it). */
+  printReshard?: boolean;
 }
 
 /** What was measured: shardbank itself, or the same workload on another system. */
@@ -61,6 +71,10 @@ export interface BenchReport {
   nodes: NodeUsage[];
   /** CPU time of the bench process itself over the run (it shares the machine with the nodes). */
   clientCpuMs: number;
+  /** `--reshard-at`: the move, and the run before and after it. */
+  reshard?: ReshardFigures;
+  /** PrintReshard after the run (`--preset tc13`). */
+  printReshard?: Record<string, unknown>;
 }
 
 export interface NodeUsage {
@@ -129,12 +143,35 @@ function latencySummary(l: LatencyRecorder): Record<string, number> {
   return { count: l.count, min: r(l.min()), mean: r(l.mean()), p50: r(l.percentile(50)), p90: r(l.percentile(90)), p99: r(l.percentile(99)), p999: r(l.percentile(99.9)), max: r(l.max()) };
 }
 
+/** What a run tells its caller besides its own figures. */
+export interface RunHooks {
+  /**
+   * The kind an operation is counted under, decided when it ends (default:
+   * the workload's, by the static shard map). shardbank's bench asks the
+   * client, which knows where items live now.
+   */
+  kindOf?: (op: Op) => string;
+  /** Each operation as it ends: its kind, its result, and when it was sent (performance.now()). */
+  onResult?: (op: Op, kind: string, result: TxResult, sentAtMs: number) => void;
+}
+
+/**
+ * The kind of an operation by the owners the client knows now (after
+ * resharding, the new ones): a transfer is cross-shard when its two items
+ * live in different clusters.
+ */
+export function liveKind(client: Pick<BankClient, 'ownerOf'>, op: Op): OpKind {
+  if (op.kind === 'read') return 'read';
+  return client.ownerOf(op.sender) === client.ownerOf(op.receiver) ? 'intra' : 'cross';
+}
+
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
   client: Pick<BankClient, 'transfer' | 'read'>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
+  hooks: RunHooks = {},
 ): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
@@ -153,9 +190,14 @@ export async function runWorkload(
     while (more()) {
       issued++;
       const op = workload.next();
+      const sentAt = performance.now();
       const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
       done++;
-      for (const key of ['overall', op.kind as OpKind | string, ...(op.label !== op.kind ? [op.label] : [])]) {
+      const kind = hooks.kindOf?.(op) ?? op.kind;
+      hooks.onResult?.(op, kind, r, sentAt);
+      // The SmallBank name, when there is one, is counted besides the kind.
+      const label = op.label === op.kind || op.label === 'intra' || op.label === 'cross' ? null : op.label;
+      for (const key of ['overall', kind, ...(label ? [label] : [])]) {
         const s = stat(key);
         s.latency.record(r.latencyMs);
         const o = r.reason ? `${r.status}: ${r.reason}` : r.status;
@@ -229,8 +271,27 @@ export function warmupLine(report: BenchReport): string {
 }
 
 export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
-  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank } = opts;
-  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
+  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize } = opts;
+  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize });
+}
+
+/** Reshards at `at` (performance.now() time) while the run goes on; resolves with what it did. */
+async function reshardAt(runner: SetRunner, phases: ReshardPhases, at: number): Promise<ReshardOutcome> {
+  await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+  phases.markStart();
+  try {
+    return await runner.printReshard();
+  } finally {
+    phases.markEnd();
+  }
+}
+
+/** PrintReshard after the run, as the runner's menu prints it. */
+async function printReshardAfter(runner: SetRunner, spinner: Ora): Promise<{ text: string; json: Record<string, unknown>; failedBatches: number }> {
+  spinner.text = 'PrintReshard';
+  const r = await runner.printReshard();
+  const out = reshardLines(r);
+  return { text: `printreshard: ${out.text}`, json: out.json, failedBatches: r.batches.filter((b) => b.status !== 'committed').length };
 }
 
 export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
@@ -254,21 +315,34 @@ export async function benchCommand(topology: Topology, opts: BenchCommandOptions
     await flushCluster(admin, topology, 1);
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
+    const runner = new SetRunner({ topology, client, admin });
     const before = await statuses(admin, topology);
     spinner.start('running');
-    const run = await runWorkload(client, workload, opts, progress(spinner));
+    const runStart = performance.now();
+    const phases = new ReshardPhases(runStart);
+    const resharding = opts.reshardAtS === undefined ? null : reshardAt(runner, phases, runStart + opts.reshardAtS * 1000);
+    const run = await runWorkload(client, workload, opts, progress(spinner), {
+      kindOf: (op) => liveKind(client, op),
+      onResult: (_op, kind, r, sentAt) => phases.record(kind, r, sentAt),
+    });
+    const runEnd = performance.now();
+    if (resharding) spinner.text = 'waiting for the reshard to finish';
+    const reshard = resharding ? phases.figures(await resharding, runEnd) : undefined;
     const after = await statuses(admin, topology);
+    const printed = opts.printReshard ? await printReshardAfter(runner, spinner) : undefined;
     spinner.text = 'auditing';
-    const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
+    const audit = await runner.audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
+    const report: BenchReport = Object.assign(makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed), reshard ? { reshard } : {}, printed ? { printReshard: printed.json } : {});
     const security = session.security.mode === 'tls' ? 'TLS' : 'plaintext';
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    const extra = [reshard ? formatReshard(reshard) : null, printed ? printed.text : null].filter(Boolean).map((l) => `${l}\n`).join('');
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${extra}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = session.cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, transport: security, deaths }, null, 1)}\n`);
     if (deaths.length > 0) session.keep();
-    return auditHolds(audit) && deaths.length === 0 ? EXIT_OK : EXIT_CHECK_FAILED;
+    const movesHeld = (reshard?.failedBatches.length ?? 0) === 0 && (printed?.failedBatches ?? 0) === 0;
+    return auditHolds(audit) && deaths.length === 0 && movesHeld ? EXIT_OK : EXIT_CHECK_FAILED;
   } finally {
     spinner.stop();
     await session.close();

@@ -60,19 +60,17 @@ const STATUS: Record<number, MoveBatch['status']> = {
  * moves set, trying `order(cluster)`'s nodes in turn until one answers.
  */
 export async function gatherHistory(admin: AdminClient, topology: Topology, order: (cluster: number) => NodeId[] = (c) => clusterNodes(topology, c)): Promise<ReshardHistory> {
+  const clusters = Array.from({ length: topology.clusters }, (_, i) => i + 1);
+  // The clusters answer side by side: each reply is a window of thousands of transfers.
+  const replies = await Promise.all(clusters.map((c) => historyOf(admin, order(c))));
   const seen = new Set<string>();
   const transfers: [number, number][] = [];
   const owners = new Map<number, { cluster: number; version: number }>();
   const unreachable: number[] = [];
-  for (let c = 1; c <= topology.clusters; c++) {
-    let reply: shardbank.IAdminReply | null = null;
-    for (const node of order(c)) {
-      reply = await admin.request(node, { history: {} }).catch(() => null);
-      if (reply) break;
-    }
+  replies.forEach((reply, i) => {
     if (!reply) {
-      unreachable.push(c);
-      continue;
+      unreachable.push(clusters[i]!);
+      return;
     }
     for (const h of reply.history ?? []) {
       if (h.txid) {
@@ -86,8 +84,17 @@ export async function gatherHistory(admin: AdminClient, topology: Topology, orde
       const version = o.version ?? 0;
       if ((owners.get(item)?.version ?? -1) < version) owners.set(item, { cluster: o.cluster ?? 0, version });
     }
-  }
+  });
   return { transfers, owners, unreachable };
+}
+
+/** One cluster's history, from the first of `nodes` that answers; null when none does. */
+async function historyOf(admin: AdminClient, nodes: NodeId[]): Promise<shardbank.IAdminReply | null> {
+  for (const node of nodes) {
+    const reply = await admin.request(node, { history: {} }).catch(() => null);
+    if (reply) return reply;
+  }
+  return null;
 }
 
 /** Each item's owner (cluster 1..k): the shard map, overridden by what moves reported. */
@@ -128,26 +135,49 @@ export function batchesOf(moves: readonly ItemMove[], max: number): { from: numb
   return out;
 }
 
+/** Batches in flight at once, over all (source, destination) pairs. */
+const MAX_PAIRS_IN_FLIGHT = 8;
+
 /**
- * Carries out the moves, batch by batch: each at its source's leader (the
- * believed one, then whoever the answers name, then every node in turn).
- * Resolves with every batch's outcome; a batch that aborted or failed moved
- * nothing.
+ * Carries out the moves: each (source, destination) pair's batches one
+ * after the other, up to MAX_PAIRS_IN_FLIGHT pairs side by side (no item is
+ * in two batches, so their moves are independent transactions). Each batch
+ * goes to its source's leader (the believed one, then whoever the answers
+ * name, then every node in turn). Resolves with every batch's outcome, in
+ * the order of `batchesOf`; a batch that aborted or failed moved nothing.
+ *
+ * Each batch is a request of its own logical client, named after this plan
+ * (`client/<plan>/m<k>`), so that a later plan's batches are never taken for
+ * retries of this one's.
  */
 export async function executePlan(
   admin: AdminClient,
   topology: Topology,
   moves: readonly ItemMove[],
-  opts: { client: string; leaders?: Map<number, NodeId>; attempts?: number },
+  opts: { client: string; leaders?: Map<number, NodeId>; attempts?: number; onBatch?: (batch: MoveBatch) => void },
 ): Promise<MoveBatch[]> {
   const leaders = opts.leaders ?? new Map<number, NodeId>();
-  const out: MoveBatch[] = [];
-  let n = 0;
-  for (const batch of batchesOf(moves, topology.tuning.maxMoveBatch)) {
-    const command: Command = { client: `${opts.client}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
-    const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
-    out.push(Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '' }));
-  }
+  const plan = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+  const batches = batchesOf(moves, topology.tuning.maxMoveBatch);
+  const out: MoveBatch[] = new Array(batches.length);
+  const pairs = new Map<string, number[]>();
+  batches.forEach((b, i) => {
+    const key = `${b.from}>${b.to}`;
+    pairs.set(key, [...(pairs.get(key) ?? []), i]);
+  });
+  const queue = [...pairs.values()];
+  const worker = async () => {
+    for (let pair = queue.shift(); pair; pair = queue.shift()) {
+      for (const i of pair) {
+        const batch = batches[i]!;
+        const command: Command = { client: `${opts.client}/${plan}/m${i + 1}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
+        const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
+        out[i] = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '' });
+        opts.onBatch?.(out[i]!);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MAX_PAIRS_IN_FLIGHT, queue.length) }, worker));
   return out;
 }
 
