@@ -263,6 +263,12 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
   const m = command.move!;
   const id = requestId(command);
   const items = m.items ?? [];
+  // A retry (the operator lost its leader): decided, it gets the decision, as a retried transfer gets its reply.
+  const stored = state.replies.get(command.client ?? '');
+  if (state.decisions.has(id) && stored?.timestamp === (command.timestamp ?? 0)) {
+    emit(out, replyTo(info.self, view, command, stored.reply));
+    return;
+  }
   if (state.wal.has(id) || state.decisions.has(id) || ctx.moving.has(id)) return;
   const problem =
     !command.client || items.length === 0

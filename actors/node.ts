@@ -67,9 +67,19 @@ function txConsistent(
   if (!command || (!command.transfer && !command.move) || txid !== requestId(command)) return false;
   const { topology, cluster } = ctx.info;
   const sender = clusterOfNode(topology, from);
-  if (txRole(ctx, command) !== role || sender === cluster || sender !== otherCluster) return false;
+  if (sender === cluster || sender !== otherCluster) return false;
+  // A transfer whose receiver moved away from here still gets its answers: its PREPARE a
+  // "moved" vote, its abort an ACK. Dropped, the coordinator would wait out its timeout and
+  // then resend the abort for ever.
+  if (txRole(ctx, command) !== role && !(role === 'participant' && command.transfer && movedAway(ctx, command.transfer.receiver ?? 0))) return false;
   // A move names both clusters; a transfer's other item may have moved where this cluster cannot see.
   return !command.move || txSide(ctx, command, role).theirs === sender;
+}
+
+/** Whether a move took an item from this cluster (its replica holds an override naming another owner). */
+function movedAway(ctx: NodeContext, item: number): boolean {
+  const owner = ctx.state.owners.get(item);
+  return !!owner && owner.cluster !== ctx.info.cluster;
 }
 
 function txMakesSense(ctx: NodeContext, envelope: EnvelopeProps, from: NodeId): boolean {

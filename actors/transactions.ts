@@ -32,7 +32,7 @@ import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { participantMachine, type ParticipantInput } from './participant.js';
 import { failReply } from './replies.js';
-import { txSide } from './transfer.js';
+import { txRole, txSide } from './transfer.js';
 import { act } from './act.js';
 
 /**
@@ -144,9 +144,21 @@ function noteLeader(step: Step, from: NodeId): void {
   step.enqueue.assign({ leaders: new Map(ctx.leaders).set(cluster, from) });
 }
 
-/** To another cluster's believed leader, or to all its nodes. */
+/**
+ * To another cluster's believed leader, or to all its nodes.
+ *
+ * A decision addressed to this very cluster means the receiver has since
+ * moved here, and the participant's part is settled: its item could only
+ * leave it once no prepare held it (a move-out waits for the item's locks),
+ * and a late PREPARE there is answered "moved". So it counts as acknowledged;
+ * sent, this cluster's nodes would drop it and the coordinator resend it for ever.
+ */
 function out(step: Step, e: TxOutEvent): void {
   const { info, leaders } = step.ctx;
+  if (e.cluster === info.cluster) {
+    if (e.body.txDecision) pass(step, coordId(e.body.txDecision.txid ?? ''), { type: 'ack' });
+    return;
+  }
   const members = clusterNodes(info.topology, e.cluster);
   const leader = leaders.get(e.cluster) ?? members[0]!;
   for (const node of e.everyone ? members : [leader]) step.enqueue.emit(send(addressed(info.self, node, e.body)));
@@ -190,6 +202,11 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     if (wal) {
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));
       pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from });
+    } else if (!d.commit && d.command?.transfer && txRole(ctx, d.command) !== 'participant') {
+      // Never prepared here, and the receiver has moved away: a PREPARE still in flight is
+      // answered "moved", so there is nothing to fence (an abort entry here would run as
+      // another cluster's transfer and never finish). Acknowledged at once.
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
     } else if (!d.commit) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
