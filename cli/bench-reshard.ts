@@ -54,6 +54,8 @@ export interface ReshardFigures {
   during: PhaseFigures;
   /** Null when the run ended before the move did. */
   after: PhaseFigures | null;
+  /** Second by second (by when operations ended): committed, failed, cross-shard percent of transfers, worst latency. */
+  timeline: { s: number; committed: number; failed: number; crossSharePct: number; maxMs: number }[];
 }
 
 class Phase {
@@ -102,6 +104,7 @@ export class ReshardPhases {
   private reshardAt: number | null = null;
   private movedAt: number | null = null;
   private worstDuringMs = 0;
+  private readonly seconds: { committed: number; failed: number; transfers: number; cross: number; maxMs: number }[] = [];
 
   constructor(private readonly runStart: number) {}
 
@@ -123,6 +126,14 @@ export class ReshardPhases {
     if (start === null || sentAt < start) this.before.add(kind, r);
     else if (end === null || sentAt < end) this.during.add(kind, r);
     else this.after.add(kind, r);
+    const second = Math.max(0, Math.floor((endedAt - this.runStart) / 1000));
+    while (this.seconds.length <= second) this.seconds.push({ committed: 0, failed: 0, transfers: 0, cross: 0, maxMs: 0 });
+    const b = this.seconds[second]!;
+    if (r.status === 'committed' || r.status === 'ok') b.committed++;
+    if (r.status === 'failed') b.failed++;
+    if (kind === 'intra' || kind === 'cross') b.transfers++;
+    if (kind === 'cross') b.cross++;
+    b.maxMs = Math.max(b.maxMs, Math.round(r.latencyMs));
     // In flight at some point while the reshard ran.
     if (start !== null && endedAt >= start && (end === null || sentAt <= end)) this.worstDuringMs = Math.max(this.worstDuringMs, r.latencyMs);
   }
@@ -147,6 +158,7 @@ export class ReshardPhases {
       before: this.before.figures(start - this.runStart),
       during: this.during.figures(end - start),
       after: end < runEnd ? this.after.figures(runEnd - end) : null,
+      timeline: this.seconds.map((b, i) => ({ s: i, committed: b.committed, failed: b.failed, crossSharePct: b.transfers ? Math.round((1000 * b.cross) / b.transfers) / 10 : 0, maxMs: b.maxMs })),
     };
   }
 }

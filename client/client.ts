@@ -18,7 +18,7 @@
  * stays one reply per logical client.
  */
 import { requestId, shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
-import { clusterNodes, clusterOfItem, type Topology } from '../protocol/topology.js';
+import { clusterNodes, clusterOfItem, clusterOfNode, type Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import { realTimers, type Timers } from './timers.js';
 
@@ -204,8 +204,12 @@ export class BankClient {
     const id = requestId(reply);
     const req = this.inflight.get(id);
     if (!req) return;
-    if (reply.leader) this.leaders.set(req.cluster, reply.leader);
-    if (reply.status === shardbank.Status.MOVED && reply.moved && this.follow(id, req, reply.moved)) return;
+    // The leader of the answering node's cluster: after a MOVED answer the request's cluster is another one.
+    if (reply.leader) this.leaders.set(clusterOfNode(this.topology, reply.leader), reply.leader);
+    if (reply.status === shardbank.Status.MOVED && reply.moved) {
+      if (!this.follow(id, req, reply.moved)) this.finish(id, { status: 'failed', reason: `moved ${MAX_MOVES} times`, node: env.from ?? 0 });
+      return;
+    }
     this.finish(id, toResult(reply, env.from ?? 0));
   }
 

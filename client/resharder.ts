@@ -138,13 +138,22 @@ export function batchesOf(moves: readonly ItemMove[], max: number): { from: numb
 /** Batches in flight at once, over all (source, destination) pairs. */
 const MAX_PAIRS_IN_FLIGHT = 8;
 
+/** A batch whose items stayed busy is split in halves and tried again, down to this size. */
+const MIN_SPLIT = 8;
+
+/** The source's answer to a move whose items never were all free at once within its wait. */
+const STAYED_BUSY = 'its items stayed busy';
+
 /**
  * Carries out the moves: each (source, destination) pair's batches one
  * after the other, up to MAX_PAIRS_IN_FLIGHT pairs side by side (no item is
  * in two batches, so their moves are independent transactions). Each batch
  * goes to its source's leader (the believed one, then whoever the answers
- * name, then every node in turn). Resolves with every batch's outcome, in
- * the order of `batchesOf`; a batch that aborted or failed moved nothing.
+ * name, then every node in turn). A batch refused because its items stayed
+ * busy (a move waits, bounded, for the transfers holding them) is split in
+ * halves, which are tried in its place: fewer items are sooner all free at
+ * once. Resolves with every batch's outcome, pair by pair; a batch that
+ * aborted or failed moved nothing.
  *
  * Each batch is a request of its own logical client, named after this plan
  * (`client/<plan>/m<k>`), so that a later plan's batches are never taken for
@@ -158,27 +167,33 @@ export async function executePlan(
 ): Promise<MoveBatch[]> {
   const leaders = opts.leaders ?? new Map<number, NodeId>();
   const plan = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
-  const batches = batchesOf(moves, topology.tuning.maxMoveBatch);
-  const out: MoveBatch[] = new Array(batches.length);
-  const pairs = new Map<string, number[]>();
-  batches.forEach((b, i) => {
+  const pairs = new Map<string, { from: number; to: number; items: number[] }[]>();
+  for (const b of batchesOf(moves, topology.tuning.maxMoveBatch)) {
     const key = `${b.from}>${b.to}`;
-    pairs.set(key, [...(pairs.get(key) ?? []), i]);
-  });
-  const queue = [...pairs.values()];
+    pairs.set(key, [...(pairs.get(key) ?? []), b]);
+  }
+  const outcomes = new Map<string, MoveBatch[]>([...pairs.keys()].map((k) => [k, []]));
+  const queue = [...pairs.keys()];
+  let n = 0;
   const worker = async () => {
-    for (let pair = queue.shift(); pair; pair = queue.shift()) {
-      for (const i of pair) {
-        const batch = batches[i]!;
-        const command: Command = { client: `${opts.client}/${plan}/m${i + 1}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
+    for (let key = queue.shift(); key; key = queue.shift()) {
+      const todo = pairs.get(key)!;
+      for (let batch = todo.shift(); batch; batch = todo.shift()) {
+        const command: Command = { client: `${opts.client}/${plan}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
         const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
-        out[i] = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '' });
-        opts.onBatch?.(out[i]!);
+        const outcome: MoveBatch = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '' });
+        if (outcome.status === 'failed' && outcome.reason === STAYED_BUSY && batch.items.length >= 2 * MIN_SPLIT) {
+          const half = Math.ceil(batch.items.length / 2);
+          todo.unshift(Object.assign({}, batch, { items: batch.items.slice(0, half) }), Object.assign({}, batch, { items: batch.items.slice(half) }));
+          continue;
+        }
+        outcomes.get(key)!.push(outcome);
+        opts.onBatch?.(outcome);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(MAX_PAIRS_IN_FLIGHT, queue.length) }, worker));
-  return out;
+  return [...outcomes.values()].flat();
 }
 
 async function moveAtLeader(admin: AdminClient, topology: Topology, cluster: number, command: Command, leaders: Map<number, NodeId>, attempts: number): Promise<ClientReply> {
