@@ -40,6 +40,8 @@ export interface ReshardFigures {
   planned: number;
   batches: number;
   failedBatches: { from: number; to: number; items: number; status: string; reason: string }[];
+  /** Each batch's items and how long it took from sending to its answer, in ms, in the order they were answered. */
+  batchMs: { items: number; ms: number; status: string }[];
   /** Gathering the history and partitioning, in ms. */
   planMs: number;
   /** Moving the items, in ms. */
@@ -55,7 +57,7 @@ export interface ReshardFigures {
   /** Null when the run ended before the move did. */
   after: PhaseFigures | null;
   /** Second by second (by when operations ended): committed, failed, cross-shard percent of transfers, worst latency. */
-  timeline: { s: number; committed: number; failed: number; crossSharePct: number; maxMs: number }[];
+  timeline: { s: number; committed: number; aborted: number; failed: number; crossSharePct: number; maxMs: number }[];
 }
 
 class Phase {
@@ -104,7 +106,7 @@ export class ReshardPhases {
   private reshardAt: number | null = null;
   private movedAt: number | null = null;
   private worstDuringMs = 0;
-  private readonly seconds: { committed: number; failed: number; transfers: number; cross: number; maxMs: number }[] = [];
+  private readonly seconds: { committed: number; aborted: number; failed: number; transfers: number; cross: number; maxMs: number }[] = [];
 
   constructor(private readonly runStart: number) {}
 
@@ -127,10 +129,11 @@ export class ReshardPhases {
     else if (end === null || sentAt < end) this.during.add(kind, r);
     else this.after.add(kind, r);
     const second = Math.max(0, Math.floor((endedAt - this.runStart) / 1000));
-    while (this.seconds.length <= second) this.seconds.push({ committed: 0, failed: 0, transfers: 0, cross: 0, maxMs: 0 });
+    while (this.seconds.length <= second) this.seconds.push({ committed: 0, aborted: 0, failed: 0, transfers: 0, cross: 0, maxMs: 0 });
     const b = this.seconds[second]!;
     if (r.status === 'committed' || r.status === 'ok') b.committed++;
     if (r.status === 'failed') b.failed++;
+    if (r.status === 'aborted') b.aborted++;
     if (kind === 'intra' || kind === 'cross') b.transfers++;
     if (kind === 'cross') b.cross++;
     b.maxMs = Math.max(b.maxMs, Math.round(r.latencyMs));
@@ -149,6 +152,7 @@ export class ReshardPhases {
       planned: outcome.plan.moves.length,
       batches: outcome.batches.length,
       failedBatches: failed.map((b) => ({ from: b.from, to: b.to, items: b.items.length, status: b.status, reason: b.reason })),
+      batchMs: outcome.batches.map((b) => ({ items: b.items.length, ms: b.ms, status: b.status })),
       planMs: Math.round(outcome.planMs),
       moveMs: Math.round(outcome.moveMs),
       cutBefore: outcome.plan.cutBefore,
@@ -158,7 +162,7 @@ export class ReshardPhases {
       before: this.before.figures(start - this.runStart),
       during: this.during.figures(end - start),
       after: end < runEnd ? this.after.figures(runEnd - end) : null,
-      timeline: this.seconds.map((b, i) => ({ s: i, committed: b.committed, failed: b.failed, crossSharePct: b.transfers ? Math.round((1000 * b.cross) / b.transfers) / 10 : 0, maxMs: b.maxMs })),
+      timeline: this.seconds.map((b, i) => ({ s: i, committed: b.committed, aborted: b.aborted, failed: b.failed, crossSharePct: b.transfers ? Math.round((1000 * b.cross) / b.transfers) / 10 : 0, maxMs: b.maxMs })),
     };
   }
 }

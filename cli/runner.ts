@@ -7,7 +7,8 @@
  */
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
-import { executePlan, gatherHistory, planReshard, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
+import { planOffThread } from '../client/plan-thread.js';
+import { executePlan, gatherHistory, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
 import { nodeName, type NodeId, type ViewRecord } from '../protocol/messages.js';
 import { allNodes, clusterNodes, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
 import type { TestCommand, TestSet } from './csv.js';
@@ -124,7 +125,8 @@ export class SetRunner {
     };
     const started = performance.now();
     const history = await gatherHistory(admin, topo, leaderFirst);
-    const plan = planReshard(topo, history, { seed: opts.seed, imbalance: opts.imbalance });
+    // Off this thread: the clients that share this process keep going while it partitions.
+    const plan = await planOffThread(topo, history, { seed: opts.seed, imbalance: opts.imbalance });
     const planMs = performance.now() - started;
     if (opts.dryRun || plan.moves.length === 0) return { plan, batches: [], moved: [], unreachable: history.unreachable, planMs, moveMs: 0 };
     const leaders = new Map(Array.from({ length: topo.clusters }, (_, i) => [i + 1, client.leaderOf(i + 1) ?? clusterNodes(topo, i + 1)[0]!] as [number, NodeId]));

@@ -48,6 +48,8 @@ export interface MoveBatch {
   /** committed, aborted or failed, and why. */
   status: 'committed' | 'aborted' | 'failed';
   reason: string;
+  /** From sending the move to its answer (retries at other nodes included), in ms. */
+  ms: number;
 }
 
 const STATUS: Record<number, MoveBatch['status']> = {
@@ -180,8 +182,9 @@ export async function executePlan(
       const todo = pairs.get(key)!;
       for (let batch = todo.shift(); batch; batch = todo.shift()) {
         const command: Command = { client: `${opts.client}/${plan}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
+        const sent = performance.now();
         const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
-        const outcome: MoveBatch = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '' });
+        const outcome: MoveBatch = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '', ms: Math.round(performance.now() - sent) });
         if (outcome.status === 'failed' && outcome.reason === STAYED_BUSY && batch.items.length >= 2 * MIN_SPLIT) {
           const half = Math.ceil(batch.items.length / 2);
           todo.unshift(Object.assign({}, batch, { items: batch.items.slice(0, half) }), Object.assign({}, batch, { items: batch.items.slice(half) }));

@@ -20,8 +20,8 @@ const failed = (latencyMs: number): TxResult => ({ status: 'failed', reason: 'no
 const outcome: ReshardOutcome = {
   plan: { moves: [{ item: 1, from: 1, to: 2 }, { item: 2, from: 1, to: 2 }, { item: 3, from: 2, to: 1 }], cutBefore: 90, cutAfter: 3, imbalance: 0.01, transfers: 120, partitionMs: 40 },
   batches: [
-    { from: 1, to: 2, items: [1, 2], status: 'committed', reason: '' },
-    { from: 2, to: 1, items: [3], status: 'aborted', reason: 'coordinator changed' },
+    { from: 1, to: 2, items: [1, 2], status: 'committed', reason: '', ms: 900 },
+    { from: 2, to: 1, items: [3], status: 'aborted', reason: 'coordinator changed', ms: 1200 },
   ],
   moved: [{ item: 1, from: 1, to: 2 }, { item: 2, from: 1, to: 2 }],
   unreachable: [],
