@@ -145,8 +145,7 @@ test('moves under load, with the leaders of a source and a destination SIGKILLed
     stop = true;
     await Promise.all(workers);
 
-    assert.is(killed.length, 2, `two leaders killed: ${killed}`);
-    assert.ok(clusterOfNode(topology, killed[0]!) === 1 && clusterOfNode(topology, killed[1]!) === 2);
+    assert.equal(killed.map((n) => clusterOfNode(topology, n)).sort(), [1, 2], `the leaders of c1 and c2 were killed: ${killed}`);
     const committedBatches = batches.filter((b) => b.status === 'committed');
     assert.ok(committedBatches.length >= 5, `moves went on around the kills: ${JSON.stringify(batches.map((b) => [b.from, b.to, b.status, b.reason]))}`);
 
