@@ -189,6 +189,10 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     if (state.unacked.has(txid)) acked(step, txid);
     return;
   }
+  // Only a leader starts 2PC actors: one started by a candidate would propose to a proposer
+  // that is not leading, lose its entry, and outlive into the node's next leadership, waiting
+  // for ever (its transaction's later messages go to it, and adoption skips it).
+  const leading = ctx.view.role === 'leader';
   if (envelope.txDecision) {
     const d = envelope.txDecision;
     const txid = d.txid ?? '';
@@ -200,6 +204,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     const wal = state.wal.get(txid);
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
+      if (!leading) return;
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));
       pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from });
     } else if (!d.commit && d.command?.transfer && txRole(ctx, d.command) !== 'participant') {
@@ -207,7 +212,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
       // answered "moved", so there is nothing to fence (an abort entry here would run as
       // another cluster's transfer and never finish). Acknowledged at once.
       enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
-    } else if (!d.commit) {
+    } else if (!d.commit && leading) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
     }
@@ -217,6 +222,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     const q = envelope.txQuery;
     const txid = q.txid ?? '';
     if (pass(step, coordId(txid), { type: 'queried' })) return;
+    if (!leading) return;
     const participantCluster = q.participantCluster || otherCluster(ctx, q.command ?? {}, 'coordinator');
     const decided = state.decisions.get(txid);
     const wal = state.wal.get(txid);
@@ -281,6 +287,8 @@ export const transactionsMachine = setup({
   actions: {
     escalate,
     coordinate: act(({ context, event, enqueue }) => {
+      // Admitted just before this node stopped leading: nothing to run it with (see onMessage).
+      if (context.view.role !== 'leader') return;
       const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
       spawnCoordinator(step, { txid: e.txid, command: e.command, participantCluster: otherCluster(step.ctx, e.command, 'coordinator'), mode: 'start' });
@@ -290,6 +298,7 @@ export const transactionsMachine = setup({
       const e = event as Extract<TransactionsEvent, { type: 'participate' }>;
       noteLeader(step, e.from);
       if (pass(step, partId(e.txid), { type: 'prepareAgain', from: e.from })) return;
+      if (context.view.role !== 'leader') return;
       const wal = step.ctx.state.wal.get(e.txid);
       spawnParticipant(step, {
         txid: e.txid,
