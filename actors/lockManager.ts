@@ -304,7 +304,8 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
     emit(out, failReply(info.self, view, command, problem ?? `item ${stray} is not this cluster's`));
     return;
   }
-  if (items.some((i) => holderOf(ctx, i) !== undefined)) {
+  // (Its own claims, when this is a copy of a move still waiting, do not count.)
+  if (items.some((i) => (holderOf(ctx, i) ?? id) !== id)) {
     if (park(out, ctx, items, id, { type: 'move', command }, until)) return;
     emit(out, failReply(info.self, view, command, 'its items stayed busy'));
     return;

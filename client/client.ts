@@ -11,7 +11,9 @@
  * Resharding: a cluster that no longer owns an item answers MOVED with its
  * owner and version; the client remembers the newest owner it heard of per
  * item, sends the same request there (the old owner executed nothing), and
- * routes later requests there too, at most `MAX_MOVES` hops a request.
+ * routes later requests there too, at most `MAX_MOVES` hops a request. A
+ * MOVED answer starts the request's give-up time afresh: the old owner is
+ * alive, and at the new owner the request may wait out the end of the move.
  *
  * Concurrency: the client runs `slots` logical clients (`name/k`), each with
  * one request in flight, so per-client exactly-once bookkeeping on the nodes
@@ -42,7 +44,9 @@ interface InFlight {
   timer: unknown;
   resolve: (r: TxResult) => void;
   slot: Slot;
-  /** Broadcast at least once: its latency says nothing about the cluster's. */
+  /** When its give-up time counts from: the first send, or the last MOVED answer. */
+  budgetFrom: number;
+  /** Broadcast at least once, or sent on after a MOVED answer: its latency says nothing about the cluster's. */
   retried?: boolean;
   /** MOVED answers followed so far. */
   moves: number;
@@ -144,7 +148,8 @@ export class BankClient {
     const command: Command = Object.assign({}, op, { client: slot.name, timestamp: slot.timestamp });
     const id = requestId(command);
     return new Promise<TxResult>((resolve) => {
-      const req: InFlight = { command, cluster, startedAt: this.timers.now(), timer: null, slot, resolve, moves: 0 };
+      const now = this.timers.now();
+      const req: InFlight = { command, cluster, startedAt: now, budgetFrom: now, timer: null, slot, resolve, moves: 0 };
       this.inflight.set(id, req);
       this.sendTo(this.leaders.get(cluster)!, command);
       this.arm(id, req);
@@ -183,7 +188,7 @@ export class BankClient {
     const wait = this.retryAfterMs();
     req.timer = this.timers.setTimeout(() => {
       if (!this.inflight.has(id)) return;
-      if (this.timers.now() - req.startedAt + wait > clientGiveUpMs) {
+      if (this.timers.now() - req.budgetFrom + wait > clientGiveUpMs) {
         this.finish(id, { status: 'failed', reason: 'no reply' });
         return;
       }
@@ -221,6 +226,9 @@ export class BankClient {
     const cluster = this.ownerOf(req.command.transfer?.sender ?? req.command.read?.item ?? item);
     if (cluster === null) return false;
     req.cluster = cluster;
+    // The old owner answered: the cluster is alive, and the request starts afresh at the new owner.
+    req.budgetFrom = this.timers.now();
+    req.retried = true;
     this.timers.clearTimeout(req.timer);
     this.sendTo(this.leaders.get(cluster)!, req.command);
     this.arm(id, req);

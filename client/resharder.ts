@@ -140,6 +140,15 @@ export function batchesOf(moves: readonly ItemMove[], max: number): { from: numb
 /** Batches in flight at once, over all (source, destination) pairs. */
 const MAX_PAIRS_IN_FLIGHT = 8;
 
+/**
+ * How long one attempt at a move waits for its answer before asking again
+ * (the same node, or the next). A move waits at most moveWaitTicks for its
+ * items and then runs one 2PC; a leader that stepped down meanwhile drops it
+ * without an answer, and asking again is safe: the move is one request, and
+ * a decided one is answered with its decision.
+ */
+const MOVE_ATTEMPT_MS = 5000;
+
 /** A batch whose items stayed busy is split in halves and tried again, down to this size. */
 const MIN_SPLIT = 8;
 
@@ -204,7 +213,7 @@ async function moveAtLeader(admin: AdminClient, topology: Topology, cluster: num
   let last: ClientReply = { status: shardbank.Status.FAILED, reason: `no node of c${cluster} answered` };
   for (let i = 0; i < attempts; i++) {
     const node = leaders.get(cluster) ?? members[i % members.length]!;
-    const reply = await admin.move(node, command).catch((err: Error): ClientReply => ({ status: shardbank.Status.FAILED, reason: `${nodeName(node)}: ${err.message}` }));
+    const reply = await admin.move(node, command, MOVE_ATTEMPT_MS).catch((err: Error): ClientReply => ({ status: shardbank.Status.FAILED, reason: `${nodeName(node)}: ${err.message}` }));
     if (reply.status !== shardbank.Status.FAILED || !/not the leader|did not answer|no node/.test(reply.reason ?? '')) return reply;
     last = reply;
     // Not the leader: go where it says, else the next node.

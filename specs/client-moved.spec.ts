@@ -3,8 +3,9 @@
  * request to the new owner's leader and routes later requests there; copies
  * of the MOVED answer that arrive late (from the broadcast to the old
  * cluster) do not teach it that the old cluster's leader leads the new one;
- * and an item that keeps moving ends the request as failed, with a reason
- * that names no item (bench tables count outcomes by reason).
+ * an item that keeps moving ends the request as failed, with a reason that
+ * names no item (bench tables count outcomes by reason); and a MOVED answer
+ * starts the request's give-up time afresh.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,6 +13,7 @@ import { BankClient } from '../client/client.js';
 import { shardbank, type EnvelopeProps } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
 import type { EnvelopeHandler, Transport } from '../protocol/transport.js';
+import type { Timers } from '../client/timers.js';
 
 // c1 = n1..n3 owns items 1..50, c2 = n4..n6 owns 51..100.
 const topology = makeTopology({ clusters: 2, nodesPerCluster: 3, items: 100 });
@@ -88,6 +90,49 @@ test('an item that keeps moving: failed after a bounded number of hops, with a r
   assert.is(r.status, 'failed');
   assert.match(r.reason ?? '', /^moved \d+ times$/);
   assert.ok(hops <= 10, `${hops} hops`);
+});
+
+/** A clock whose timers fire only when the test moves time on. */
+class FakeTimers implements Timers {
+  t = 0;
+  private timers = new Map<number, { at: number; fn: () => void }>();
+  private nextId = 1;
+  now = () => this.t;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + ms, fn });
+    return id;
+  };
+  clearTimeout = (id: unknown) => void this.timers.delete(id as number);
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!due) break;
+      this.timers.delete(due[0]);
+      this.t = due[1].at;
+      due[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+test('a MOVED answer starts the give-up time afresh: the request may wait out the end of the move at the new owner', async () => {
+  const net = new FakeNet();
+  const timers = new FakeTimers();
+  const { clientGiveUpMs } = topology.tuning;
+  const client = new BankClient({ topology, transport: net, name: 'c', slots: 4, timers });
+  const p = client.transfer(7, 8, 1);
+  await Promise.resolve();
+  timers.advance(clientGiveUpMs - 500);
+  net.reply(1, 1, moved(7, 2, 1));
+  timers.advance(clientGiveUpMs - 600);
+  assert.is(client.pending, 1, `still waiting ${2 * clientGiveUpMs - 1100} ms after it was first sent`);
+  timers.advance(1000);
+  const r = await p;
+  assert.is(r.status, 'failed');
+  assert.is(r.reason, 'no reply');
+  assert.ok(r.latencyMs > clientGiveUpMs && r.latencyMs <= 2 * clientGiveUpMs - 500, `its latency (${r.latencyMs} ms) counts from the first send`);
 });
 
 test.run();
