@@ -13,12 +13,14 @@ import type { AdminReply } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import type { SecurityFlags } from './credentials.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
-import { auditHolds, flushCluster, formatAudit, freshSetNumber, SetRunner, type Audit } from './runner.js';
+import { formatReshard, ReshardPhases, type ReshardFigures } from './bench-reshard.js';
+import { auditHolds, flushCluster, formatAudit, freshSetNumber, SetRunner, type Audit, type ReshardOutcome } from './runner.js';
+import { reshardLines } from './utilities.js';
 import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { BenchSampler, sampleReporter, type BenchSample } from './bench-samples.js';
-import { Workload, type Distribution, type OpKind } from './workload.js';
+import { Workload, type Distribution, type Op, type OpKind } from './workload.js';
 
 export interface BenchOptions {
   count?: number;
@@ -34,6 +36,14 @@ export interface BenchOptions {
   warmupS?: number;
   /** The `--preset` the options came from, if any (for reports that line runs up). */
   preset?: string;
+  /** Percent of read-write operations within one affinity group (`--affinity`); see Workload. */
+  affinityPct?: number;
+  /** Items per affinity group (`--group-size`). */
+  groupSize?: number;
+  /** Reshard this many seconds into the run, while the load goes on (`--reshard-at`). */
+  reshardAtS?: number;
+  /** PrintReshard after the run (the report's TC13 ends with it). */
+  printReshard?: boolean;
 }
 
 /** What was measured: shardbank itself, or the same workload on another system. */
@@ -64,6 +74,10 @@ export interface BenchReport {
   clientCpuMs: number;
   /** Each second of the run: throughput and latency at the client. */
   samples: BenchSample[];
+  /** `--reshard-at`: the move, and the run before and after it. */
+  reshard?: ReshardFigures;
+  /** PrintReshard after the run (`--preset tc13`). */
+  printReshard?: Record<string, unknown>;
 }
 
 export interface NodeUsage {
@@ -135,13 +149,37 @@ function latencySummary(l: LatencyRecorder): Record<string, number> {
 /** How often the run is sampled (throughput and latency over time). */
 const SAMPLE_MS = 1000;
 
+/** What a run tells its caller besides its own figures. */
+export interface RunHooks {
+  /**
+   * The kind an operation is counted under, decided when it ends (default:
+   * the workload's, by the static shard map). shardbank's bench asks the
+   * client, which knows where items live now.
+   */
+  kindOf?: (op: Op) => string;
+  /** Each operation as it ends: its kind, its result, and when it was sent (performance.now()). */
+  onResult?: (op: Op, kind: string, result: TxResult, sentAtMs: number) => void;
+  /** Each second of the run: throughput and latency at the client. */
+  onSample?: (sample: BenchSample) => void;
+}
+
+/**
+ * The kind of an operation by the owners the client knows now (after
+ * resharding, the new ones): a transfer is cross-shard when its two items
+ * live in different clusters.
+ */
+export function liveKind(client: Pick<BankClient, 'ownerOf'>, op: Op): OpKind {
+  if (op.kind === 'read') return 'read';
+  return client.ownerOf(op.sender) === client.ownerOf(op.receiver) ? 'intra' : 'cross';
+}
+
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
   client: Pick<BankClient, 'transfer' | 'read'>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
-  onSample?: (sample: BenchSample) => void,
+  hooks: RunHooks = {},
 ): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[] }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
@@ -157,15 +195,20 @@ export async function runWorkload(
   const more = () => (opts.count === undefined || issued < opts.count) && performance.now() < deadline;
   const timer = onTick ? setInterval(() => onTick(done, performance.now() - started), 250) : null;
   const sampler = new BenchSampler(started);
-  const sampling = setInterval(() => onSample?.(sampler.take(performance.now())), SAMPLE_MS);
+  const sampling = setInterval(() => hooks.onSample?.(sampler.take(performance.now())), SAMPLE_MS);
   const loop = async () => {
     while (more()) {
       issued++;
       const op = workload.next();
+      const sentAt = performance.now();
       const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
       done++;
       sampler.record(r);
-      for (const key of ['overall', op.kind as OpKind | string, ...(op.label !== op.kind ? [op.label] : [])]) {
+      const kind = hooks.kindOf?.(op) ?? op.kind;
+      hooks.onResult?.(op, kind, r, sentAt);
+      // The SmallBank name, when there is one, is counted besides the kind.
+      const label = op.label === op.kind || op.label === 'intra' || op.label === 'cross' ? null : op.label;
+      for (const key of ['overall', kind, ...(label ? [label] : [])]) {
         const s = stat(key);
         s.latency.record(r.latencyMs);
         const o = r.reason ? `${r.status}: ${r.reason}` : r.status;
@@ -178,7 +221,7 @@ export async function runWorkload(
   clearInterval(sampling);
   const elapsedMs = performance.now() - started;
   // The last part-second is a sample too, unless it is too short to say anything.
-  if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) onSample?.(sampler.take(performance.now()));
+  if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) hooks.onSample?.(sampler.take(performance.now()));
   const used = process.cpuUsage(cpu);
   return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples };
 }
@@ -244,8 +287,27 @@ export function warmupLine(report: BenchReport): string {
 }
 
 export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
-  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank } = opts;
-  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
+  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize } = opts;
+  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize });
+}
+
+/** Reshards at `at` (performance.now() time) while the run goes on; resolves with what it did. */
+async function reshardAt(runner: SetRunner, phases: ReshardPhases, at: number): Promise<ReshardOutcome> {
+  await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+  phases.markStart();
+  try {
+    return await runner.printReshard();
+  } finally {
+    phases.markEnd();
+  }
+}
+
+/** PrintReshard after the run, as the runner's menu prints it. */
+async function printReshardAfter(runner: SetRunner, spinner: Ora): Promise<{ text: string; json: Record<string, unknown>; failedBatches: number }> {
+  spinner.text = 'PrintReshard';
+  const r = await runner.printReshard();
+  const out = reshardLines(r);
+  return { text: `printreshard: ${out.text}`, json: out.json, failedBatches: r.batches.filter((b) => b.status !== 'committed').length };
 }
 
 export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
@@ -272,23 +334,37 @@ export async function benchCommand(topology: Topology, opts: BenchCommandOptions
     await flushCluster(admin, topology, freshSetNumber());
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
+    const runner = new SetRunner({ topology, client, admin });
     const before = await statuses(admin, topology);
     spinner.start('running');
     const sample = opts.reportTo ? sampleReporter(opts.reportTo, { preset: opts.preset ?? '', clients: opts.clients, pid: process.pid }, (l) => process.stderr.write(`${l}\n`)) : null;
-    const run = await runWorkload(client, workload, opts, progress(spinner), sample ?? undefined);
+    const runStart = performance.now();
+    const phases = new ReshardPhases(runStart);
+    const resharding = opts.reshardAtS === undefined ? null : reshardAt(runner, phases, runStart + opts.reshardAtS * 1000);
+    const run = await runWorkload(client, workload, opts, progress(spinner), {
+      kindOf: (op) => liveKind(client, op),
+      onResult: (_op, kind, r, sentAt) => phases.record(kind, r, sentAt),
+      ...(sample ? { onSample: sample } : {}),
+    });
     sample?.(null);
+    const runEnd = performance.now();
+    if (resharding) spinner.text = 'waiting for the reshard to finish';
+    const reshard = resharding ? phases.figures(await resharding, runEnd) : undefined;
     const after = await statuses(admin, topology);
+    const printed = opts.printReshard ? await printReshardAfter(runner, spinner) : undefined;
     spinner.text = 'auditing';
-    const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
+    const audit = await runner.audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
+    const report: BenchReport = Object.assign(makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed), reshard ? { reshard } : {}, printed ? { printReshard: printed.json } : {});
     const security = session.security.mode === 'tls' ? 'TLS' : 'plaintext';
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    const extra = [reshard ? formatReshard(reshard) : null, printed ? printed.text : null].filter(Boolean).map((l) => `${l}\n`).join('');
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${extra}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = session.cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, transport: security, deaths }, null, 1)}\n`);
     if (deaths.length > 0) session.keep();
-    return auditHolds(audit) && deaths.length === 0 ? EXIT_OK : EXIT_CHECK_FAILED;
+    const movesHeld = (reshard?.failedBatches.length ?? 0) === 0 && (printed?.failedBatches ?? 0) === 0;
+    return auditHolds(audit) && deaths.length === 0 && movesHeld ? EXIT_OK : EXIT_CHECK_FAILED;
   } finally {
     spinner.stop();
     await session.close();

@@ -7,7 +7,8 @@
  */
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
-import { executePlan, gatherHistory, planReshard, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
+import { planOffThread } from '../client/plan-thread.js';
+import { executePlan, gatherHistory, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
 import { nodeName, type NodeId, type NodeStatus, type ViewRecord } from '../protocol/messages.js';
 import { allNodes, clusterNodes, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
 import type { TestCommand, TestSet } from './csv.js';
@@ -64,6 +65,10 @@ export interface ReshardOutcome {
   moved: ItemMove[];
   /** Clusters whose history no node could give. */
   unreachable: number[];
+  /** Gathering the history and partitioning, in ms. */
+  planMs: number;
+  /** Carrying the moves out, from the first batch sent to the last answered and the owners learnt, in ms (0: none). */
+  moveMs: number;
 }
 
 export interface RunnerOptions {
@@ -137,7 +142,7 @@ export class SetRunner {
    * only), in item order. The client learns the new owners. `dryRun` plans
    * and moves nothing.
    */
-  async printReshard(opts: { dryRun?: boolean; seed?: number } = {}): Promise<ReshardOutcome> {
+  async printReshard(opts: { dryRun?: boolean; seed?: number; imbalance?: number } = {}): Promise<ReshardOutcome> {
     const { admin, client } = this.opts;
     const topo = this.topology;
     const leaderFirst = (c: number) => {
@@ -145,16 +150,20 @@ export class SetRunner {
       const leader = client.leaderOf(c);
       return leader ? [leader, ...members.filter((n) => n !== leader)] : members;
     };
+    const started = performance.now();
     const history = await gatherHistory(admin, topo, leaderFirst);
-    const plan = planReshard(topo, history, { seed: opts.seed });
-    if (opts.dryRun || plan.moves.length === 0) return { plan, batches: [], moved: [], unreachable: history.unreachable };
+    // Off this thread: the clients that share this process keep going while it partitions.
+    const plan = await planOffThread(topo, history, { seed: opts.seed, imbalance: opts.imbalance });
+    const planMs = performance.now() - started;
+    if (opts.dryRun || plan.moves.length === 0) return { plan, batches: [], moved: [], unreachable: history.unreachable, planMs, moveMs: 0 };
     const leaders = new Map(Array.from({ length: topo.clusters }, (_, i) => [i + 1, client.leaderOf(i + 1) ?? clusterNodes(topo, i + 1)[0]!] as [number, NodeId]));
+    const moving = performance.now();
     const batches = await executePlan(admin, topo, plan.moves, { client: admin.name, leaders });
     const done = new Set(batches.filter((b) => b.status === 'committed').flatMap((b) => b.items));
     const moved = plan.moves.filter((m) => done.has(m.item));
     // Who owns what now, with versions, as the clusters say: the client routes there from now on.
     for (const [item, owner] of (await gatherHistory(admin, topo, leaderFirst)).owners) client.learnOwner(item, owner.cluster, owner.version);
-    return { plan, batches, moved, unreachable: history.unreachable };
+    return { plan, batches, moved, unreachable: history.unreachable, planMs, moveMs: performance.now() - moving };
   }
 
   /** Runs one set's commands; F and R wait for everything before them. */

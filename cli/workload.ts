@@ -207,12 +207,14 @@ export interface Preset {
   distribution?: Distribution;
   skew?: number;
   smallbank?: boolean;
+  /** Ends with PrintReshard: the moves the run's transfers call for. */
+  printReshard?: boolean;
 }
 
 /** Named mixes: the spec's report cases (TC11, TC13, TC14) and one per target. */
 export const PRESETS: Record<string, Preset> = {
   tc11: { about: '200 txns, 80% read-write, 20% cross-shard, uniform (report TC11)', count: 200, readOnlyPct: 20, crossShardPct: 20, distribution: 'uniform', skew: 0 },
-  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99 (report TC13)', count: 2000, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
+  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99, then PrintReshard (report TC13)', count: 2000, printReshard: true, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
   tc14: { about: '30000 txns, 100% read-write, 0% cross-shard, uniform (report TC14)', count: 30000, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
   smallbank: { about: 'SmallBank mix for 10 s, 20% cross-shard, uniform', durationS: 10, smallbank: true, crossShardPct: 20, distribution: 'uniform', skew: 0 },
   intra: { about: 'intra-shard transfers for 10 s, uniform', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
