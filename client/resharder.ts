@@ -168,16 +168,18 @@ const STAYED_BUSY = 'its items stayed busy';
  *
  * Each batch is a request of its own logical client, named after this plan
  * (`client/<plan>/m<k>`), so that a later plan's batches are never taken for
- * retries of this one's.
+ * retries of this one's. A caller that names its plans apart itself (the
+ * simulator, whose runs must not depend on the clock) passes `plan: ''`.
  */
 export async function executePlan(
   admin: AdminClient,
   topology: Topology,
   moves: readonly ItemMove[],
-  opts: { client: string; leaders?: Map<number, NodeId>; attempts?: number; onBatch?: (batch: MoveBatch) => void },
+  opts: { client: string; plan?: string; leaders?: Map<number, NodeId>; attempts?: number; onBatch?: (batch: MoveBatch) => void },
 ): Promise<MoveBatch[]> {
   const leaders = opts.leaders ?? new Map<number, NodeId>();
-  const plan = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+  const plan = opts.plan ?? `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+  const prefix = plan ? `${opts.client}/${plan}` : opts.client;
   const pairs = new Map<string, { from: number; to: number; items: number[] }[]>();
   for (const b of batchesOf(moves, topology.tuning.maxMoveBatch)) {
     const key = `${b.from}>${b.to}`;
@@ -190,7 +192,7 @@ export async function executePlan(
     for (let key = queue.shift(); key; key = queue.shift()) {
       const todo = pairs.get(key)!;
       for (let batch = todo.shift(); batch; batch = todo.shift()) {
-        const command: Command = { client: `${opts.client}/${plan}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
+        const command: Command = { client: `${prefix}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
         const sent = performance.now();
         const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
         const outcome: MoveBatch = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '', ms: Math.round(performance.now() - sent) });
