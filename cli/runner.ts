@@ -389,7 +389,10 @@ export class SetRunner {
   /** Everything `--json` prints after a set. */
   async report(set: TestSet, results: CommandResult[]): Promise<SetReport> {
     const nodes = allNodes(this.topology);
-    const [db, views, audit] = await Promise.all([this.printDb(), this.printView(), this.audit()]);
+    // The audit first: it waits (bounded) until the live replicas agree, so that PrintDB does not
+    // catch a follower a moment before it runs the set's last COMMIT.
+    const audit = await this.audit();
+    const [db, views] = await Promise.all([this.printDb(), this.printView()]);
     return {
       set: set.set,
       results: results.map(({ latencyMs: _l, cluster: _c, resolvedSeq: _s, ...r }) => r),
