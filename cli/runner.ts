@@ -163,7 +163,37 @@ export class SetRunner {
     const moved = plan.moves.filter((m) => done.has(m.item));
     // Who owns what now, with versions, as the clusters say: the client routes there from now on.
     for (const [item, owner] of (await gatherHistory(admin, topo, leaderFirst)).owners) client.learnOwner(item, owner.cluster, owner.version);
-    return { plan, batches, moved, unreachable: history.unreachable, planMs, moveMs: performance.now() - moving };
+    const moveMs = performance.now() - moving;
+    // PrintBalance and PrintDB next read every replica: let the live ones run the moves first.
+    await this.caughtUp([...new Set(batches.flatMap((b) => [b.from, b.to]))]);
+    return { plan, batches, moved, unreachable: history.unreachable, planMs, moveMs };
+  }
+
+  /**
+   * Waits (at most `waitMs`) until every live node of `clusters` has executed
+   * what its cluster had committed when the wait began; a node that is down
+   * or failed is not waited for.
+   */
+  private async caughtUp(clusters: number[], waitMs = 3000): Promise<void> {
+    const { admin } = this.opts;
+    const sleepFor = this.opts.sleep ?? sleep;
+    const members = clusters.flatMap((c) => clusterNodes(this.topology, c));
+    const read = () => Promise.all(members.map((n) => admin.request(n, { status: {} }).then((r) => r.status ?? null, () => null)));
+    const first = await read();
+    const target = new Map<number, number>();
+    members.forEach((n, i) => {
+      const c = clusterOfNode(this.topology, n);
+      target.set(c, Math.max(target.get(c) ?? 0, first[i]?.commitThrough ?? 0));
+    });
+    for (let waited = 0; waited < waitMs; waited += SETTLE_POLL_MS) {
+      const now = waited === 0 ? first : await read();
+      const behind = members.filter((n, i) => {
+        const s = now[i];
+        return s && !s.failed && (s.executedThrough ?? 0) < target.get(clusterOfNode(this.topology, n))!;
+      });
+      if (behind.length === 0) return;
+      await sleepFor(SETTLE_POLL_MS);
+    }
   }
 
   /** Runs one set's commands; F and R wait for everything before them. */
