@@ -8,10 +8,12 @@
  * own that committed, or the point a replica said it had executed through
  * when it answered a read. A read is `stale` when the replica that answered
  * had executed less than what the client knew when it sent the read: it
- * returned a state older than one the client had already seen (its own
- * write included, or not). A linearizable read never is; a session read may
- * be, but never behind the client's own writes; an `any` read may be, by as
- * much as its replica lags.
+ * returned a state older than one the client had already seen. It `missed
+ * its own write` when that replica had not even executed the client's own
+ * last commit in the cluster. A linearizable read is never stale; a session
+ * read may be, but never misses the client's own writes; an `any` read may
+ * do both, by as much as its replica lags. (The bench is one client: its
+ * session is every write of the run.)
  */
 import type { TxResult } from '../client/client.js';
 import { LEVELS, type Level } from '../protocol/consistency.js';
@@ -31,6 +33,8 @@ export interface LevelSummary {
   byFollower: number;
   /** Answered from a state older than one the client had already seen in that cluster. */
   stale: number;
+  /** Answered from a state without the client's own last commit in that cluster. */
+  missedOwnWrite: number;
   /** Over the stale reads: how many entries behind, on average and at most. */
   meanBehind: number;
   maxBehind: number;
@@ -38,10 +42,11 @@ export interface LevelSummary {
 
 export type LevelReport = Partial<Record<Level, LevelSummary>>;
 
-/** What the client knew of a cluster when it sent a read. */
+/** What the client knew of a cluster when it sent a read: the furthest point seen, and its own last commit. */
 export interface ReadMark {
   cluster: number | null;
   through: number;
+  own: number;
 }
 
 interface Tally {
@@ -50,6 +55,7 @@ interface Tally {
   failed: number;
   byFollower: number;
   stale: number;
+  missedOwnWrite: number;
   behindSum: number;
   maxBehind: number;
 }
@@ -61,6 +67,8 @@ interface Tally {
 export class ReadLevels {
   /** cluster -> the furthest seq the client knows was executed there. */
   private readonly known = new Map<number, number>();
+  /** cluster -> the seq of the client's own last commit there. */
+  private readonly own = new Map<number, number>();
   private readonly tallies = new Map<Level, Tally>();
 
   constructor(
@@ -71,12 +79,16 @@ export class ReadLevels {
   /** Before a read of `item` is sent: what the client then knows of its cluster. */
   mark(item: number): ReadMark {
     const cluster = clusterOfItem(this.topology, item);
-    return { cluster, through: cluster === null ? 0 : (this.known.get(cluster) ?? 0) };
+    if (cluster === null) return { cluster, through: 0, own: 0 };
+    return { cluster, through: this.known.get(cluster) ?? 0, own: this.own.get(cluster) ?? 0 };
   }
 
   /** A transfer's outcome: a commit tells how far its cluster has executed at least. */
   wrote(r: TxResult): void {
-    if (r.status === 'committed' && r.seq && r.node) this.learn(clusterOfNode(this.topology, r.node), r.seq);
+    if (r.status !== 'committed' || !r.seq || !r.node) return;
+    const cluster = clusterOfNode(this.topology, r.node);
+    this.learn(cluster, r.seq);
+    if (r.seq > (this.own.get(cluster) ?? 0)) this.own.set(cluster, r.seq);
   }
 
   /** A read's outcome at its level, judged against what the client knew when it sent it. */
@@ -99,6 +111,7 @@ export class ReadLevels {
       t.stale++;
       t.behindSum += behind;
       t.maxBehind = Math.max(t.maxBehind, behind);
+      if (through < mark.own) t.missedOwnWrite++;
     }
     this.learn(cluster, through);
   }
@@ -115,10 +128,11 @@ export class ReadLevels {
         reads: l.count,
         ok: t.ok,
         failed: t.failed,
-        okPerS: elapsedMs > 0 ? (t.ok * 1000) / elapsedMs : 0,
+        okPerS: elapsedMs > 0 ? Math.round((t.ok * 10_000) / elapsedMs) / 10 : 0,
         latencyMs: { mean: r3(l.mean()), p50: r3(l.percentile(50)), p90: r3(l.percentile(90)), p99: r3(l.percentile(99)), max: r3(l.max()) },
         byFollower: t.byFollower,
         stale: t.stale,
+        missedOwnWrite: t.missedOwnWrite,
         meanBehind: t.stale ? r3(t.behindSum / t.stale) : 0,
         maxBehind: t.maxBehind,
       };
@@ -132,14 +146,14 @@ export class ReadLevels {
 
   private tally(level: Level): Tally {
     let t = this.tallies.get(level);
-    if (!t) this.tallies.set(level, (t = { latency: new LatencyRecorder(), ok: 0, failed: 0, byFollower: 0, stale: 0, behindSum: 0, maxBehind: 0 }));
+    if (!t) this.tallies.set(level, (t = { latency: new LatencyRecorder(), ok: 0, failed: 0, byFollower: 0, stale: 0, missedOwnWrite: 0, behindSum: 0, maxBehind: 0 }));
     return t;
   }
 }
 
 /** The Performance per level table: one row per level reads ran at. */
 export function formatLevels(levels: LevelReport): string {
-  const rows: string[][] = [['level', 'reads', 'ok', 'failed', 'ok/s', 'mean', 'p50', 'p90', 'p99', 'by follower', 'stale', 'behind (mean / max)']];
+  const rows: string[][] = [['level', 'reads', 'ok', 'failed', 'ok/s', 'mean', 'p50', 'p90', 'p99', 'by follower', 'stale', 'behind (mean / max)', 'missed own write']];
   for (const [level, s] of Object.entries(levels) as [Level, LevelSummary][]) {
     const pct = (n: number) => `${n} (${s.ok ? ((100 * n) / s.ok).toFixed(1) : '0.0'}%)`;
     rows.push([
@@ -152,6 +166,7 @@ export function formatLevels(levels: LevelReport): string {
       pct(s.byFollower),
       pct(s.stale),
       s.stale ? `${s.meanBehind.toFixed(1)} / ${s.maxBehind}` : '-',
+      pct(s.missedOwnWrite),
     ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -161,6 +176,6 @@ export function formatLevels(levels: LevelReport): string {
     'Performance per level (reads; every transfer is ordered by consensus, as in the table above)',
     ...lines,
     '(latency in ms at the client; stale: answered from a state older than one the client had already seen in that cluster,',
-    ' by so many log entries; by follower and stale as shares of the answered reads)',
+    ' by so many log entries; missed own write: older than the bench\'s own last commit there; shares of the answered reads)',
   ].join('\n');
 }

@@ -123,8 +123,8 @@ test('a read answered from a state older than one the client already saw is stal
   levels.wrote({ status: 'aborted', node: 1, seq: 40, latencyMs: 3 });
   levels.wrote({ status: 'committed', node: 4, seq: 90, latencyMs: 3 });
   const mark = levels.mark(20);
-  assert.equal(mark, { cluster: 1, through: 12 });
-  levels.read('any', mark, ok(2, 9)); // n2 lags: 3 entries behind
+  assert.equal(mark, { cluster: 1, through: 12, own: 12 });
+  levels.read('any', mark, ok(2, 9)); // n2 lags: 3 entries behind, without the client's own commit
   levels.read('any', levels.mark(30), ok(3, 12)); // caught up
   levels.read('linearizable', levels.mark(30), ok(1, 13));
   // Seen at 13 now: a session read answered at 12 missed nothing of its own, yet is older than what was seen.
@@ -132,9 +132,9 @@ test('a read answered from a state older than one the client already saw is stal
   levels.read('session', levels.mark(40), { status: 'failed', reason: 'no reply', latencyMs: 2500 });
   const s = levels.summary(1000);
   assert.equal(Object.keys(s), ['linearizable', 'session', 'any'], 'only the levels that ran, in order');
-  assert.equal([s.any!.reads, s.any!.ok, s.any!.stale, s.any!.maxBehind, s.any!.byFollower], [3, 3, 1, 3, 3]);
+  assert.equal([s.any!.reads, s.any!.ok, s.any!.stale, s.any!.maxBehind, s.any!.byFollower, s.any!.missedOwnWrite], [3, 3, 1, 3, 3, 1]);
   assert.equal([s.linearizable!.stale, s.linearizable!.byFollower], [0, 0]);
-  assert.equal([s.session!.reads, s.session!.ok, s.session!.failed, s.session!.stale, s.session!.maxBehind], [2, 1, 1, 1, 1]);
+  assert.equal([s.session!.reads, s.session!.ok, s.session!.failed, s.session!.stale, s.session!.maxBehind, s.session!.missedOwnWrite], [2, 1, 1, 1, 1, 0]);
   assert.is(s.session!.okPerS, 1);
 });
 
@@ -166,6 +166,7 @@ test('bench --consistency mix on real nodes reports every level, each with answe
     assert.match(r.out, new RegExp(`\\n${level}\\s+${s.reads}\\s+${s.ok}\\s`), `${level}'s row`);
   }
   assert.is(levels.linearizable!.stale, 0, 'a linearizable read never returns a state older than one already seen');
+  assert.is(levels.session!.missedOwnWrite, 0, "a session read never misses the client's own writes");
   assert.is(levels.leader!.byFollower + levels.linearizable!.byFollower, 0, 'the leader answers leader and linearizable reads');
   const reads = LEVELS.reduce((t, l) => t + levels[l]!.reads, 0);
   assert.is(reads, report.latencyMs['read']!['count'], 'every read is counted at its level');
