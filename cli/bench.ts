@@ -10,7 +10,7 @@ import type { Ora } from 'ora';
 import type { BankClient, TxResult } from '../client/client.js';
 import type { AdminClient } from '../client/admin.js';
 import type { AdminReply } from '../protocol/messages.js';
-import type { Topology } from '../protocol/topology.js';
+import type { Topology, Tuning } from '../protocol/topology.js';
 import type { SecurityFlags } from './credentials.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
 import { formatReshard, ReshardPhases, type ReshardFigures } from './bench-reshard.js';
@@ -20,7 +20,9 @@ import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { BenchSampler, sampleReporter, type BenchSample } from './bench-samples.js';
-import { Workload, type Distribution, type Op, type OpKind } from './workload.js';
+import { checkRunningLockPolicy, reportedLockPolicy, withLockPolicy } from './bench-locks.js';
+import { formatLevels, ReadLevels, type LevelReport } from './bench-levels.js';
+import { Workload, type Distribution, type Op, type OpKind, type ReadConsistency } from './workload.js';
 
 export interface BenchOptions {
   count?: number;
@@ -44,6 +46,10 @@ export interface BenchOptions {
   reshardAtS?: number;
   /** PrintReshard after the run (the report's TC13 ends with it). */
   printReshard?: boolean;
+  /** The level reads are asked at, or `mix` (the four in turn); unset: `leader`, the spec's. */
+  consistency?: ReadConsistency;
+  /** The local cluster's `tuning.lockPolicy`; with --connect, what the running nodes must report. */
+  lockPolicy?: Tuning['lockPolicy'];
 }
 
 /** What was measured: shardbank itself, or the same workload on another system. */
@@ -78,6 +84,10 @@ export interface BenchReport {
   reshard?: ReshardFigures;
   /** PrintReshard after the run (`--preset tc13`). */
   printReshard?: Record<string, unknown>;
+  /** Reads per consistency level (when the run asked for a level: `--consistency` or a preset's). */
+  levels?: LevelReport;
+  /** The lock policy the nodes report they run with (shardbank only). */
+  lockPolicy?: string;
 }
 
 export interface NodeUsage {
@@ -175,12 +185,12 @@ export function liveKind(client: Pick<BankClient, 'ownerOf'>, op: Op): OpKind {
 
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
-  client: Pick<BankClient, 'transfer' | 'read'>,
+  client: Pick<BankClient, 'transfer' | 'read'> & Partial<Pick<BankClient, 'leaderOf'>>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
   hooks: RunHooks = {},
-): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[] }> {
+): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[]; levels: LevelReport }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
     let s = stats.get(k);
@@ -195,13 +205,22 @@ export async function runWorkload(
   const more = () => (opts.count === undefined || issued < opts.count) && performance.now() < deadline;
   const timer = onTick ? setInterval(() => onTick(done, performance.now() - started), 250) : null;
   const sampler = new BenchSampler(started);
+  const levels = new ReadLevels(workload.topology, client.leaderOf ? (c) => client.leaderOf!(c) : undefined);
   const sampling = setInterval(() => hooks.onSample?.(sampler.take(performance.now())), SAMPLE_MS);
   const loop = async () => {
     while (more()) {
       issued++;
       const op = workload.next();
       const sentAt = performance.now();
-      const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
+      let r: TxResult;
+      if (op.kind === 'read') {
+        const mark = levels.mark(op.sender);
+        r = await client.read(op.sender, op.level);
+        levels.read(op.level ?? 'leader', mark, r);
+      } else {
+        r = await client.transfer(op.sender, op.receiver, op.amount);
+        levels.wrote(r);
+      }
       done++;
       sampler.record(r);
       const kind = hooks.kindOf?.(op) ?? op.kind;
@@ -223,7 +242,7 @@ export async function runWorkload(
   // The last part-second is a sample too, unless it is too short to say anything.
   if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) hooks.onSample?.(sampler.take(performance.now()));
   const used = process.cpuUsage(cpu);
-  return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples };
+  return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples, levels: levels.summary(elapsedMs) };
 }
 
 export function formatBenchTable(report: BenchReport): string {
@@ -237,9 +256,11 @@ export function formatBenchTable(report: BenchReport): string {
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   const reasons = Object.entries(report.outcomes['overall'] ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+  const levels = report.levels && Object.keys(report.levels).length > 0 ? ['', formatLevels(report.levels), ''] : [];
   return [
     ...lines,
     '(latency in ms, measured at the client from send to reply)',
+    ...levels,
     `outcomes   : ${reasons}`,
     `throughput : ${report.throughput.committedPerS.toFixed(0)} committed/s, ${report.throughput.opsPerS.toFixed(0)} operations/s over ${report.elapsedS.toFixed(2)} s`,
   ].join('\n');
@@ -247,9 +268,11 @@ export function formatBenchTable(report: BenchReport): string {
 
 export type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs, samples }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
+export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs, samples, levels }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
+  // Reads per level when the run chose a level; a default run's report stays as it was.
+  const perLevel = options.consistency !== undefined && Object.keys(levels).length > 0 ? { levels } : {};
   return {
     system,
     options,
@@ -264,6 +287,7 @@ export function makeReport(system: BenchSystem, options: BenchOptions, { stats, 
     nodes,
     clientCpuMs,
     samples,
+    ...perLevel,
   };
 }
 
@@ -287,8 +311,8 @@ export function warmupLine(report: BenchReport): string {
 }
 
 export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
-  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize } = opts;
-  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize });
+  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize, consistency } = opts;
+  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize, consistency });
 }
 
 /** Reshards at `at` (performance.now() time) while the run goes on; resolves with what it did. */
@@ -324,12 +348,16 @@ export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
  * no node died, 1 otherwise. A node that stopped by itself keeps the data
  * directory, for its log.
  */
-export async function benchCommand(topology: Topology, opts: BenchCommandOptions): Promise<number> {
+export async function benchCommand(given: Topology, opts: BenchCommandOptions): Promise<number> {
   const spinner = progressSpinner();
+  // A local cluster's nodes are started with the policy; running nodes keep theirs (checked below).
+  const topology = opts.connect ? given : withLockPolicy(given, opts.lockPolicy);
   const session = await Session.open({ ...opts, topology, command: 'bench', clientSlots: Math.max(1, opts.clients) });
   const { admin, client } = session;
   try {
     await session.start(spinner);
+    const first = await statuses(admin, topology);
+    if (opts.connect) checkRunningLockPolicy(opts.lockPolicy, first);
     // A set of its own: with --connect, nothing in flight from an earlier run on these nodes leaks in.
     await flushCluster(admin, topology, freshSetNumber());
     const workload = workloadFor(topology, opts);
@@ -355,10 +383,15 @@ export async function benchCommand(topology: Topology, opts: BenchCommandOptions
     spinner.text = 'auditing';
     const audit = await runner.audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report: BenchReport = Object.assign(makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed), reshard ? { reshard } : {}, printed ? { printReshard: printed.json } : {});
+    const report: BenchReport = Object.assign(
+      makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed),
+      { lockPolicy: reportedLockPolicy(first) },
+      reshard ? { reshard } : {},
+      printed ? { printReshard: printed.json } : {},
+    );
     const security = session.security.mode === 'tls' ? 'TLS' : 'plaintext';
     const extra = [reshard ? formatReshard(reshard) : null, printed ? printed.text : null].filter(Boolean).map((l) => `${l}\n`).join('');
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${extra}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${extra}transport  : ${security}\nlocks      : ${report.lockPolicy} (as the nodes report it)\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = session.cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, transport: security, deaths }, null, 1)}\n`);

@@ -12,7 +12,8 @@ import { securityFromFlags, UsageError, type SecurityFlags } from './credentials
 import { EXIT_CODES_HELP, EXIT_INTERNAL, EXIT_USAGE } from './exitCodes.js';
 import { runNodeProcess } from './node.js';
 import { replayMain, ReplayError, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
-import { PRESETS, type Preset } from './workload.js';
+import { parseReadConsistency, PRESETS, type Preset, type ReadConsistency } from './workload.js';
+import type { Tuning } from '../protocol/topology.js';
 import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parseSeedRange, recordDir as recordDirArg, simCommand, type SimCommandOptions } from './sim.js';
@@ -179,6 +180,8 @@ addSecurityOptions(addTopologyOptions(
     .addOption(new Option('--distribution <d>', 'how items are drawn').choices(['uniform', 'zipf', 'hotspot']))
     .option('--skew <x>', 'Zipf theta, or the hotspot share of draws, in 0..1', (v: string) => wrap(() => unitArg(v)))
     .option('--smallbank', 'SmallBank transaction kinds mapped onto reads and transfers')
+    .addOption(new Option('--consistency <level>', 'the level reads are asked at: linearizable, leader (default), session, any, or mix (the four in turn); prints Performance per level').argParser((v: string) => wrap(() => parseReadConsistency(v))).conflicts(['etcd', 'postgres', 'idle']))
+    .addOption(new Option('--lock-policy <policy>', 'what a leader does with a transfer whose item another holds: skip it (aborted: lock conflict, the default) or wait behind the holder; for the local cluster the bench starts').choices(['skip', 'wait']).conflicts(['etcd', 'postgres']))
     .option('--seed <n>', 'workload seed (default 1)', intArg(0))
     .option('--affinity <pct>', 'percent of read-write operations whose two items come from one affinity group (groups straddle clusters); the rest are uniform', intArg(0, 100))
     .option('--group-size <n>', 'items per affinity group (default 10)', intArg(2))
@@ -208,16 +211,23 @@ addSecurityOptions(addTopologyOptions(
   const etcd = opts['etcd'] as string[] | undefined;
   const postgres = opts['postgres'] as string | undefined;
   const idleS = opts['idle'] as number | undefined;
+  const readOnlyPct = pick('readOnly', preset.readOnlyPct ?? 0);
+  const smallbank = pick('smallbank', preset.smallbank ?? false);
+  if (opts['consistency'] !== undefined && readOnlyPct === 0 && !smallbank) {
+    throw new UsageError(`--consistency ${String(opts['consistency'])}: this workload has no reads to ask at a level; give --read-only PCT (or --preset tc12)`);
+  }
   const options = {
     preset: Object.entries(PRESETS).find(([, p]) => p === opts['preset'])?.[0],
     count,
     durationS,
     clients: pick('clients', 64),
-    readOnlyPct: pick('readOnly', preset.readOnlyPct ?? 0),
+    readOnlyPct,
     crossShardPct: pick('crossShard', preset.crossShardPct ?? 20),
     distribution: pick('distribution', preset.distribution ?? 'uniform'),
     skew: pick('skew', preset.skew ?? 0),
-    smallbank: pick('smallbank', preset.smallbank ?? false),
+    smallbank,
+    consistency: pick<ReadConsistency | undefined>('consistency', preset.consistency),
+    lockPolicy: opts['lockPolicy'] as Tuning['lockPolicy'] | undefined,
     seed: pick('seed', 1),
     affinityPct: opts['affinity'] as number | undefined,
     groupSize: opts['groupSize'] as number | undefined,

@@ -38,6 +38,8 @@ export interface TxResult {
   balance?: number;
   /** For a read: how far the replica that answered had executed. */
   executedThrough?: number;
+  /** For a transfer its cluster ordered: the seq it executed at there (for a commit, what a session read there waits for). */
+  seq?: number;
   latencyMs: number;
   /** The node that answered. */
   node?: NodeId;
@@ -325,5 +327,6 @@ function toResult(reply: ClientReply, node: NodeId): Omit<TxResult, 'latencyMs'>
   if (reply.reason) r.reason = reply.reason;
   if (reply.hasBalance) r.balance = reply.balance ?? 0;
   if (reply.executedThrough) r.executedThrough = reply.executedThrough;
+  if (reply.seq) r.seq = reply.seq;
   return r;
 }
