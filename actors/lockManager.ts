@@ -62,6 +62,13 @@ export interface LockManagerContext extends ActorInput {
   parked: Map<string, Parked>;
   /** Moves holding items here (from admission until their decision runs). */
   moving: Set<string>;
+  /**
+   * Items a waiting move has claimed: item -> the move. A transfer that
+   * finds one waits behind the move instead of taking it, or under load a
+   * move of many items would wait for ever for all of them to be free at
+   * once, as new transfers keep taking them.
+   */
+  reserved: Map<number, string>;
   ticks: number;
 }
 
@@ -96,9 +103,9 @@ function problemWith(ctx: LockManagerContext, command: Command): string | null {
   return null;
 }
 
-/** Held by a move, before or after its prepare ran here. */
-function heldByMove(ctx: LockManagerContext, holder: string): boolean {
-  return ctx.moving.has(holder) || !!ctx.state.wal.get(holder)?.command.move;
+/** A move waiting for its items here. */
+function waitingMove(ctx: LockManagerContext, holder: string): boolean {
+  return ctx.parked.get(holder)?.request.type === 'move';
 }
 
 /** A move into this cluster holds the item prepared (its balance is here, its ownership not yet). */
@@ -108,11 +115,21 @@ function movingIn(ctx: LockManagerContext, item: number): boolean {
   return !!wal?.command.move && wal.role === 'participant';
 }
 
-/** The request holding an item here (a transfer in flight, or a prepared transaction's WAL), if any. */
+/** Held by a move: waiting for its items, admitted, or prepared here. */
+function heldByMove(ctx: LockManagerContext, holder: string): boolean {
+  return ctx.moving.has(holder) || waitingMove(ctx, holder) || !!ctx.state.wal.get(holder)?.command.move;
+}
+
+/** The request holding an item here (a transfer in flight, a prepared transaction's WAL, a waiting move's claim), if any. */
 function holderOf(ctx: LockManagerContext, item: number): string | undefined {
   const holders = ctx.locks.get(item);
   if (holders && holders.size > 0) return holders.values().next().value;
-  return ctx.state.walLocks.get(item);
+  return ctx.state.walLocks.get(item) ?? ctx.reserved.get(item);
+}
+
+/** Lets go of a move's claims on its items (it was admitted, or gave up). */
+function unreserve(ctx: LockManagerContext, id: string, items: readonly number[]): void {
+  for (const i of items) if (ctx.reserved.get(i) === id) ctx.reserved.delete(i);
 }
 
 function lock(ctx: LockManagerContext, item: number, id: string): void {
@@ -140,11 +157,11 @@ function park(out: Out, ctx: LockManagerContext, items: number[], id: string, re
   const { state, info } = ctx;
   const holders = items
     .filter((i) => holderOf(ctx, i) !== undefined)
-    .flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : [])]);
+    .flatMap((i) => [...(ctx.locks.get(i) ?? []), ...(state.walLocks.has(i) ? [state.walLocks.get(i)!] : []), ...(ctx.reserved.has(i) ? [ctx.reserved.get(i)!] : [])]);
   // A move waits for whatever holds its items; anything waits for a prepared transaction or a move;
   // under the `wait` policy a transfer waits for any holder (none waits while holding a lock: no deadlock).
   const queue = info.tuning.lockPolicy === 'wait';
-  if (request.type !== 'move' && !queue && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h))) return false;
+  if (request.type !== 'move' && !queue && !holders.every((h) => state.wal.has(h) || ctx.moving.has(h) || waitingMove(ctx, h))) return false;
   if (ctx.parked.size >= info.tuning.maxQueue) return false;
   if (!ctx.parked.has(id)) {
     // (A retry that parks again keeps its first deadline, and was noted the first time.)
@@ -153,6 +170,8 @@ function park(out: Out, ctx: LockManagerContext, items: number[], id: string, re
       request.type === 'move' || holders.some((h) => heldByMove(ctx, h)) ? info.tuning.moveWaitTicks : queue ? info.tuning.lockQueueTicks : info.tuning.lockWaitTicks;
     ctx.parked.set(id, { id, request, items, until: until ?? ctx.ticks + wait });
   }
+  // A waiting move claims its free items: new transfers queue behind it, not in front.
+  if (request.type === 'move') for (const i of items) if (holderOf(ctx, i) === undefined) ctx.reserved.set(i, id);
   return true;
 }
 
@@ -168,8 +187,10 @@ function retryParked(out: Out, ctx: LockManagerContext, pick: (p: Parked) => boo
   for (const p of chosen) {
     ctx.parked.delete(p.id);
     if (p.request.type === 'admit') admit(out, ctx, p.request.command, p.until);
-    else if (p.request.type === 'move') admitMove(out, ctx, p.request.command, p.until);
-    else admitPrepare(out, ctx, p.request, p.until);
+    else if (p.request.type === 'move') {
+      unreserve(ctx, p.id, p.items);
+      admitMove(out, ctx, p.request.command, p.until);
+    } else admitPrepare(out, ctx, p.request, p.until);
   }
 }
 
@@ -321,7 +342,8 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
     return;
   }
   if (refuseWithoutMajority(out, ctx, command)) return;
-  if (items.some((i) => holderOf(ctx, i) !== undefined)) {
+  // (Its own claims, when this is a copy of a move still waiting, do not count.)
+  if (items.some((i) => (holderOf(ctx, i) ?? id) !== id)) {
     if (park(out, ctx, items, id, { type: 'move', command }, until)) return;
     emit(out, failReply(info.self, view, command, 'its items stayed busy'));
     return;
@@ -411,15 +433,17 @@ export const lockManagerMachine = setup({
       const ticks = context.ticks + 1;
       enqueue.assign({ ticks });
       if (context.parked.size === 0) return;
-      stepWith(enqueue, (out) => retryParked(out, Object.assign({}, context, { ticks }), (p) => ticks >= p.until));
+      // Also those whose items came free without a release (a waiting move gave up its claims).
+      const ctx = Object.assign({}, context, { ticks });
+      stepWith(enqueue, (out) => retryParked(out, ctx, (p) => ticks >= p.until || (p.request.type !== 'move' && p.items.every((i) => holderOf(ctx, i) === undefined))));
     }),
-    clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>() }),
+    clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>(), reserved: () => new Map() }),
     adopt: act(({ context }) => adoptPending(context)),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'lockManager',
-  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), moving: new Set(), ticks: 0 }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), moving: new Set(), reserved: new Map(), ticks: 0 }),
   initial: 'free',
   on: {
     admit: { actions: 'admit' },

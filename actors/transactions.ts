@@ -157,9 +157,21 @@ function noteLeader(step: Step, from: NodeId): void {
   step.enqueue.assign({ leaders: new Map(ctx.leaders).set(cluster, from) });
 }
 
-/** To another cluster's believed leader, or to all its nodes. */
+/**
+ * To another cluster's believed leader, or to all its nodes.
+ *
+ * A decision addressed to this very cluster means the receiver has since
+ * moved here, and the participant's part is settled: its item could only
+ * leave it once no prepare held it (a move-out waits for the item's locks),
+ * and a late PREPARE there is answered "moved". So it counts as acknowledged;
+ * sent, this cluster's nodes would drop it and the coordinator resend it for ever.
+ */
 function out(step: Step, e: TxOutEvent): void {
   const { info, leaders } = step.ctx;
+  if (e.cluster === info.cluster) {
+    if (e.body.txDecision) pass(step, coordId(e.body.txDecision.txid ?? ''), { type: 'ack' });
+    return;
+  }
   const members = clusterNodes(info.topology, e.cluster);
   const leader = leaders.get(e.cluster) ?? members[0]!;
   for (const node of e.everyone ? members : [leader]) step.enqueue.emit(send(addressed(info.self, node, e.body)));
@@ -190,6 +202,10 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     if (state.unacked.has(txid)) acked(step, txid);
     return;
   }
+  // Only a leader starts 2PC actors: one started by a candidate would propose to a proposer
+  // that is not leading, lose its entry, and outlive into the node's next leadership, waiting
+  // for ever (its transaction's later messages go to it, and adoption skips it).
+  const leading = ctx.view.role === 'leader';
   if (envelope.txDecision) {
     const d = envelope.txDecision;
     const txid = d.txid ?? '';
@@ -209,12 +225,18 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     }
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
+      if (!leading) return;
       spawnParticipant(step, Object.assign(base, { command: wal.command, mode: 'resume' as const, seq: wal.seq }));
       pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from });
-    } else if (!d.commit && ctx.view.quorum) {
+    } else if (!d.commit && d.command?.transfer && txRole(ctx, d.command) !== 'participant') {
+      // Never prepared here, and the receiver has moved away: a PREPARE still in flight is
+      // answered "moved", so there is nothing to fence (an abort entry here would run as
+      // another cluster's transfer and never finish). Acknowledged at once.
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+    } else if (!d.commit && leading && ctx.view.quorum) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
-    } else if (!d.commit) {
+    } else if (!d.commit && leading) {
       // Without a majority no fence could commit, and no PREPARE can prepare here either
       // (it is refused); one that comes later, and prepares, asks the coordinator, who says abort.
       enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
@@ -225,6 +247,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     const q = envelope.txQuery;
     const txid = q.txid ?? '';
     if (pass(step, coordId(txid), { type: 'queried' })) return;
+    if (!leading) return;
     const participantCluster = q.participantCluster || otherCluster(ctx, q.command ?? {}, 'coordinator');
     const decided = state.decisions.get(txid);
     const wal = state.wal.get(txid);
@@ -289,6 +312,8 @@ export const transactionsMachine = setup({
   actions: {
     escalate,
     coordinate: act(({ context, event, enqueue }) => {
+      // Admitted just before this node stopped leading: nothing to run it with (see onMessage).
+      if (context.view.role !== 'leader') return;
       const step = newStep(enqueue, context);
       const e = event as Extract<TransactionsEvent, { type: 'coordinate' }>;
       spawnCoordinator(step, { txid: e.txid, command: e.command, participantCluster: otherCluster(step.ctx, e.command, 'coordinator'), mode: 'start' });
@@ -298,6 +323,7 @@ export const transactionsMachine = setup({
       const e = event as Extract<TransactionsEvent, { type: 'participate' }>;
       noteLeader(step, e.from);
       if (pass(step, partId(e.txid), { type: 'prepareAgain', from: e.from })) return;
+      if (context.view.role !== 'leader') return;
       const wal = step.ctx.state.wal.get(e.txid);
       spawnParticipant(step, {
         txid: e.txid,

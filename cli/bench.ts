@@ -10,15 +10,19 @@ import type { Ora } from 'ora';
 import type { BankClient, TxResult } from '../client/client.js';
 import type { AdminClient } from '../client/admin.js';
 import type { AdminReply } from '../protocol/messages.js';
-import type { Topology } from '../protocol/topology.js';
+import type { Topology, Tuning } from '../protocol/topology.js';
 import type { SecurityFlags } from './credentials.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from './exitCodes.js';
-import { auditHolds, flushCluster, formatAudit, freshSetNumber, SetRunner, type Audit } from './runner.js';
+import { formatReshard, ReshardPhases, type ReshardFigures } from './bench-reshard.js';
+import { auditHolds, flushCluster, formatAudit, freshSetNumber, SetRunner, type Audit, type ReshardOutcome } from './runner.js';
+import { reshardLines } from './utilities.js';
 import { Session } from './session.js';
 import { progressSpinner } from './spinner.js';
 import { LatencyRecorder } from './stats.js';
 import { BenchSampler, sampleReporter, type BenchSample } from './bench-samples.js';
-import { Workload, type Distribution, type OpKind } from './workload.js';
+import { checkRunningLockPolicy, reportedLockPolicy, withLockPolicy } from './bench-locks.js';
+import { formatLevels, ReadLevels, type LevelReport } from './bench-levels.js';
+import { Workload, type Distribution, type Op, type OpKind, type ReadConsistency } from './workload.js';
 
 export interface BenchOptions {
   count?: number;
@@ -34,6 +38,18 @@ export interface BenchOptions {
   warmupS?: number;
   /** The `--preset` the options came from, if any (for reports that line runs up). */
   preset?: string;
+  /** Percent of read-write operations within one affinity group (`--affinity`); see Workload. */
+  affinityPct?: number;
+  /** Items per affinity group (`--group-size`). */
+  groupSize?: number;
+  /** Reshard this many seconds into the run, while the load goes on (`--reshard-at`). */
+  reshardAtS?: number;
+  /** PrintReshard after the run (the report's TC13 ends with it). */
+  printReshard?: boolean;
+  /** The level reads are asked at, or `mix` (the four in turn); unset: `leader`, the spec's. */
+  consistency?: ReadConsistency;
+  /** The local cluster's `tuning.lockPolicy`; with --connect, what the running nodes must report. */
+  lockPolicy?: Tuning['lockPolicy'];
 }
 
 /** What was measured: shardbank itself, or the same workload on another system. */
@@ -64,6 +80,14 @@ export interface BenchReport {
   clientCpuMs: number;
   /** Each second of the run: throughput and latency at the client. */
   samples: BenchSample[];
+  /** `--reshard-at`: the move, and the run before and after it. */
+  reshard?: ReshardFigures;
+  /** PrintReshard after the run (`--preset tc13`). */
+  printReshard?: Record<string, unknown>;
+  /** Reads per consistency level (when the run asked for a level: `--consistency` or a preset's). */
+  levels?: LevelReport;
+  /** The lock policy the nodes report they run with (shardbank only). */
+  lockPolicy?: string;
 }
 
 export interface NodeUsage {
@@ -135,14 +159,38 @@ function latencySummary(l: LatencyRecorder): Record<string, number> {
 /** How often the run is sampled (throughput and latency over time). */
 const SAMPLE_MS = 1000;
 
+/** What a run tells its caller besides its own figures. */
+export interface RunHooks {
+  /**
+   * The kind an operation is counted under, decided when it ends (default:
+   * the workload's, by the static shard map). shardbank's bench asks the
+   * client, which knows where items live now.
+   */
+  kindOf?: (op: Op) => string;
+  /** Each operation as it ends: its kind, its result, and when it was sent (performance.now()). */
+  onResult?: (op: Op, kind: string, result: TxResult, sentAtMs: number) => void;
+  /** Each second of the run: throughput and latency at the client. */
+  onSample?: (sample: BenchSample) => void;
+}
+
+/**
+ * The kind of an operation by the owners the client knows now (after
+ * resharding, the new ones): a transfer is cross-shard when its two items
+ * live in different clusters.
+ */
+export function liveKind(client: Pick<BankClient, 'ownerOf'>, op: Op): OpKind {
+  if (op.kind === 'read') return 'read';
+  return client.ownerOf(op.sender) === client.ownerOf(op.receiver) ? 'intra' : 'cross';
+}
+
 /** Runs the workload against the client; resolves when count or duration is reached. */
 export async function runWorkload(
-  client: Pick<BankClient, 'transfer' | 'read'>,
+  client: Pick<BankClient, 'transfer' | 'read'> & Partial<Pick<BankClient, 'leaderOf'>>,
   workload: Workload,
   opts: BenchOptions,
   onTick?: (done: number, elapsedMs: number) => void,
-  onSample?: (sample: BenchSample) => void,
-): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[] }> {
+  hooks: RunHooks = {},
+): Promise<{ stats: Map<string, KindStats>; elapsedMs: number; done: number; clientCpuMs: number; samples: BenchSample[]; levels: LevelReport }> {
   const stats = new Map<string, KindStats>();
   const stat = (k: string) => {
     let s = stats.get(k);
@@ -157,15 +205,29 @@ export async function runWorkload(
   const more = () => (opts.count === undefined || issued < opts.count) && performance.now() < deadline;
   const timer = onTick ? setInterval(() => onTick(done, performance.now() - started), 250) : null;
   const sampler = new BenchSampler(started);
-  const sampling = setInterval(() => onSample?.(sampler.take(performance.now())), SAMPLE_MS);
+  const levels = new ReadLevels(workload.topology, client.leaderOf ? (c) => client.leaderOf!(c) : undefined);
+  const sampling = setInterval(() => hooks.onSample?.(sampler.take(performance.now())), SAMPLE_MS);
   const loop = async () => {
     while (more()) {
       issued++;
       const op = workload.next();
-      const r: TxResult = op.kind === 'read' ? await client.read(op.sender) : await client.transfer(op.sender, op.receiver, op.amount);
+      const sentAt = performance.now();
+      let r: TxResult;
+      if (op.kind === 'read') {
+        const mark = levels.mark(op.sender);
+        r = await client.read(op.sender, op.level);
+        levels.read(op.level ?? 'leader', mark, r);
+      } else {
+        r = await client.transfer(op.sender, op.receiver, op.amount);
+        levels.wrote(r);
+      }
       done++;
       sampler.record(r);
-      for (const key of ['overall', op.kind as OpKind | string, ...(op.label !== op.kind ? [op.label] : [])]) {
+      const kind = hooks.kindOf?.(op) ?? op.kind;
+      hooks.onResult?.(op, kind, r, sentAt);
+      // The SmallBank name, when there is one, is counted besides the kind.
+      const label = op.label === op.kind || op.label === 'intra' || op.label === 'cross' ? null : op.label;
+      for (const key of ['overall', kind, ...(label ? [label] : [])]) {
         const s = stat(key);
         s.latency.record(r.latencyMs);
         const o = r.reason ? `${r.status}: ${r.reason}` : r.status;
@@ -178,9 +240,9 @@ export async function runWorkload(
   clearInterval(sampling);
   const elapsedMs = performance.now() - started;
   // The last part-second is a sample too, unless it is too short to say anything.
-  if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) onSample?.(sampler.take(performance.now()));
+  if (elapsedMs - (sampler.samples.at(-1)?.tS ?? 0) * 1000 > SAMPLE_MS / 4) hooks.onSample?.(sampler.take(performance.now()));
   const used = process.cpuUsage(cpu);
-  return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples };
+  return { stats, elapsedMs, done, clientCpuMs: (used.user + used.system) / 1000, samples: sampler.samples, levels: levels.summary(elapsedMs) };
 }
 
 export function formatBenchTable(report: BenchReport): string {
@@ -194,9 +256,11 @@ export function formatBenchTable(report: BenchReport): string {
   const lines = rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
   lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   const reasons = Object.entries(report.outcomes['overall'] ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+  const levels = report.levels && Object.keys(report.levels).length > 0 ? ['', formatLevels(report.levels), ''] : [];
   return [
     ...lines,
     '(latency in ms, measured at the client from send to reply)',
+    ...levels,
     `outcomes   : ${reasons}`,
     `throughput : ${report.throughput.committedPerS.toFixed(0)} committed/s, ${report.throughput.opsPerS.toFixed(0)} operations/s over ${report.elapsedS.toFixed(2)} s`,
   ].join('\n');
@@ -204,9 +268,11 @@ export function formatBenchTable(report: BenchReport): string {
 
 export type Run = Awaited<ReturnType<typeof runWorkload>>;
 
-export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs, samples }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
+export function makeReport(system: BenchSystem, options: BenchOptions, { stats, elapsedMs, done, clientCpuMs, samples, levels }: Run, audit: Audit | null, nodes: NodeUsage[], warmupOperations: number): BenchReport {
   const overall = stats.get('overall');
   const committed = (overall?.outcomes['committed'] ?? 0) + (overall?.outcomes['ok'] ?? 0);
+  // Reads per level when the run chose a level; a default run's report stays as it was.
+  const perLevel = options.consistency !== undefined && Object.keys(levels).length > 0 ? { levels } : {};
   return {
     system,
     options,
@@ -221,6 +287,7 @@ export function makeReport(system: BenchSystem, options: BenchOptions, { stats, 
     nodes,
     clientCpuMs,
     samples,
+    ...perLevel,
   };
 }
 
@@ -244,8 +311,27 @@ export function warmupLine(report: BenchReport): string {
 }
 
 export function workloadFor(topology: Topology, opts: BenchOptions): Workload {
-  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank } = opts;
-  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank });
+  const { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize, consistency } = opts;
+  return new Workload(topology, { seed, readOnlyPct, crossShardPct, distribution, skew, smallbank, affinityPct, groupSize, consistency });
+}
+
+/** Reshards at `at` (performance.now() time) while the run goes on; resolves with what it did. */
+async function reshardAt(runner: SetRunner, phases: ReshardPhases, at: number): Promise<ReshardOutcome> {
+  await new Promise((r) => setTimeout(r, Math.max(0, at - performance.now())));
+  phases.markStart();
+  try {
+    return await runner.printReshard();
+  } finally {
+    phases.markEnd();
+  }
+}
+
+/** PrintReshard after the run, as the runner's menu prints it. */
+async function printReshardAfter(runner: SetRunner, spinner: Ora): Promise<{ text: string; json: Record<string, unknown>; failedBatches: number }> {
+  spinner.text = 'PrintReshard';
+  const r = await runner.printReshard();
+  const out = reshardLines(r);
+  return { text: `printreshard: ${out.text}`, json: out.json, failedBatches: r.batches.filter((b) => b.status !== 'committed').length };
 }
 
 export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
@@ -262,33 +348,56 @@ export interface BenchCommandOptions extends BenchOptions, SecurityFlags {
  * no node died, 1 otherwise. A node that stopped by itself keeps the data
  * directory, for its log.
  */
-export async function benchCommand(topology: Topology, opts: BenchCommandOptions): Promise<number> {
+export async function benchCommand(given: Topology, opts: BenchCommandOptions): Promise<number> {
   const spinner = progressSpinner();
+  // A local cluster's nodes are started with the policy; running nodes keep theirs (checked below).
+  const topology = opts.connect ? given : withLockPolicy(given, opts.lockPolicy);
   const session = await Session.open({ ...opts, topology, command: 'bench', clientSlots: Math.max(1, opts.clients) });
   const { admin, client } = session;
   try {
     await session.start(spinner);
+    const first = await statuses(admin, topology);
+    if (opts.connect) checkRunningLockPolicy(opts.lockPolicy, first);
     // A set of its own: with --connect, nothing in flight from an earlier run on these nodes leaks in.
     await flushCluster(admin, topology, freshSetNumber());
     const workload = workloadFor(topology, opts);
     const warmed = await warmUp(client, workload, opts, spinner);
+    const runner = new SetRunner({ topology, client, admin });
     const before = await statuses(admin, topology);
     spinner.start('running');
     const sample = opts.reportTo ? sampleReporter(opts.reportTo, { preset: opts.preset ?? '', clients: opts.clients, pid: process.pid }, (l) => process.stderr.write(`${l}\n`)) : null;
-    const run = await runWorkload(client, workload, opts, progress(spinner), sample ?? undefined);
+    const runStart = performance.now();
+    const phases = new ReshardPhases(runStart);
+    const resharding = opts.reshardAtS === undefined ? null : reshardAt(runner, phases, runStart + opts.reshardAtS * 1000);
+    const run = await runWorkload(client, workload, opts, progress(spinner), {
+      kindOf: (op) => liveKind(client, op),
+      onResult: (_op, kind, r, sentAt) => phases.record(kind, r, sentAt),
+      ...(sample ? { onSample: sample } : {}),
+    });
     sample?.(null);
+    const runEnd = performance.now();
+    if (resharding) spinner.text = 'waiting for the reshard to finish';
+    const reshard = resharding ? phases.figures(await resharding, runEnd) : undefined;
     const after = await statuses(admin, topology);
+    const printed = opts.printReshard ? await printReshardAfter(runner, spinner) : undefined;
     spinner.text = 'auditing';
-    const audit = await new SetRunner({ topology, client, admin }).audit((opts.settleS ?? 10) * 1000);
+    const audit = await runner.audit((opts.settleS ?? 10) * 1000);
     spinner.stop();
-    const report = makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed);
+    const report: BenchReport = Object.assign(
+      makeReport('shardbank', opts, run, audit, nodeUsage(before, after), warmed),
+      { lockPolicy: reportedLockPolicy(first) },
+      reshard ? { reshard } : {},
+      printed ? { printReshard: printed.json } : {},
+    );
     const security = session.security.mode === 'tls' ? 'TLS' : 'plaintext';
-    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}transport  : ${security}\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
+    const extra = [reshard ? formatReshard(reshard) : null, printed ? printed.text : null].filter(Boolean).map((l) => `${l}\n`).join('');
+    process.stdout.write(`${formatBenchTable(report)}\n${warmupLine(report)}${extra}transport  : ${security}\nlocks      : ${report.lockPolicy} (as the nodes report it)\n${formatNodeUsage(report.nodes, report.committed, report.clientCpuMs)}\n${formatAudit(audit)}\n`);
     const deaths = session.cluster?.deaths() ?? [];
     for (const line of deaths) process.stdout.write(`${line}\n`);
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ ...report, transport: security, deaths }, null, 1)}\n`);
     if (deaths.length > 0) session.keep();
-    return auditHolds(audit) && deaths.length === 0 ? EXIT_OK : EXIT_CHECK_FAILED;
+    const movesHeld = (reshard?.failedBatches.length ?? 0) === 0 && (printed?.failedBatches ?? 0) === 0;
+    return auditHolds(audit) && deaths.length === 0 && movesHeld ? EXIT_OK : EXIT_CHECK_FAILED;
   } finally {
     spinner.stop();
     await session.close();

@@ -12,7 +12,8 @@ import { securityFromFlags, UsageError, type SecurityFlags } from './credentials
 import { EXIT_CODES_HELP, EXIT_INTERNAL, EXIT_USAGE } from './exitCodes.js';
 import { runNodeProcess } from './node.js';
 import { replayMain, ReplayError, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
-import { PRESETS, type Preset } from './workload.js';
+import { parseReadConsistency, PRESETS, type Preset, type ReadConsistency } from './workload.js';
+import type { Tuning } from '../protocol/topology.js';
 import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
 import { parseFaults, parsePlantedBugs, parseSeedRange, recordDir as recordDirArg, simCommand, type SimCommandOptions } from './sim.js';
@@ -180,7 +181,12 @@ addSecurityOptions(addTopologyOptions(
     .addOption(new Option('--distribution <d>', 'how items are drawn').choices(['uniform', 'zipf', 'hotspot']))
     .option('--skew <x>', 'Zipf theta, or the hotspot share of draws, in 0..1', (v: string) => wrap(() => unitArg(v)))
     .option('--smallbank', 'SmallBank transaction kinds mapped onto reads and transfers')
+    .addOption(new Option('--consistency <level>', 'the level reads are asked at: linearizable, leader (default), session, any, or mix (the four in turn); prints Performance per level').argParser((v: string) => wrap(() => parseReadConsistency(v))).conflicts(['etcd', 'postgres', 'idle']))
+    .addOption(new Option('--lock-policy <policy>', 'what a leader does with a transfer whose item another holds: skip it (aborted: lock conflict, the default) or wait behind the holder; for the local cluster the bench starts').choices(['skip', 'wait']).conflicts(['etcd', 'postgres']))
     .option('--seed <n>', 'workload seed (default 1)', intArg(0))
+    .option('--affinity <pct>', 'percent of read-write operations whose two items come from one affinity group (groups straddle clusters); the rest are uniform', intArg(0, 100))
+    .option('--group-size <n>', 'items per affinity group (default 10)', intArg(2))
+    .addOption(new Option('--reshard-at <s>', 'reshard this many seconds into the run, with the load going on; report before, during and after').argParser(intArg(0, 86_400)).conflicts(['etcd', 'postgres', 'idle']))
     .option('--json <file>', 'also write the results as JSON')
     .option('--settle <s>', 'how long the audit waits for in-doubt transactions to settle (default 10)', intArg(0, 3600))
     .option('--warmup <s>', 'run the workload this many seconds first, not counted (default 0)', intArg(0, 3600))
@@ -206,17 +212,28 @@ addSecurityOptions(addTopologyOptions(
   const etcd = opts['etcd'] as string[] | undefined;
   const postgres = opts['postgres'] as string | undefined;
   const idleS = opts['idle'] as number | undefined;
+  const readOnlyPct = pick('readOnly', preset.readOnlyPct ?? 0);
+  const smallbank = pick('smallbank', preset.smallbank ?? false);
+  if (opts['consistency'] !== undefined && readOnlyPct === 0 && !smallbank) {
+    throw new UsageError(`--consistency ${String(opts['consistency'])}: this workload has no reads to ask at a level; give --read-only PCT (or --preset tc12)`);
+  }
   const options = {
     preset: Object.entries(PRESETS).find(([, p]) => p === opts['preset'])?.[0],
     count,
     durationS,
     clients: pick('clients', 64),
-    readOnlyPct: pick('readOnly', preset.readOnlyPct ?? 0),
+    readOnlyPct,
     crossShardPct: pick('crossShard', preset.crossShardPct ?? 20),
     distribution: pick('distribution', preset.distribution ?? 'uniform'),
     skew: pick('skew', preset.skew ?? 0),
-    smallbank: pick('smallbank', preset.smallbank ?? false),
+    smallbank,
+    consistency: pick<ReadConsistency | undefined>('consistency', preset.consistency),
+    lockPolicy: opts['lockPolicy'] as Tuning['lockPolicy'] | undefined,
     seed: pick('seed', 1),
+    affinityPct: opts['affinity'] as number | undefined,
+    groupSize: opts['groupSize'] as number | undefined,
+    reshardAtS: opts['reshardAt'] as number | undefined,
+    printReshard: preset.printReshard === true && !etcd && !postgres,
     json: opts['json'] as string | undefined,
     settleS: pick('settle', 10),
     warmupS: pick('warmup', 0),
@@ -227,6 +244,11 @@ addSecurityOptions(addTopologyOptions(
     clusterId: opts['clusterId'] as string | undefined,
     reportTo: opts['reportTo'] as string | undefined,
   };
+  if (options.groupSize !== undefined && options.affinityPct === undefined) throw new UsageError('bench: --group-size goes with --affinity PCT');
+  if (options.groupSize !== undefined && options.groupSize > topology.items) throw new UsageError(`bench: --group-size ${options.groupSize} is more than the ${topology.items} items`);
+  if (options.reshardAtS !== undefined && options.durationS !== undefined && options.reshardAtS >= options.durationS) {
+    throw new UsageError(`bench: --reshard-at ${options.reshardAtS} is not within the run's ${options.durationS} s (--duration)`);
+  }
   if (idleS !== undefined) {
     const { idleCommand } = await import('./bench-idle.js');
     process.exitCode = await idleCommand(topology, { ...options, idleS, settleS: pick('warmup', 2) });
@@ -300,6 +322,21 @@ addSecurityOptions(addTopologyOptions(
   const topology = topologyFromOptions(opts);
   const { statusCommand } = await import('./status.js');
   process.exitCode = await statusCommand(topology, opts);
+});
+
+addSecurityOptions(addTopologyOptions(
+  common(program
+    .command('reshard'))
+    .description("reshard a running cluster: gather each cluster's recent transfers, partition the items, move them; print the moves as (item, cSrc, cDst)")
+    .option('--dry-run', 'only plan: print the moves and the cut before and after, move nothing')
+    .option('--json', 'one JSON object')
+    .option('--seed <n>', 'the partitioner\'s seed (default 1); the same seed and history give the same plan', intArg(0))
+    .option('--imbalance <e>', 'no cluster above (1 + e) x its fair share of the items, e in 0..1 (default: tuning.reshardImbalance, 0.03)', (v: string) => wrap(() => unitArg(v)))
+    .addOption(new Option('--connect').hideHelp()),
+), 'admin').action(async (opts: TopologyOptions & SecurityFlags & { dryRun?: boolean; json?: boolean; seed?: number; imbalance?: number }) => {
+  const topology = topologyFromOptions(opts);
+  const { reshardCommand } = await import('./reshard.js');
+  process.exitCode = await reshardCommand(topology, opts);
 });
 
 function parseAfterList(v: string): string[] {

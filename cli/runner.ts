@@ -7,7 +7,8 @@
  */
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
-import { executePlan, gatherHistory, planReshard, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
+import { planOffThread } from '../client/plan-thread.js';
+import { executePlan, gatherHistory, type ItemMove, type MoveBatch, type ReshardPlan } from '../client/resharder.js';
 import { nodeName, type NodeId, type NodeStatus, type ViewRecord } from '../protocol/messages.js';
 import { allNodes, clusterNodes, clusterOfNode, initialLeader, type Topology } from '../protocol/topology.js';
 import type { TestCommand, TestSet } from './csv.js';
@@ -64,6 +65,10 @@ export interface ReshardOutcome {
   moved: ItemMove[];
   /** Clusters whose history no node could give. */
   unreachable: number[];
+  /** Gathering the history and partitioning, in ms. */
+  planMs: number;
+  /** Carrying the moves out, from the first batch sent to the last answered and the owners learnt, in ms (0: none). */
+  moveMs: number;
 }
 
 export interface RunnerOptions {
@@ -137,7 +142,7 @@ export class SetRunner {
    * only), in item order. The client learns the new owners. `dryRun` plans
    * and moves nothing.
    */
-  async printReshard(opts: { dryRun?: boolean; seed?: number } = {}): Promise<ReshardOutcome> {
+  async printReshard(opts: { dryRun?: boolean; seed?: number; imbalance?: number } = {}): Promise<ReshardOutcome> {
     const { admin, client } = this.opts;
     const topo = this.topology;
     const leaderFirst = (c: number) => {
@@ -145,16 +150,50 @@ export class SetRunner {
       const leader = client.leaderOf(c);
       return leader ? [leader, ...members.filter((n) => n !== leader)] : members;
     };
+    const started = performance.now();
     const history = await gatherHistory(admin, topo, leaderFirst);
-    const plan = planReshard(topo, history, { seed: opts.seed });
-    if (opts.dryRun || plan.moves.length === 0) return { plan, batches: [], moved: [], unreachable: history.unreachable };
+    // Off this thread: the clients that share this process keep going while it partitions.
+    const plan = await planOffThread(topo, history, { seed: opts.seed, imbalance: opts.imbalance });
+    const planMs = performance.now() - started;
+    if (opts.dryRun || plan.moves.length === 0) return { plan, batches: [], moved: [], unreachable: history.unreachable, planMs, moveMs: 0 };
     const leaders = new Map(Array.from({ length: topo.clusters }, (_, i) => [i + 1, client.leaderOf(i + 1) ?? clusterNodes(topo, i + 1)[0]!] as [number, NodeId]));
+    const moving = performance.now();
     const batches = await executePlan(admin, topo, plan.moves, { client: admin.name, leaders });
     const done = new Set(batches.filter((b) => b.status === 'committed').flatMap((b) => b.items));
     const moved = plan.moves.filter((m) => done.has(m.item));
     // Who owns what now, with versions, as the clusters say: the client routes there from now on.
     for (const [item, owner] of (await gatherHistory(admin, topo, leaderFirst)).owners) client.learnOwner(item, owner.cluster, owner.version);
-    return { plan, batches, moved, unreachable: history.unreachable };
+    const moveMs = performance.now() - moving;
+    // PrintBalance and PrintDB next read every replica: let the live ones run the moves first.
+    await this.caughtUp([...new Set(batches.flatMap((b) => [b.from, b.to]))]);
+    return { plan, batches, moved, unreachable: history.unreachable, planMs, moveMs };
+  }
+
+  /**
+   * Waits (at most `waitMs`) until every live node of `clusters` has executed
+   * what its cluster had committed when the wait began; a node that is down
+   * or failed is not waited for.
+   */
+  private async caughtUp(clusters: number[], waitMs = 3000): Promise<void> {
+    const { admin } = this.opts;
+    const sleepFor = this.opts.sleep ?? sleep;
+    const members = clusters.flatMap((c) => clusterNodes(this.topology, c));
+    const read = () => Promise.all(members.map((n) => admin.request(n, { status: {} }).then((r) => r.status ?? null, () => null)));
+    const first = await read();
+    const target = new Map<number, number>();
+    members.forEach((n, i) => {
+      const c = clusterOfNode(this.topology, n);
+      target.set(c, Math.max(target.get(c) ?? 0, first[i]?.commitThrough ?? 0));
+    });
+    for (let waited = 0; waited < waitMs; waited += SETTLE_POLL_MS) {
+      const now = waited === 0 ? first : await read();
+      const behind = members.filter((n, i) => {
+        const s = now[i];
+        return s && !s.failed && (s.executedThrough ?? 0) < target.get(clusterOfNode(this.topology, n))!;
+      });
+      if (behind.length === 0) return;
+      await sleepFor(SETTLE_POLL_MS);
+    }
   }
 
   /** Runs one set's commands; F and R wait for everything before them. */
@@ -380,7 +419,10 @@ export class SetRunner {
   /** Everything `--json` prints after a set. */
   async report(set: TestSet, results: CommandResult[]): Promise<SetReport> {
     const nodes = allNodes(this.topology);
-    const [db, views, audit] = await Promise.all([this.printDb(), this.printView(), this.audit()]);
+    // The audit first: it waits (bounded) until the live replicas agree, so that PrintDB does not
+    // catch a follower a moment before it runs the set's last COMMIT.
+    const audit = await this.audit();
+    const [db, views] = await Promise.all([this.printDb(), this.printView()]);
     return {
       set: set.set,
       results: results.map(({ latencyMs: _l, cluster: _c, resolvedSeq: _s, ...r }) => r),

@@ -1,18 +1,21 @@
 /**
  * What the studio page can do to a cluster: a transfer or a read through a
- * bank client, fail and recover a node through the admin side. Each answers
- * with one line saying the outcome; a node that is down rejects with why.
+ * bank client, fail and recover a node through the admin side, PrintReshard
+ * (gather the clusters' histories, partition, move). Each answers with one
+ * line saying the outcome; a node that is down rejects with why.
  */
 import type { AdminClient } from '../client/admin.js';
 import type { BankClient, TxResult } from '../client/client.js';
 import { nodeName, type NodeId } from '../protocol/messages.js';
 import { allNodes, type Topology } from '../protocol/topology.js';
+import { SetRunner } from './runner.js';
+import { reshardLines } from './utilities.js';
 
 export class LiveOps {
   private readonly nodes: Set<NodeId>;
 
   constructor(
-    topology: Topology,
+    private readonly topology: Topology,
     private readonly admin: AdminClient,
     private readonly client: BankClient,
   ) {
@@ -31,6 +34,12 @@ export class LiveOps {
     this.checkNode(node);
     await this.admin.request(node, { fail: {} });
     return `${nodeName(node)} failed: it takes and sends no messages until recovered`;
+  }
+
+  /** PrintReshard: the moved items as triplets `(4001, c2, c1)`, or that nothing moved. */
+  async reshard(): Promise<string> {
+    const runner = new SetRunner({ topology: this.topology, client: this.client, admin: this.admin });
+    return `PrintReshard: ${reshardLines(await runner.printReshard()).text.replace(/\s*\n\s*/g, ' ')}`;
   }
 
   async recover(node: NodeId): Promise<string> {

@@ -202,6 +202,8 @@ export class StudioServer {
           return { outcome: await ops.fail(node('node')) };
         case 'recover':
           return { outcome: await ops.recover(node('node')) };
+        case 'reshard':
+          return { outcome: await ops.reshard() };
         default:
           throw new HttpError(404, `no live operation "${op}"`);
       }

@@ -7,7 +7,7 @@
 import { formatMoves } from '../client/resharder.js';
 import { allNodes, type Topology } from '../protocol/topology.js';
 import { formatPerformance, formatPrintBalance, formatPrintDb, formatPrintView, printDbJson, viewsJson } from './format.js';
-import type { SetRunner } from './runner.js';
+import type { ReshardOutcome, SetRunner } from './runner.js';
 import { parseUtility, UTILITIES_HELP } from './utility-names.js';
 
 export { parseAfter, parseUtility, UTILITIES_HELP } from './utility-names.js';
@@ -41,26 +41,34 @@ export async function runUtility(runner: SetRunner, topology: Topology, line: st
       return { text: formatPerformance(p), json: { command, performance: p } };
     }
     case 'printreshard': {
-      const r = await runner.printReshard();
-      const failed = r.batches.filter((b) => b.status !== 'committed');
-      const notes = [
-        `cut ${r.plan.cutBefore} -> ${r.plan.cutAfter} of ${r.plan.transfers} recent transfers, imbalance ${(r.plan.imbalance * 100).toFixed(1)}%`,
-        ...failed.map((b) => `batch of ${b.items.length} from c${b.from} to c${b.to} ${b.status}: ${b.reason}`),
-        ...r.unreachable.map((c) => `cluster ${c}: no node gave its history`),
-      ];
-      return {
-        text: `${formatMoves(r.moved)}\n  (${notes.join('; ')})`,
-        json: {
-          command,
-          moves: r.moved.map((m) => [m.item, m.from, m.to]),
-          cutBefore: r.plan.cutBefore,
-          cutAfter: r.plan.cutAfter,
-          transfers: r.plan.transfers,
-          failedBatches: failed.map((b) => ({ from: b.from, to: b.to, items: b.items.length, status: b.status, reason: b.reason })),
-        },
-      };
+      const out = reshardLines(await runner.printReshard());
+      return { text: out.text, json: Object.assign({ command }, out.json) };
     }
     default:
       throw new Error(`unknown command "${command}"; try ${UTILITIES_HELP}`);
   }
+}
+
+/**
+ * What PrintReshard prints: the moved items as triplets on one line, then
+ * the plan's cut, the imbalance, and any batch that did not commit; and the
+ * same as JSON (`moves` as `[item, from, to]`).
+ */
+export function reshardLines(r: ReshardOutcome): UtilityOutput {
+  const failed = r.batches.filter((b) => b.status !== 'committed');
+  const notes = [
+    `cut ${r.plan.cutBefore} -> ${r.plan.cutAfter} of ${r.plan.transfers} recent transfers, imbalance ${(r.plan.imbalance * 100).toFixed(1)}%`,
+    ...failed.map((b) => `batch of ${b.items.length} from c${b.from} to c${b.to} ${b.status}: ${b.reason}`),
+    ...r.unreachable.map((c) => `cluster ${c}: no node gave its history`),
+  ];
+  return {
+    text: `${formatMoves(r.moved)}\n  (${notes.join('; ')})`,
+    json: {
+      moves: r.moved.map((m) => [m.item, m.from, m.to]),
+      cutBefore: r.plan.cutBefore,
+      cutAfter: r.plan.cutAfter,
+      transfers: r.plan.transfers,
+      failedBatches: failed.map((b) => ({ from: b.from, to: b.to, items: b.items.length, status: b.status, reason: b.reason })),
+    },
+  };
 }

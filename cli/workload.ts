@@ -13,12 +13,31 @@
  * not see: items fall into groups of `groupSize` drawn at random over the
  * whole item range, so a group straddles clusters, and a transfer stays in
  * one group with probability `affinityPct`%. It is what resharding is for.
+ *
+ * Reads carry the consistency level they are asked at: one level for all,
+ * or `mix`, which takes the four levels in turn, so that each gets a quarter
+ * of the reads over the same stretch of the run (and the draws, and so the
+ * items, are the same whatever the level).
  */
+import { LEVELS, parseLevel, type Level } from '../protocol/consistency.js';
 import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
 import { clusterOfItem, type Topology } from '../protocol/topology.js';
 
 export type Distribution = 'uniform' | 'zipf' | 'hotspot';
 export type OpKind = 'read' | 'intra' | 'cross';
+/** The level every read is asked at, or `mix`: the four levels in turn. */
+export type ReadConsistency = Level | 'mix';
+
+/**
+ * The level a `--consistency` word names (a level, one of its aliases, or
+ * `mix`); throws a RangeError that lists the choices.
+ */
+export function parseReadConsistency(word: string): ReadConsistency {
+  if (word.trim().toLowerCase() === 'mix') return 'mix';
+  const level = parseLevel(word);
+  if (level === null) throw new RangeError(`"${word}" is not a consistency level; choose one of ${LEVELS.join(', ')}, or mix (reads spread evenly over the four)`);
+  return level;
+}
 
 export interface WorkloadOptions {
   seed: number;
@@ -39,6 +58,8 @@ export interface WorkloadOptions {
   affinityPct?: number;
   /** Items per affinity group (default 10). */
   groupSize?: number;
+  /** The level reads are asked at (default `leader`, the spec's). */
+  consistency?: ReadConsistency;
 }
 
 export const DEFAULT_GROUP_SIZE = 10;
@@ -75,6 +96,8 @@ export interface Op {
   sender: number;
   receiver: number;
   amount: number;
+  /** A read's consistency level. */
+  level?: Level;
 }
 
 const SMALLBANK: { label: string; weight: number; read: boolean; amount: [number, number] }[] = [
@@ -117,9 +140,11 @@ export class Workload {
   private readonly ranges: { from: number; size: number }[];
   private readonly zipf: Map<number, ZipfSampler> = new Map();
   private readonly groups?: { groupOf: Int32Array; members: Int32Array[] };
+  /** Reads made so far: `mix` takes the levels in turn by it, and draws nothing from the stream. */
+  private reads = 0;
 
   constructor(
-    private readonly topology: Topology,
+    readonly topology: Topology,
     private readonly opts: WorkloadOptions,
   ) {
     this.rng = createRng(opts.seed);
@@ -154,6 +179,12 @@ export class Workload {
     return { kind: cross ? 'cross' : 'intra', label: label || (cross ? 'cross' : 'intra'), sender, receiver, amount };
   }
 
+  /** The level of the next read. */
+  private readLevel(): Level {
+    const c = this.opts.consistency ?? 'leader';
+    return c === 'mix' ? LEVELS[this.reads++ % LEVELS.length]! : c;
+  }
+
   /** An item of cluster c (1-based), by the distribution. */
   item(c: number): number {
     const r = this.ranges[c - 1]!;
@@ -186,7 +217,7 @@ export class Workload {
     const clusters = this.ranges.length;
     const c = rng.int(1, clusters);
     const sender = this.item(c);
-    if (read) return { kind: 'read', label: label || 'read', sender, receiver: 0, amount: 0 };
+    if (read) return { kind: 'read', label: label || 'read', sender, receiver: 0, amount: 0, level: this.readLevel() };
     const cross = clusters > 1 && rng.next() * 100 < this.opts.crossShardPct;
     const rc = cross ? ((c - 1 + rng.int(1, clusters - 1)) % clusters) + 1 : c;
     let receiver = this.item(rc);
@@ -207,12 +238,16 @@ export interface Preset {
   distribution?: Distribution;
   skew?: number;
   smallbank?: boolean;
+  /** Ends with PrintReshard: the moves the run's transfers call for. */
+  printReshard?: boolean;
+  consistency?: ReadConsistency;
 }
 
-/** Named mixes: the spec's report cases (TC11, TC13, TC14) and one per target. */
+/** Named mixes: the spec's report cases (TC11 to TC14) and one per target. */
 export const PRESETS: Record<string, Preset> = {
   tc11: { about: '200 txns, 80% read-write, 20% cross-shard, uniform (report TC11)', count: 200, readOnlyPct: 20, crossShardPct: 20, distribution: 'uniform', skew: 0 },
-  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99 (report TC13)', count: 2000, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
+  tc12: { about: 'transfers and reads for 10 s: 50% reads spread evenly over the four consistency levels, 20% cross-shard, uniform (report TC12)', durationS: 10, readOnlyPct: 50, crossShardPct: 20, distribution: 'uniform', skew: 0, consistency: 'mix' },
+  tc13: { about: '2000 txns, 90% read-write, 20% cross-shard, Zipf 0.99, then PrintReshard (report TC13)', count: 2000, printReshard: true, readOnlyPct: 10, crossShardPct: 20, distribution: 'zipf', skew: 0.99 },
   tc14: { about: '30000 txns, 100% read-write, 0% cross-shard, uniform (report TC14)', count: 30000, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },
   smallbank: { about: 'SmallBank mix for 10 s, 20% cross-shard, uniform', durationS: 10, smallbank: true, crossShardPct: 20, distribution: 'uniform', skew: 0 },
   intra: { about: 'intra-shard transfers for 10 s, uniform', durationS: 10, readOnlyPct: 0, crossShardPct: 0, distribution: 'uniform', skew: 0 },

@@ -11,7 +11,9 @@
  * Resharding: a cluster that no longer owns an item answers MOVED with its
  * owner and version; the client remembers the newest owner it heard of per
  * item, sends the same request there (the old owner executed nothing), and
- * routes later requests there too, at most `MAX_MOVES` hops a request.
+ * routes later requests there too, at most `MAX_MOVES` hops a request. A
+ * MOVED answer starts the request's give-up time afresh: the old owner is
+ * alive, and at the new owner the request may wait out the end of the move.
  *
  * Concurrency: the client runs `slots` logical clients (`name/k`), each with
  * one request in flight, so per-client exactly-once bookkeeping on the nodes
@@ -36,6 +38,8 @@ export interface TxResult {
   balance?: number;
   /** For a read: how far the replica that answered had executed. */
   executedThrough?: number;
+  /** For a transfer its cluster ordered: the seq it executed at there (for a commit, what a session read there waits for). */
+  seq?: number;
   latencyMs: number;
   /** The node that answered. */
   node?: NodeId;
@@ -56,7 +60,9 @@ interface InFlight {
   timer: unknown;
   resolve: (r: TxResult) => void;
   slot: Slot;
-  /** Broadcast at least once: its latency says nothing about the cluster's. */
+  /** When its give-up time counts from: the first send, or the last MOVED answer. */
+  budgetFrom: number;
+  /** Broadcast at least once, or sent on after a MOVED answer: its latency says nothing about the cluster's. */
   retried?: boolean;
   /** MOVED answers followed so far. */
   moves: number;
@@ -214,7 +220,8 @@ export class BankClient {
     const command: Command = Object.assign({}, op, { client: slot.name, timestamp: slot.timestamp });
     const id = requestId(command);
     return new Promise<TxResult>((resolve) => {
-      const req: InFlight = { command, sentAt: ++this.events, cluster, startedAt: this.timers.now(), timer: null, slot, resolve, moves: 0 };
+      const now = this.timers.now();
+      const req: InFlight = { command, sentAt: ++this.events, cluster, startedAt: now, budgetFrom: now, timer: null, slot, resolve, moves: 0 };
       this.inflight.set(id, req);
       this.sendTo(node ?? this.leaders.get(cluster)!, command);
       this.arm(id, req);
@@ -253,7 +260,7 @@ export class BankClient {
     const wait = this.retryAfterMs();
     req.timer = this.timers.setTimeout(() => {
       if (!this.inflight.has(id)) return;
-      if (this.timers.now() - req.startedAt + wait > clientGiveUpMs) {
+      if (this.timers.now() - req.budgetFrom + wait > clientGiveUpMs) {
         this.finish(id, { status: req.command.read ? 'failed' : 'unknown', reason: 'no reply' });
         return;
       }
@@ -274,8 +281,12 @@ export class BankClient {
     const id = requestId(reply);
     const req = this.inflight.get(id);
     if (!req) return;
-    if (reply.leader) this.leaders.set(req.cluster, reply.leader);
-    if (reply.status === shardbank.Status.MOVED && reply.moved && this.follow(id, req, reply.moved)) return;
+    // The leader of the answering node's cluster: after a MOVED answer the request's cluster is another one.
+    if (reply.leader) this.leaders.set(clusterOfNode(this.topology, reply.leader), reply.leader);
+    if (reply.status === shardbank.Status.MOVED && reply.moved) {
+      if (!this.follow(id, req, reply.moved)) this.finish(id, { status: 'failed', reason: `moved ${MAX_MOVES} times`, node: env.from ?? 0 });
+      return;
+    }
     if (reply.status === shardbank.Status.COMMITTED) this.noteWrite(req, reply, env.from ?? 0);
     this.finish(id, toResult(reply, env.from ?? 0));
   }
@@ -321,6 +332,9 @@ export class BankClient {
     const cluster = this.ownerOf(req.command.transfer?.sender ?? req.command.read?.item ?? item);
     if (cluster === null) return false;
     req.cluster = cluster;
+    // The old owner answered: the cluster is alive, and the request starts afresh at the new owner.
+    req.budgetFrom = this.timers.now();
+    req.retried = true;
     // A session read sent on reads as linearizable: this client's point in the new cluster says nothing of its writes here.
     const read = req.command.read;
     if (read && levelOf(read.consistency) === 'session') {
@@ -380,5 +394,6 @@ function toResult(reply: ClientReply, node: NodeId): Omit<TxResult, 'latencyMs'>
   if (reply.reason) r.reason = reply.reason;
   if (reply.hasBalance) r.balance = reply.balance ?? 0;
   if (reply.executedThrough) r.executedThrough = reply.executedThrough;
+  if (reply.seq) r.seq = reply.seq;
   return r;
 }

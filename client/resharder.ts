@@ -48,6 +48,8 @@ export interface MoveBatch {
   /** committed, aborted or failed, and why. */
   status: 'committed' | 'aborted' | 'failed';
   reason: string;
+  /** From sending the move to its answer (retries at other nodes included), in ms. */
+  ms: number;
 }
 
 const STATUS: Record<number, MoveBatch['status']> = {
@@ -60,19 +62,17 @@ const STATUS: Record<number, MoveBatch['status']> = {
  * moves set, trying `order(cluster)`'s nodes in turn until one answers.
  */
 export async function gatherHistory(admin: AdminClient, topology: Topology, order: (cluster: number) => NodeId[] = (c) => clusterNodes(topology, c)): Promise<ReshardHistory> {
+  const clusters = Array.from({ length: topology.clusters }, (_, i) => i + 1);
+  // The clusters answer side by side: each reply is a window of thousands of transfers.
+  const replies = await Promise.all(clusters.map((c) => historyOf(admin, order(c))));
   const seen = new Set<string>();
   const transfers: [number, number][] = [];
   const owners = new Map<number, { cluster: number; version: number }>();
   const unreachable: number[] = [];
-  for (let c = 1; c <= topology.clusters; c++) {
-    let reply: shardbank.IAdminReply | null = null;
-    for (const node of order(c)) {
-      reply = await admin.request(node, { history: {} }).catch(() => null);
-      if (reply) break;
-    }
+  replies.forEach((reply, i) => {
     if (!reply) {
-      unreachable.push(c);
-      continue;
+      unreachable.push(clusters[i]!);
+      return;
     }
     for (const h of reply.history ?? []) {
       if (h.txid) {
@@ -86,8 +86,17 @@ export async function gatherHistory(admin: AdminClient, topology: Topology, orde
       const version = o.version ?? 0;
       if ((owners.get(item)?.version ?? -1) < version) owners.set(item, { cluster: o.cluster ?? 0, version });
     }
-  }
+  });
   return { transfers, owners, unreachable };
+}
+
+/** One cluster's history, from the first of `nodes` that answers; null when none does. */
+async function historyOf(admin: AdminClient, nodes: NodeId[]): Promise<shardbank.IAdminReply | null> {
+  for (const node of nodes) {
+    const reply = await admin.request(node, { history: {} }).catch(() => null);
+    if (reply) return reply;
+  }
+  return null;
 }
 
 /** Each item's owner (cluster 1..k): the shard map, overridden by what moves reported. */
@@ -128,27 +137,77 @@ export function batchesOf(moves: readonly ItemMove[], max: number): { from: numb
   return out;
 }
 
+/** Batches in flight at once, over all (source, destination) pairs. */
+const MAX_PAIRS_IN_FLIGHT = 8;
+
 /**
- * Carries out the moves, batch by batch: each at its source's leader (the
- * believed one, then whoever the answers name, then every node in turn).
- * Resolves with every batch's outcome; a batch that aborted or failed moved
- * nothing.
+ * How long one attempt at a move waits for its answer before asking again
+ * (the same node, or the next). A move waits at most moveWaitTicks for its
+ * items and then runs one 2PC; a leader that stepped down meanwhile drops it
+ * without an answer, and asking again is safe: the move is one request, and
+ * a decided one is answered with its decision.
+ */
+const MOVE_ATTEMPT_MS = 5000;
+
+/** A batch whose items stayed busy is split in halves and tried again, down to this size. */
+const MIN_SPLIT = 8;
+
+/** The source's answer to a move whose items never were all free at once within its wait. */
+const STAYED_BUSY = 'its items stayed busy';
+
+/**
+ * Carries out the moves: each (source, destination) pair's batches one
+ * after the other, up to MAX_PAIRS_IN_FLIGHT pairs side by side (no item is
+ * in two batches, so their moves are independent transactions). Each batch
+ * goes to its source's leader (the believed one, then whoever the answers
+ * name, then every node in turn). A batch refused because its items stayed
+ * busy (a move waits, bounded, for the transfers holding them) is split in
+ * halves, which are tried in its place: fewer items are sooner all free at
+ * once. Resolves with every batch's outcome, pair by pair; a batch that
+ * aborted or failed moved nothing.
+ *
+ * Each batch is a request of its own logical client, named after this plan
+ * (`client/<plan>/m<k>`), so that a later plan's batches are never taken for
+ * retries of this one's. A caller that names its plans apart itself (the
+ * simulator, whose runs must not depend on the clock) passes `plan: ''`.
  */
 export async function executePlan(
   admin: AdminClient,
   topology: Topology,
   moves: readonly ItemMove[],
-  opts: { client: string; leaders?: Map<number, NodeId>; attempts?: number },
+  opts: { client: string; plan?: string; leaders?: Map<number, NodeId>; attempts?: number; onBatch?: (batch: MoveBatch) => void },
 ): Promise<MoveBatch[]> {
   const leaders = opts.leaders ?? new Map<number, NodeId>();
-  const out: MoveBatch[] = [];
-  let n = 0;
-  for (const batch of batchesOf(moves, topology.tuning.maxMoveBatch)) {
-    const command: Command = { client: `${opts.client}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
-    const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
-    out.push(Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '' }));
+  const plan = opts.plan ?? `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+  const prefix = plan ? `${opts.client}/${plan}` : opts.client;
+  const pairs = new Map<string, { from: number; to: number; items: number[] }[]>();
+  for (const b of batchesOf(moves, topology.tuning.maxMoveBatch)) {
+    const key = `${b.from}>${b.to}`;
+    pairs.set(key, [...(pairs.get(key) ?? []), b]);
   }
-  return out;
+  const outcomes = new Map<string, MoveBatch[]>([...pairs.keys()].map((k) => [k, []]));
+  const queue = [...pairs.keys()];
+  let n = 0;
+  const worker = async () => {
+    for (let key = queue.shift(); key; key = queue.shift()) {
+      const todo = pairs.get(key)!;
+      for (let batch = todo.shift(); batch; batch = todo.shift()) {
+        const command: Command = { client: `${prefix}/m${++n}`, timestamp: 1, move: { items: batch.items, fromCluster: batch.from, toCluster: batch.to } };
+        const sent = performance.now();
+        const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
+        const outcome: MoveBatch = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '', ms: Math.round(performance.now() - sent) });
+        if (outcome.status === 'failed' && outcome.reason === STAYED_BUSY && batch.items.length >= 2 * MIN_SPLIT) {
+          const half = Math.ceil(batch.items.length / 2);
+          todo.unshift(Object.assign({}, batch, { items: batch.items.slice(0, half) }), Object.assign({}, batch, { items: batch.items.slice(half) }));
+          continue;
+        }
+        outcomes.get(key)!.push(outcome);
+        opts.onBatch?.(outcome);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(MAX_PAIRS_IN_FLIGHT, queue.length) }, worker));
+  return [...outcomes.values()].flat();
 }
 
 async function moveAtLeader(admin: AdminClient, topology: Topology, cluster: number, command: Command, leaders: Map<number, NodeId>, attempts: number): Promise<ClientReply> {
@@ -156,7 +215,7 @@ async function moveAtLeader(admin: AdminClient, topology: Topology, cluster: num
   let last: ClientReply = { status: shardbank.Status.FAILED, reason: `no node of c${cluster} answered` };
   for (let i = 0; i < attempts; i++) {
     const node = leaders.get(cluster) ?? members[i % members.length]!;
-    const reply = await admin.move(node, command).catch((err: Error): ClientReply => ({ status: shardbank.Status.FAILED, reason: `${nodeName(node)}: ${err.message}` }));
+    const reply = await admin.move(node, command, MOVE_ATTEMPT_MS).catch((err: Error): ClientReply => ({ status: shardbank.Status.FAILED, reason: `${nodeName(node)}: ${err.message}` }));
     if (reply.status !== shardbank.Status.FAILED || !/not the leader|did not answer|no node/.test(reply.reason ?? '')) return reply;
     last = reply;
     // Not the leader: go where it says, else the next node.

@@ -471,6 +471,7 @@ export class NodeHost {
       role: view.role,
       livePeers: [...view.live],
       quorum: view.quorum,
+      lockPolicy: this.opts.topology.tuning.lockPolicy,
       commitThrough: state.commitThrough,
       executedThrough: state.executedThrough,
       walEntries: state.wal.size,

@@ -39,8 +39,21 @@ function machineOf(ref: AnyActorRef): string {
   return logic?.id ?? '';
 }
 
+/** `root` and every actor under it, parents first. */
+function actorTree(root: AnyActorRef): AnyActorRef[] {
+  const out: AnyActorRef[] = [];
+  const visit = (ref: AnyActorRef) => {
+    out.push(ref);
+    const children = (ref.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> }).children ?? {};
+    for (const child of Object.values(children)) if (child) visit(child);
+  };
+  visit(root);
+  return out;
+}
+
 /**
- * The steps of every actor in `root`'s system. `now` stamps each record
+ * The steps of every actor in `root`'s system, after a record of where each
+ * actor stands when the stream is subscribed. `now` stamps each record
  * (milliseconds since the node started).
  */
 export function inspectActors(root: AnyActorRef, node: NodeId, now: () => number): Observable<InspectRecord> {
@@ -73,6 +86,15 @@ export function inspectActors(root: AnyActorRef, node: NodeId, now: () => number
         changed: before !== stateJson,
       });
     });
+    // Where every actor stands now, as if each had just started: an actor that takes no step
+    // while watched (an idle one is told no ticks) is still shown in its state.
+    for (const ref of actorTree(root)) {
+      const snapshot = ref.getSnapshot() as { value?: unknown; status?: string };
+      if (snapshot.status !== undefined && snapshot.status !== 'active') continue;
+      const stateJson = JSON.stringify(snapshot.value ?? null);
+      states.set(ref.id, stateJson);
+      record({ kind: 'transition', actor: ref.id, machine: machineOf(ref), event: 'xstate.init', eventJson: '{"type":"xstate.init"}', stateJson, changed: false });
+    }
     return () => sub.unsubscribe();
   }).pipe(share());
 }

@@ -354,7 +354,7 @@ export class SimCluster {
    */
   moveItems(moves: readonly ItemMove[]): Promise<MoveBatch[]> {
     // Each call its own client name: a move's txid is its client and timestamp.
-    return executePlan(this.resharder, this.topology, moves, { client: `resharder/r${++this.moveRuns}`, leaders: this.moveLeaders });
+    return executePlan(this.resharder, this.topology, moves, { client: `resharder/r${++this.moveRuns}`, plan: '', leaders: this.moveLeaders });
   }
 
   /**

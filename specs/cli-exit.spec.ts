@@ -13,31 +13,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tcpAdmin } from '../cli/cluster.js';
 import { makeTopology } from '../protocol/topology.js';
+import { shardbank } from './support/cli.js';
 import { freePortRange } from './support/ports.js';
 
 const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const version = (await import('node:fs')).readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
-
-interface Ran {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-export function shardbank(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Ran> {
-  const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-  return new Promise((resolve) =>
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    }),
-  );
-}
 
 const scratch = mkdtempSync(join(tmpdir(), 'shardbank-cli-exit-'));
 test.after(() => rmSync(scratch, { recursive: true, force: true }));

@@ -94,7 +94,8 @@ test('a fast cluster: the broadcast comes after clientTimeoutMs, the give-up at 
   const s = setup();
   for (let i = 0; i < 5; i++) assert.is((await answered(s, 5)).status, 'committed');
   const { result, copies } = await unanswered(s);
-  assert.is(result.status, 'failed');
+  // A transfer sent and never answered may still apply: unknown, not failed.
+  assert.is(result.status, 'unknown');
   assert.is(result.reason, 'no reply');
   assert.is(copies[0], 0, 'first copy to the leader at once');
   assert.is(copies[1], clientTimeoutMs, 'then to every node of the cluster');

@@ -54,13 +54,26 @@ async function balance(node: number, item: number): Promise<number> {
   return (await admin.request(node, { printBalance: { item } })).balance ?? 0;
 }
 
+/** What each node of `leader`'s cluster says of itself, and the election lines of its log: why a leader changed. */
+async function describeCluster(leader: number): Promise<string> {
+  const lines: string[] = [];
+  for (let n = leader; n < leader + 3; n++) {
+    const s = await admin.request(n, { status: {} }).then((r) => r.status!, (e: Error) => null);
+    lines.push(s ? `n${n}: ${s.role}, ballot <${s.ballot?.round}, n${s.ballot?.node}>, leader n${s.leader}` : `n${n}: no answer`);
+    const log = readFileSync(cluster.logFile(n), 'utf8').split('\n').filter((l) => /elect|campaign|vote|leader|connect|closed|refused|error/i.test(l));
+    lines.push(...log.slice(-15).map((l) => `  ${l}`));
+  }
+  return lines.join('\n');
+}
+
 /** Every node up, every cluster led by its first node with the ballot it was flushed with, no election since. */
 async function assertUndisturbed(what: string): Promise<void> {
   assert.equal(cluster.deaths(), [], `${what}: no node process died`);
   for (const leader of [1, 4, 7]) {
     const s = (await admin.request(leader, { status: {} })).status!;
-    assert.is(s.role, 'leader', `${what}: n${leader} still leads`);
-    assert.equal({ round: s.ballot?.round, node: s.ballot?.node }, { round: 1, node: leader }, `${what}: n${leader} keeps ballot <1, n${leader}>`);
+    if (s.role !== 'leader' || s.ballot?.round !== 1 || s.ballot?.node !== leader) {
+      assert.unreachable(`${what}: n${leader} no longer leads with ballot <1, n${leader}>\n${await describeCluster(leader)}`);
+    }
   }
   for (let n = 1; n <= 9; n++) {
     const views = (await admin.request(n, { printView: {} })).views ?? [];
@@ -76,7 +89,9 @@ test.before(async () => {
   // Small connection limits, so that the probes reach them quickly.
   topology = makeTopology({
     basePort: base,
-    tuning: { maxClientConnections: 24, maxPendingConnections: 16, helloTimeoutMs: 1000 },
+    // Failure detection of a second or two: a leader stalled that long by a probe is still caught, while
+    // the scheduling pauses of a shared machine (nine node processes on two cores) do not start elections.
+    tuning: { maxClientConnections: 24, maxPendingConnections: 16, helloTimeoutMs: 1000, electionTicksMin: 40, electionTicksMax: 80 },
   });
   dataDir = mkdtempSync(join(tmpdir(), 'shardbank-probes-'));
   cluster = await LocalCluster.create(topology, dataDir, { metricsBasePort: metricsBase });
@@ -92,6 +107,16 @@ test.before(async () => {
   transports = [a.transport, c.transport];
   await cluster.start(admin);
   await flushCluster(admin, topology, 1);
+  // Each leader heard from both its followers: the cluster is settled before the first probe.
+  for (const leader of [1, 4, 7]) {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const s = (await admin.request(leader, { status: {} })).status!;
+      if (s.role === 'leader' && s.quorum) break;
+      if (Date.now() > deadline) assert.unreachable(`n${leader} did not settle as leader after the flush\n${await describeCluster(leader)}`);
+      await sleep(25);
+    }
+  }
 });
 
 test.after(async () => {

@@ -28,13 +28,17 @@ test('a tree counts the root and every descendant, nothing else', () => {
 });
 
 test("a live process's busy grandchild shows up in its tree's CPU", async () => {
-  // The child starts a grandchild that spins for 400 ms, then both sleep until stopped.
-  const grandchild = 'const t = Date.now(); while (Date.now() - t < 400); setInterval(() => {}, 1000);';
+  // The child starts a grandchild that spins until it has used 400 ms of CPU (however long a
+  // busy machine makes that take), then both sleep until stopped.
+  const grandchild = 'while (process.cpuUsage().user < 400000); setInterval(() => {}, 1000);';
   const child = spawn(process.execPath, ['-e', `require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(grandchild)}], { stdio: 'inherit' }); setInterval(() => {}, 1000);`], { stdio: 'ignore' });
   try {
     const meter = cpuMeter([child.pid!]);
-    await new Promise((r) => setTimeout(r, 900));
-    const spent = meter.since();
+    let spent = 0;
+    for (const deadline = Date.now() + 15_000; spent < 250 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      spent = meter.since();
+    }
     assert.ok(spent >= 250, `the tree spent ${spent} ms`);
   } finally {
     // Both are ours: the grandchild by the pid /proc gives as the child's, then the child.

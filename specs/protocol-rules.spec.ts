@@ -92,8 +92,8 @@ test('NEW-VIEW takes the highest ballot per seq and fills gaps with no-ops', () 
 
 test('a NEW-VIEW built on a promise that carried a snapshot offers nothing at or below its low-water mark (those seqs are chosen)', () => {
   const input = nodeInput();
-  let s = start(electionMachine, input).snapshot;
-  while (s.value !== 'candidate') s = step(electionMachine, s, { type: 'tick' }).snapshot;
+  const s = campaign(electionMachine, start(electionMachine, input).snapshot);
+  assert.is(s.value, 'candidate');
   const ballot = s.context.view.ballot;
   // n2 compacted through seq 71 and executed through 73; its log holds 72..74.
   const kept = [72, 73, 74].map((n) => Object.assign(entry(n, B(1, 2), transfer(`k${n}`, n, n + 100)), { committed: n <= 73 }));

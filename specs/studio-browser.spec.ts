@@ -199,7 +199,7 @@ run('offline: the Charts view draws every machine with all its states, Replay st
   }
 });
 
-run('live: the studio starts a cluster; a cross-shard transfer sent from the page lights n1\'s coordinator and moves its proposer; a node fails and recovers from the page', async () => {
+run('live: the studio starts a cluster; a cross-shard transfer sent from the page lights n1\'s coordinator and moves its proposer; a node fails and recovers from the page; PrintReshard moves an item', async () => {
   const base = await freePortRange(10);
   let studio: RunningStudio | null = null;
   let browser: OpenBrowser | null = null;
@@ -227,7 +227,10 @@ run('live: the studio starts a cluster; a cross-shard transfer sent from the pag
     await page.waitForFunction(() => document.querySelector('.node-col[data-node="n3"] .role')?.textContent === 'failed', { timeout: 10_000 });
     await page.click('#op-node button[value="recover"]');
     await page.waitForFunction(() => document.querySelector('.node-col[data-node="n3"] .role')?.textContent !== 'failed', { timeout: 10_000 });
-    assert.ok(await page.$eval('#op-reshard', (b) => (b as HTMLButtonElement).disabled), 'PrintReshard waits for resharding');
+    // PrintReshard: the one cross-shard transfer so far puts its two items in one cluster.
+    await page.click('#op-reshard');
+    await page.waitForFunction(() => /^PrintReshard: /.test(document.querySelector('#outcomes li')?.textContent ?? ''), { timeout: 30_000 });
+    assert.match(await page.$eval('#outcomes li', (e) => e.textContent ?? ''), /^PrintReshard: \((1|4001), c[12], c[12]\) .*cut 1 -> 0 of 1 recent transfers/);
 
     // Bench: two seconds from the page, plotted as it runs.
     await page.click('#tabs button[data-view="bench"]');

@@ -81,6 +81,7 @@ export class LiveView {
       e.preventDefault();
       run(e.submitter.value, { node: new FormData(e.target).get('node') });
     });
+    $('#op-reshard').addEventListener('click', () => run('reshard', {}));
     $('#watch-mode').addEventListener('change', (e) => this.tellWatch({ mode: e.target.value }));
   }
 
