@@ -64,12 +64,10 @@ test(`seed ${SESSION_SEED}: a session read answered before the replica caught up
   assert.equal(clean.violations, []);
 });
 
-test('seeds 52 and 139 run clean: a session read once missed its own client\'s write made at the item\'s new owner, and a decision was resent for ever to where its receiver had moved', async () => {
-  assert.equal((await simulate({ seed: 139 })).violations, []);
-  const r = await simulate({ seed: 52 });
+test('seed 139 runs clean: its COMMIT, resent to the cluster its receiver had moved to since, is acknowledged there', async () => {
+  const r = await simulate({ seed: 139 });
   assert.equal(r.violations, []);
   assert.ok((r.moves?.itemsMoved ?? 0) > 0, 'items moved');
-  assert.ok(r.history.some((h) => h.level === 'session' && h.type === 'ok'), 'session reads answered');
 });
 
 test.run();
