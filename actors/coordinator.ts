@@ -204,7 +204,7 @@ export const coordinatorMachine = setup({
       const commit = e.phase === Phase.PHASE_COMMIT;
       const reason = commit ? '' : e.reason || context.reason || '';
       enqueue.assign({ commit, reason });
-      const reply = { status: e.status, reason, seq: e.ranAt, peerSeq: commit ? context.peerSeq : 0 };
+      const reply = { status: e.status, reason, seq: e.ranAt, peerSeq: commit ? context.peerSeq : 0, receiverCluster: commit ? context.participantCluster : 0 };
       toParent(enqueue, { type: 'reply', command: context.command, reply });
     }),
     takeDecisionFromLog: assign(({ context }) => {

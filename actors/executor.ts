@@ -74,7 +74,11 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
     return;
   }
   if (x.status === undefined) return;
-  if (leading) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0 })) enqueue.emit(s);
+  // A transfer that wrote ran both items here: a session read of the receiver comes to this
+  // cluster. (A copy answered from the stored reply wrote nothing, and says nothing of where.)
+  const wrote = (x.writes?.length ?? 0) > 0;
+  const reply = { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0, receiverCluster: wrote ? ctx.info.cluster : 0 };
+  if (leading) for (const s of replyTo(self, ctx.view, cmd, reply)) enqueue.emit(s);
   tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
 }
 

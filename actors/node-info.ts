@@ -19,9 +19,29 @@ export interface NodeInfo {
   readonly tuning: Tuning;
   /** Seeds this node's random choices (election timeouts), so a run replays from its seed. */
   readonly seed: number;
+  /** Bugs planted on purpose (the simulator's checkers must catch them); empty on every real node. */
+  readonly bugs: ReadonlySet<PlantedBug>;
 }
 
-export function nodeInfo(topology: Topology, self: NodeId, seed = 1): NodeInfo {
+/**
+ * Bugs the simulator can plant in its nodes, to show that its checkers
+ * catch what each breaks. Only the simulator passes them (SimCluster, down
+ * through NodeHost and NodeCore); a node process, its config and its flags
+ * cannot name them.
+ *
+ * - `linearizable-without-round`: a leader answers a linearizable read from
+ *   its own state at once, without confirming that it still leads; a deposed
+ *   leader that has not heard of its successor answers what it has.
+ * - `session-before-caught-up`: a replica answers a session read at once,
+ *   before it has executed through the client's last write.
+ */
+export const PLANTED_BUGS = ['linearizable-without-round', 'session-before-caught-up'] as const;
+export type PlantedBug = (typeof PLANTED_BUGS)[number];
+
+const NO_BUGS: ReadonlySet<PlantedBug> = new Set();
+
+/** What a node knows of itself; `bugs` only from the simulator. */
+export function nodeInfo(topology: Topology, self: NodeId, seed = 1, bugs: readonly PlantedBug[] = []): NodeInfo {
   const cluster = clusterOfNode(topology, self);
   const members = clusterNodes(topology, cluster);
   return {
@@ -33,6 +53,7 @@ export function nodeInfo(topology: Topology, self: NodeId, seed = 1): NodeInfo {
     topology,
     tuning: topology.tuning,
     seed: mixSeed(seed, self),
+    bugs: bugs.length === 0 ? NO_BUGS : new Set(bugs),
   };
 }
 

@@ -18,7 +18,7 @@
  * asks again.
  */
 import { shardbank, type Command } from '../protocol/messages.js';
-import { levelOf } from '../protocol/consistency.js';
+import { levelOf, type Level } from '../protocol/consistency.js';
 import { balanceOf, ownerOf } from '../store/state.js';
 import type { Effect } from './effects.js';
 import type { ActorInput, View } from './node-info.js';
@@ -85,7 +85,7 @@ export function takeReads(ctx: ReadContext, commands: Command[], out: Effect[]):
   const until = reads.ticks + info.tuning.readWaitTicks;
   for (const command of commands) {
     const level = levelOf(command.read?.consistency);
-    if (level === 'any' || level === 'leader') {
+    if (level === 'any' || level === 'leader' || skipsRound(ctx, level)) {
       out.push(...answer(ctx, command));
       continue;
     }
@@ -95,7 +95,7 @@ export function takeReads(ctx: ReadContext, commands: Command[], out: Effect[]):
     }
     if (level === 'session') {
       const through = command.read?.afterSeq ?? 0;
-      if (state.executedThrough >= through) out.push(...answer(ctx, command));
+      if (state.executedThrough >= through || info.bugs.has('session-before-caught-up')) out.push(...answer(ctx, command));
       else reads.session.push({ command, through, until });
       continue;
     }
@@ -106,6 +106,11 @@ export function takeReads(ctx: ReadContext, commands: Command[], out: Effect[]):
     reads.unconfirmed.push({ command, through: state.commitThrough, until });
   }
   return startRound(reads);
+}
+
+/** The planted bug `linearizable-without-round`: a leader, deposed or not, answers at once. */
+function skipsRound(ctx: ReadContext, level: Level): boolean {
+  return level === 'linearizable' && ctx.view.role === 'leader' && ctx.info.bugs.has('linearizable-without-round');
 }
 
 /** A round for the reads not yet covered, if none is in flight; true when one must be asked for. */

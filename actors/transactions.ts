@@ -223,6 +223,15 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
       enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
       return;
     }
+    // A COMMIT, and nothing prepared or decided here: the credit ran in the cluster that owned the
+    // receiver then, which voted PREPARED; the receiver has moved here since, and a new leader of
+    // the coordinator's cluster names the participant from today's owner. Nothing to apply here:
+    // acknowledge, or it is resent for ever. (Were this cluster's prepare only not yet executed,
+    // its participant asks the coordinator once it has, and hears the decision then.)
+    if (d.commit && !wal && leading) {
+      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      return;
+    }
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
     if (wal) {
       if (!leading) return;

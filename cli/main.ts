@@ -16,7 +16,7 @@ import { parseReadConsistency, PRESETS, type Preset, type ReadConsistency } from
 import type { Tuning } from '../protocol/topology.js';
 import { endpointUrl } from '../client/etcd.js';
 import { postgresUrl } from '../client/postgres-sql.js';
-import { parseFaults, parseSeedRange, recordDir as recordDirArg, simCommand, type SimCommandOptions } from './sim.js';
+import { parseFaults, parsePlantedBugs, parseSeedRange, recordDir as recordDirArg, simCommand, type SimCommandOptions } from './sim.js';
 import { FAULT_KINDS } from '../runtime/simulator.js';
 import { registerPartitionCommands } from './partition.js';
 import { parseAfter } from './utility-names.js';
@@ -153,6 +153,7 @@ common(program
   .option('--no-reshard', 'no moves of items between clusters (each seed then runs as it did before resharding)')
   .option('--json', 'one JSON object per run')
   .addOption(new Option('--worker').hideHelp())
+  .addOption(new Option('--inject-bug <names>').hideHelp().argParser((v: string) => wrap(() => parsePlantedBugs(v))))
   .action(async (opts: SimCommandOptions) => {
     process.exitCode = await simCommand(opts);
   });

@@ -9,6 +9,7 @@ import { fork } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PLANTED_BUGS, type PlantedBug } from '../actors/node-info.js';
 import { nodeName, type NodeId } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { EventLog } from '../store/eventlog.js';
@@ -31,6 +32,8 @@ export interface SimCommandOptions {
   json?: boolean;
   /** Internal: a worker of a swarm reports each run as one JSON line. */
   worker?: boolean;
+  /** Hidden: bugs planted in every node, to show that the checkers catch them. */
+  injectBug?: PlantedBug[];
 }
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -42,6 +45,15 @@ export function parseSeedRange(text: string): [number, number] {
   const to = Number(m[2] ?? m[1]);
   if (to < from) throw new Error(`seed range ${text} is empty`);
   return [from, to];
+}
+
+/** `--inject-bug a,b`: bugs the simulator plants on purpose (actors/node-info.ts). */
+export function parsePlantedBugs(text: string): PlantedBug[] {
+  const names = text.split(',').map((k) => k.trim());
+  for (const n of names) {
+    if (!(PLANTED_BUGS as readonly string[]).includes(n)) throw new Error(`unknown bug "${n}"; choose from ${PLANTED_BUGS.join(', ')}`);
+  }
+  return names as PlantedBug[];
 }
 
 export function parseFaults(text: string): FaultKind[] {
@@ -62,6 +74,7 @@ function runConfig(opts: SimCommandOptions, seed: number) {
     faults: opts.faults,
     keepHistory: !!opts.history,
     reshard: opts.reshard !== false,
+    plantedBugs: opts.injectBug,
   };
 }
 
@@ -118,6 +131,7 @@ function printOne(r: SimReport, say: (l: string) => void): void {
   say(`seed ${r.seed}`);
   say(`topology   : ${r.topology.clusters} clusters x ${r.topology.nodesPerCluster} nodes, ${r.topology.items} items`);
   say(`faults on  : ${r.faultsOn.join(', ') || 'none'}`);
+  if (r.plantedBugs.length > 0) say(`planted    : ${r.plantedBugs.join(', ')} (bugs put in on purpose)`);
   say(`injected   : ${FAULT_KINDS.map((k) => `${k} ${r.faults[k]}`).join(', ')}`);
   say(`operations : ${r.ops} (${Object.entries(r.outcomes).map(([k, n]) => `${k} ${n}`).join(', ')})`);
   say(`resharding : ${describeMoves(r.moves)}`);
@@ -196,6 +210,7 @@ async function swarm(opts: SimCommandOptions, from: number, to: number, onRun: (
       if (opts.faults) args.push('--faults', opts.faults.length ? opts.faults.join(',') : 'none');
       if (opts.soak) args.push('--soak');
       if (opts.reshard === false) args.push('--no-reshard');
+      if (opts.injectBug?.length) args.push('--inject-bug', opts.injectBug.join(','));
       return new Promise<void>((resolve, reject) => {
         const child = fork(MAIN, args, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
         let buffer = '';

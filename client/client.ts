@@ -19,7 +19,7 @@
  * one request in flight, so per-client exactly-once bookkeeping on the nodes
  * stays one reply per logical client.
  */
-import { levelToWire, type Level } from '../protocol/consistency.js';
+import { levelOf, levelToWire, type Level } from '../protocol/consistency.js';
 import { requestId, shardbank, type ClientReply, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfItem, clusterOfNode, type Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
@@ -43,12 +43,18 @@ export interface TxResult {
   latencyMs: number;
   /** The node that answered. */
   node?: NodeId;
+  /** A read: the level it was answered at (a session read may be answered as linearizable, see `read`). */
+  level?: Level;
+  /** A session read: the seq the replica had to have executed through (this client's last write in that cluster). */
+  afterSeq?: number;
   /** `client:timestamp`, the request's identity on the nodes. */
   requestId?: string;
 }
 
 interface InFlight {
   command: Command;
+  /** This client's event count when it was sent (see `events`). */
+  sentAt: number;
   cluster: number;
   startedAt: number;
   timer: unknown;
@@ -68,6 +74,14 @@ const MAX_MOVES = 8;
 interface Slot {
   name: string;
   timestamp: number;
+}
+
+/** Where this client's last committed write to an item ran: a session read of the item goes there. */
+interface WriteMark {
+  /** null: not known (an answer repeated from a stored reply, or two writes in two clusters at once). */
+  cluster: number | null;
+  /** This client's event count when the write was answered. */
+  at: number;
 }
 
 const STATUS: Record<number, ResultStatus> = {
@@ -96,6 +110,10 @@ export class BankClient {
   private readonly inflight = new Map<string, InFlight>();
   /** Session (read-your-writes): per cluster, the seq this client's last write there ran at. */
   private readonly session = new Map<number, number>();
+  /** Session: per item written, the cluster its last write ran in (at most one entry per item). */
+  private readonly written = new Map<number, WriteMark>();
+  /** Requests sent and writes answered, counted: orders this client's own requests among themselves. */
+  private events = 0;
   /** Round robin over a cluster's nodes for reads any replica may answer. */
   private nextReplica = 0;
   /** Items other clusters said moved (MOVED answers): item -> newest owner heard of. */
@@ -160,13 +178,29 @@ export class BankClient {
    * default), `linearizable` (the leader confirms it still leads first),
    * `session` (any replica that has executed this client's last write in the
    * cluster), `any` (any live replica, at once).
+   *
+   * A session read of an item this client wrote goes to the cluster its last
+   * write ran in, wherever the client believes the item lives now: a replica
+   * there that has executed through the client's point either still owns the
+   * item, and holds the write, or answers MOVED from a state that knows where
+   * it went. When the client cannot say where that write ran, and when a
+   * MOVED sends the read on, it reads as `linearizable` instead: the client's
+   * point in another cluster says nothing of a write it made elsewhere.
    */
   read(item: number, level: Level = 'leader'): Promise<TxResult> {
-    const c = this.ownerOf(item);
-    if (c === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
-    const read = { item, consistency: levelToWire(level), afterSeq: level === 'session' ? this.session.get(c) ?? 0 : 0 };
-    const replica = level === 'session' || level === 'any' ? this.anyReplica(c) : undefined;
-    return this.submit(c, { read }, replica);
+    const owner = this.ownerOf(item);
+    if (owner === null) return Promise.resolve({ status: 'failed', reason: 'item out of range', latencyMs: 0 });
+    if (level === 'session') return this.readOwnWrites(item, owner);
+    const replica = level === 'any' ? this.anyReplica(owner) : undefined;
+    return this.submit(owner, { read: { item, consistency: levelToWire(level), afterSeq: 0 } }, replica);
+  }
+
+  private readOwnWrites(item: number, owner: number): Promise<TxResult> {
+    const mark = this.written.get(item);
+    if (mark && mark.cluster === null) return this.submit(owner, { read: { item, consistency: levelToWire('linearizable'), afterSeq: 0 } });
+    const cluster = mark?.cluster ?? owner;
+    const read = { item, consistency: levelToWire('session'), afterSeq: this.session.get(cluster) ?? 0 };
+    return this.submit(cluster, { read }, this.anyReplica(cluster));
   }
 
   /** The seqs this client's writes ran at, per cluster (what its session reads wait for). */
@@ -187,7 +221,7 @@ export class BankClient {
     const id = requestId(command);
     return new Promise<TxResult>((resolve) => {
       const now = this.timers.now();
-      const req: InFlight = { command, cluster, startedAt: now, budgetFrom: now, timer: null, slot, resolve, moves: 0 };
+      const req: InFlight = { command, sentAt: ++this.events, cluster, startedAt: now, budgetFrom: now, timer: null, slot, resolve, moves: 0 };
       this.inflight.set(id, req);
       this.sendTo(node ?? this.leaders.get(cluster)!, command);
       this.arm(id, req);
@@ -253,19 +287,41 @@ export class BankClient {
       if (!this.follow(id, req, reply.moved)) this.finish(id, { status: 'failed', reason: `moved ${MAX_MOVES} times`, node: env.from ?? 0 });
       return;
     }
-    if (reply.status === shardbank.Status.COMMITTED) this.noteWrite(req.command, reply);
+    if (reply.status === shardbank.Status.COMMITTED) this.noteWrite(req, reply, env.from ?? 0);
     this.finish(id, toResult(reply, env.from ?? 0));
   }
 
-  /** A committed write: a session read in its cluster (and its receiver's) must see it. */
-  private noteWrite(command: Command, reply: ClientReply): void {
-    const t = command.transfer;
-    if (!t) return;
-    const advance = (cluster: number | null, seq: number | null | undefined) => {
-      if (cluster !== null && seq) this.session.set(cluster, Math.max(this.session.get(cluster) ?? 0, seq));
-    };
-    advance(this.ownerOf(t.sender ?? 0), reply.seq);
-    advance(this.ownerOf(t.receiver ?? 0), reply.peerSeq || (this.ownerOf(t.receiver ?? 0) === this.ownerOf(t.sender ?? 0) ? reply.seq : 0));
+  /**
+   * A committed write: a session read of its items must see it. The sender's
+   * debit ran in the cluster of the node that answered; the receiver's
+   * credit where the reply says (the same cluster, or the participant's).
+   */
+  private noteWrite(req: InFlight, reply: ClientReply, from: NodeId): void {
+    const t = req.command.transfer;
+    if (!t || !from) return;
+    const here = clusterOfNode(this.topology, from);
+    const there = reply.receiverCluster || null;
+    this.advance(here, reply.seq ?? 0);
+    if (there !== null) this.advance(there, there === here ? reply.seq ?? 0 : reply.peerSeq ?? 0);
+    const at = ++this.events;
+    this.markWrite(t.sender ?? 0, here, req.sentAt, at);
+    this.markWrite(t.receiver ?? 0, there, req.sentAt, at);
+  }
+
+  private advance(cluster: number, seq: number): void {
+    if (seq) this.session.set(cluster, Math.max(this.session.get(cluster) ?? 0, seq));
+  }
+
+  /**
+   * Notes where a write to an item ran. A write sent after the item's last
+   * one was answered comes after it in every order; one that overlapped it
+   * may come before, so two such writes in two clusters leave the item's
+   * place unknown (and its session reads linearizable) until the next write.
+   */
+  private markWrite(item: number, cluster: number | null, sentAt: number, at: number): void {
+    const prev = this.written.get(item);
+    const later = !prev || sentAt > prev.at || prev.cluster === cluster;
+    this.written.set(item, { cluster: later ? cluster : null, at });
   }
 
   /** A MOVED answer: note the owner, and send the request there; false when it has moved too often. */
@@ -279,6 +335,11 @@ export class BankClient {
     // The old owner answered: the cluster is alive, and the request starts afresh at the new owner.
     req.budgetFrom = this.timers.now();
     req.retried = true;
+    // A session read sent on reads as linearizable: this client's point in the new cluster says nothing of its writes here.
+    const read = req.command.read;
+    if (read && levelOf(read.consistency) === 'session') {
+      req.command = Object.assign({}, req.command, { read: { item: read.item, consistency: levelToWire('linearizable'), afterSeq: 0 } });
+    }
     this.timers.clearTimeout(req.timer);
     this.sendTo(this.leaders.get(cluster)!, req.command);
     this.arm(id, req);
@@ -292,7 +353,13 @@ export class BankClient {
     this.timers.clearTimeout(req.timer);
     const latencyMs = this.timers.now() - req.startedAt;
     if (!req.retried && r.node) this.sampleLatency(latencyMs);
-    req.resolve(Object.assign({}, r, { latencyMs, requestId: id }));
+    const result: TxResult = Object.assign({}, r, { latencyMs, requestId: id });
+    const read = req.command.read;
+    if (read) {
+      result.level = levelOf(read.consistency);
+      if (read.afterSeq) result.afterSeq = read.afterSeq;
+    }
+    req.resolve(result);
     // A logical client whose request's outcome is unknown sends nothing more: its request
     // stays the last one the cluster knows of it, so what became of it can still be asked.
     this.releaseSlot(r.status === 'unknown' ? { name: `${this.name}/${++this.slotCount}`, timestamp: 0 } : req.slot);

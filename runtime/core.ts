@@ -14,7 +14,7 @@
 import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Effect, Emitted } from '../actors/effects.js';
 import type { NodeInput } from '../actors/events.js';
-import { ACTOR, nodeInfo, NO_VIEW, type NodeInfo, type View } from '../actors/node-info.js';
+import { ACTOR, nodeInfo, NO_VIEW, type NodeInfo, type PlantedBug, type View } from '../actors/node-info.js';
 import { nodeMachine } from '../actors/node.js';
 import { ReadyBuilder, type Ready } from '../actors/ready.js';
 import { formatBallot, nodeName, type LogEventProps, type NodeId } from '../protocol/messages.js';
@@ -40,6 +40,8 @@ export interface CoreOptions {
   logger?: (line: string) => void;
   /** XState inspection of every actor of the node (the inspection stream). */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** The simulator only: bugs planted on purpose (actors/node-info.ts). */
+  plantedBugs?: readonly PlantedBug[];
 }
 
 /** The fixed children of the root, whose effects the core carries out. */
@@ -56,7 +58,7 @@ export class NodeCore {
   constructor(opts: CoreOptions) {
     this.opts = opts;
     this.state = opts.state;
-    this.info = nodeInfo(opts.topology, opts.node, opts.seed ?? 1);
+    this.info = nodeInfo(opts.topology, opts.node, opts.seed ?? 1, opts.plantedBugs);
     this.actor = createActor(nodeMachine, {
       input: { info: this.info, state: this.state },
       clock: opts.clock,

@@ -66,6 +66,8 @@ export interface HostOptions {
    * them, whoever asks.
    */
   testCluster?: boolean;
+  /** The simulator only: bugs planted on purpose, for its checkers to catch (actors/node-info.ts). */
+  plantedBugs?: CoreOptions['plantedBugs'];
 }
 
 /**
@@ -180,6 +182,7 @@ export class NodeHost {
       onFault: (err) => this.fail(err, err.name === 'ActorFault' || err.name === 'InvariantError' ? err.message : 'the node actor threw'),
       logger: (line) => this.log(line),
       inspect: this.opts.inspect,
+      plantedBugs: this.opts.plantedBugs,
     });
     this.core.start();
     this.opts.transport.onEnvelope((env) => this.receive(env));

@@ -13,6 +13,7 @@ import { createRng, mixSeed } from '../protocol/rng.js';
 import { allNodes, clusterNodes, clusterOfNode, initialLeader, makeTopology, type Topology } from '../protocol/topology.js';
 import { EventLog, type NodeLog } from '../store/eventlog.js';
 import { ownerOf, type Ownership } from '../store/state.js';
+import type { PlantedBug } from '../actors/node-info.js';
 import { NodeHost, type Clock } from './host.js';
 import { SimDisk } from './simdisk.js';
 
@@ -88,6 +89,8 @@ export interface SimOptions {
   nodesPerCluster?: number;
   items?: number;
   initialBalance?: number;
+  /** Bugs planted in every node, for the checkers to catch (actors/node-info.ts). */
+  plantedBugs?: readonly PlantedBug[];
 }
 
 /** A node stopped itself (fail-stop: an actor threw, an invariant broke, a write failed). */
@@ -107,8 +110,11 @@ export class SimCluster {
   /** Nodes that stopped themselves (an actor threw, a write failed): the run fails with the first. */
   private readonly fatal: Error[] = [];
   private readonly syncDelayMs?: [number, number];
+  private readonly plantedBugs: readonly PlantedBug[];
   private readonly diskRng;
   readonly client: BankClient;
+  /** Clients added with addClient. */
+  private readonly moreClients: BankClient[] = [];
   private readonly admin: AdminClient;
   /**
    * The resharder's own admin connection, as an operator's would be: its
@@ -125,6 +131,7 @@ export class SimCluster {
   private constructor(opts: SimOptions) {
     this.seed = opts.seed ?? 1;
     this.syncDelayMs = opts.syncDelayMs;
+    this.plantedBugs = opts.plantedBugs ?? [];
     this.diskRng = createRng(mixSeed(this.seed, 0xd15c));
     this.topology =
       opts.topology ??
@@ -144,6 +151,16 @@ export class SimCluster {
     const sim = new SimCluster(opts);
     for (const node of allNodes(sim.topology)) await sim.startNode(node);
     return sim;
+  }
+
+  /**
+   * Another client connection, `name` (no `/`), with a session of its own:
+   * its session reads wait for its own writes, not for `client`'s.
+   */
+  addClient(name: string): BankClient {
+    const client = new BankClient({ topology: this.topology, transport: this.network.endpoint(name), name, timers: this.timers() });
+    this.moreClients.push(client);
+    return client;
   }
 
   timers(): Timers {
@@ -198,6 +215,7 @@ export class SimCluster {
       logger: () => undefined,
       // The simulator is the test driver: it flushes, fails and recovers nodes.
       testCluster: true,
+      plantedBugs: this.plantedBugs,
       // A node that stops itself fails the run at once, with the node's own account of why.
       onFatal: (error) => this.fatal.push(new NodeStoppedError(`n${node} stopped itself: ${error.stack ?? error.message}`)),
     });
@@ -304,9 +322,11 @@ export class SimCluster {
       await this.adminTo(node, { flush: { leader: initialLeader(this.topology, node), initialBalance: this.topology.initialBalance, set: this.set } });
     }
     for (const node of this.hosts.keys()) if (!live.includes(node)) await this.fail(node);
-    this.client.resetLeaders();
-    // A flush restores the initial shard map.
-    this.client.resetOwners();
+    for (const client of [this.client, ...this.moreClients]) {
+      client.resetLeaders();
+      // A flush restores the initial shard map.
+      client.resetOwners();
+    }
     this.moveLeaders.clear();
   }
 

@@ -3,12 +3,13 @@
  * rates and the fault schedule all come from it, so `shardbank sim --seed S`
  * reruns a run exactly.
  *
- * A run has a safety phase (transfers and reads while faults are injected:
- * dropped, delayed, duplicated and reordered messages, partitions, crashes
- * that lose unsynced writes, leader kills, a whole cluster losing power, clock
- * jumps) and a liveness phase
- * (faults healed, every node back) after which every cluster must converge.
- * Then the checkers read the history and the replicas.
+ * A run has a safety phase (transfers, and reads at every consistency level,
+ * from three clients, while faults are injected: dropped, delayed, duplicated
+ * and reordered messages, partitions, crashes that lose unsynced writes,
+ * leader kills, a whole cluster losing power, clock jumps) and a liveness
+ * phase (faults healed, every node back) after which every cluster must
+ * converge. Then the checkers read the history and the replicas; the read
+ * checkers hold each level to its promise (runtime/read-checks.ts).
  *
  * With resharding on (the default), items move between clusters during the
  * safety phase too (runtime/sim-moves.ts), faults are aimed at the moves, and
@@ -16,7 +17,9 @@
  * decision and at the end.
  */
 import { createHash } from 'node:crypto';
-import type { TxResult } from '../client/client.js';
+import type { PlantedBug } from '../actors/node-info.js';
+import type { BankClient, TxResult } from '../client/client.js';
+import { LEVELS, type Level } from '../protocol/consistency.js';
 import { formatCommand, shardbank, type NodeId } from '../protocol/messages.js';
 import { createRng, mixSeed, type Rng } from '../protocol/rng.js';
 import { allNodes, clusterNodes, makeTopology, type Topology, type Tuning } from '../protocol/topology.js';
@@ -24,6 +27,9 @@ import { requestId } from '../protocol/messages.js';
 import type { EventLog } from '../store/eventlog.js';
 import { NodeStoppedError, SimCluster } from './sim.js';
 import { MoveDriver, type MoveStats } from './sim-moves.js';
+import { ItemTimelines } from './item-timelines.js';
+import { checkReadLevels } from './read-checks.js';
+import type { HistoryOp } from './sim-history.js';
 import {
   checkAppliedByOwner,
   checkBalancesAtOwners,
@@ -33,6 +39,8 @@ import {
   firstReplicas,
   VersionLedger,
 } from './ownership-checks.js';
+
+export type { HistoryOp } from './sim-history.js';
 
 export const FAULT_KINDS = ['drop', 'delay', 'duplicate', 'partition', 'crash', 'leaderKill', 'powerLoss', 'clockJump'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -56,20 +64,8 @@ export interface SimConfig {
   keepLogs?: (logs: ReadonlyMap<NodeId, EventLog>, topology: Topology) => Promise<void>;
   /** Move items between clusters during the run (default true). Off, a seed runs as it did before resharding. */
   reshard?: boolean;
-}
-
-/** One operation as a client saw it (Jepsen's invoke / ok / fail / info). */
-export interface HistoryOp {
-  id: number;
-  op: string;
-  requestId: string;
-  invokedAt: number;
-  completedAt: number;
-  /** ok: committed (or a read's value); fail: definitely not applied; info: outcome unknown. */
-  type: 'ok' | 'fail' | 'info';
-  status: string;
-  reason?: string;
-  value?: number;
+  /** Bugs planted in every node, to show the checkers catch them (actors/node-info.ts). */
+  plantedBugs?: readonly PlantedBug[];
 }
 
 export interface SimReport {
@@ -86,9 +82,17 @@ export interface SimReport {
   simulatedMs: number;
   /** What resharding did (null: off). */
   moves: MoveStats | null;
+  /** Bugs planted in every node (none but in the checkers' own specs). */
+  plantedBugs: PlantedBug[];
 }
 
 const HOT_ITEMS_PER_CLUSTER = 6;
+
+/** Client connections of a run, each a session of its own: a session read waits only for its own client's writes. */
+const CLIENTS = 3;
+
+/** The share of operations that are reads, their level drawn from LEVELS. */
+const READ_SHARE = 0.3;
 
 /** Runs one seed. */
 export async function simulate(config: SimConfig): Promise<SimReport> {
@@ -106,7 +110,7 @@ export async function simulate(config: SimConfig): Promise<SimReport> {
   const faultsOn = config.faults ?? FAULT_KINDS.filter(() => rng.next() < 0.6);
   // fsync latency varies from disk to disk and stalls now and then: a crash can land inside a slow one.
   const syncDelayMs: [number, number] = [1, rng.int(3, 40)];
-  const sim = await SimCluster.start({ seed: config.seed, topology, syncDelayMs });
+  const sim = await SimCluster.start({ seed: config.seed, topology, syncDelayMs, plantedBugs: config.plantedBugs });
   const run = new Run(sim, topology, rng, faultsOn, config, reshard ? moveRng : null);
   try {
     return await run.execute();
@@ -126,6 +130,8 @@ class Run {
   private readonly versions: VersionLedger;
   /** Violations the checkpoints found during the run. */
   private readonly midRun: string[] = [];
+  /** The run's client connections (sim.client first). */
+  private readonly clients: { name: string; client: BankClient }[];
 
   constructor(
     private readonly sim: SimCluster,
@@ -139,6 +145,8 @@ class Run {
     this.hot = topology.shards.ranges.map((r) => Array.from({ length: HOT_ITEMS_PER_CLUSTER }, (_, i) => r.from + i));
     this.moves = moveRng ? new MoveDriver(sim, topology, moveRng, this.hot, (from, to) => this.aimAtMove(moveRng, from, to)) : null;
     this.versions = new VersionLedger(topology, config.seed);
+    const more = Array.from({ length: CLIENTS - 1 }, (_, i) => `client${i + 2}`);
+    this.clients = [{ name: 'client', client: sim.client }, ...more.map((name) => ({ name, client: sim.addClient(name) }))];
   }
 
   async execute(): Promise<SimReport> {
@@ -193,6 +201,7 @@ class Run {
       history: config.keepHistory === false ? [] : this.history,
       simulatedMs: sim.scheduler.now(),
       moves: this.moves ? this.moves.stats : null,
+      plantedBugs: [...(config.plantedBugs ?? [])],
     };
   }
 
@@ -203,16 +212,27 @@ class Run {
     return items[this.rng.int(0, items.length - 1)]!;
   }
 
+  /**
+   * One request from one of the run's clients: a transfer, or a read at a
+   * level drawn from LEVELS. A session read goes through the client's own
+   * read path, which carries that client's point in the cluster its last
+   * write to the item ran in; the history notes it, and who answered.
+   */
   private async invoke(id: number): Promise<void> {
     const { sim, rng } = this;
     const c = rng.int(1, this.topology.clusters);
+    const { name, client } = this.clients[rng.int(0, this.clients.length - 1)]!;
     const invokedAt = sim.scheduler.now();
     let op: string;
+    let items: number[];
+    let level: Level | undefined;
     let result: Promise<TxResult>;
-    if (rng.next() < 0.15) {
+    if (rng.next() < READ_SHARE) {
       const item = this.pickItem(c);
-      op = `(${item})`;
-      result = sim.client.read(item);
+      level = LEVELS[rng.int(0, LEVELS.length - 1)]!;
+      op = `(${item}, ${level})`;
+      items = [item];
+      result = client.read(item, level);
     } else {
       const s = this.pickItem(c);
       const cross = this.topology.clusters > 1 && rng.next() < 0.35;
@@ -221,20 +241,26 @@ class Run {
       if (r === s) r = this.hot[rc - 1]!.find((x) => x !== s)!;
       const amount = rng.int(1, 8);
       op = `(${s}, ${r}, ${amount})`;
-      result = sim.client.transfer(s, r, amount);
+      items = [s, r];
+      result = client.transfer(s, r, amount);
     }
     const r = await result;
-    this.history.push({
+    const h: HistoryOp = {
       id,
       op,
+      kind: level ? 'read' : 'transfer',
+      items,
+      client: name,
       requestId: r.requestId ?? '',
       invokedAt,
       completedAt: sim.scheduler.now(),
       type: r.status === 'committed' || r.status === 'ok' ? 'ok' : r.status === 'aborted' ? 'fail' : 'info',
       status: r.status,
-      ...(r.reason ? { reason: r.reason } : {}),
-      ...(r.balance !== undefined ? { value: r.balance } : {}),
-    });
+    };
+    if (r.reason) h.reason = r.reason;
+    if (r.balance !== undefined) h.value = r.balance;
+    if (level) noteRead(h, level, r);
+    this.history.push(h);
   }
 
   private outcomes(): Record<string, number> {
@@ -456,7 +482,7 @@ class Run {
     }
     this.checkOwnership(v);
     await this.checkOutcomes(v);
-    await this.checkReads(v);
+    this.checkReads(v);
     return violations;
   }
 
@@ -474,34 +500,16 @@ class Run {
       }
     }
     for (const h of this.history) {
-      if (!h.op.includes(',')) continue;
+      if (h.kind !== 'transfer') continue;
       if (h.type === 'ok' && !applied.has(h.requestId)) v(`${h.op} (${h.requestId}) was acknowledged committed but never applied`);
       if (h.type === 'fail' && applied.has(h.requestId)) v(`${h.op} (${h.requestId}) was acknowledged aborted (${h.reason}) but applied`);
     }
   }
 
-  /**
-   * A read returns a value its item held at some point of the serial order:
-   * the initial balance or one that an executed entry wrote.
-   */
-  private async checkReads(v: (msg: string) => void): Promise<void> {
-    const held = new Map<number, Set<number>>();
-    const add = (item: number, balance: number) => {
-      let set = held.get(item);
-      if (!set) held.set(item, (set = new Set([this.topology.initialBalance])));
-      set.add(balance);
-    };
-    for (const node of allNodes(this.topology)) {
-      for (const ev of this.sim.journal(node)) {
-        for (const w of ev.executed?.writes ?? []) add(w.item ?? 0, w.balance ?? 0);
-      }
-    }
-    for (const h of this.history) {
-      if (h.type !== 'ok' || h.value === undefined) continue;
-      const item = Number(h.op.slice(1, -1));
-      const values = held.get(item) ?? new Set([this.topology.initialBalance]);
-      if (!values.has(h.value)) v(`read ${h.op} returned ${h.value}, a value item ${item} never held`);
-    }
+  /** Each read level held to its promise (runtime/read-checks.ts). */
+  private checkReads(v: (msg: string) => void): void {
+    const timelines = new ItemTimelines(this.topology, (node) => this.sim.journal(node));
+    for (const msg of checkReadLevels(this.history, timelines, this.config.seed)) v(msg);
   }
 
   private async digest(): Promise<string> {
@@ -510,6 +518,17 @@ class Run {
       for (const ev of this.sim.journal(node)) hash.update(shardbank.LogEvent.encode(ev).finish());
     }
     return hash.digest('hex');
+  }
+}
+
+/** What a read's history entry says beyond a transfer's: its level, the point it waited for, who answered and how far it had executed. */
+function noteRead(h: HistoryOp, level: Level, r: TxResult): void {
+  h.level = level;
+  if (r.level && r.level !== level) h.answeredAs = r.level;
+  if (r.afterSeq) h.afterSeq = r.afterSeq;
+  if (r.node) {
+    h.node = r.node;
+    h.executedThrough = r.executedThrough ?? 0;
   }
 }
 

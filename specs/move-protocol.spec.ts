@@ -221,6 +221,20 @@ test('a decision for a transfer this cluster no longer takes part in is acknowle
   assert.equal(sends(r.effects), [{ from: 4, to: 7, txAck: { txid: 'd:1' } }]);
 });
 
+test('a COMMIT for a transfer prepared in another cluster, whose receiver has moved here since, is acknowledged at its leader (not resent for ever)', () => {
+  // 3001 moved to c3, where the transfer prepared and committed, then on to c1: c2's new leader sends the decision here.
+  const c1 = nodeInput({ node: 1 });
+  applyEvent(c1.state, { executed: { seq: 1, owners: [{ item: 3001, cluster: 1, version: 2 }], writes: [{ item: 3001, balance: 13 }] } });
+  const decision = (view: View) => {
+    const tx = steps(transactionsMachine, start(transactionsMachine, c1).snapshot, [{ type: 'view', view }]);
+    const envelope = shardbank.Envelope.fromObject({ from: 4, to: 1, txDecision: { txid: 'd:1', commit: true, command: transfer('d', 4001, 3001), coordinatorCluster: 2 } });
+    return step(transactionsMachine, tx.snapshot, { type: 'message', envelope });
+  };
+  assert.equal(sends(decision(leading(1)).effects), [{ from: 1, to: 4, txAck: { txid: 'd:1' } }]);
+  // A follower leaves it to its leader.
+  assert.equal(sends(decision({ role: 'follower', leader: 2, ballot: { round: 1, node: 2 }, live: [], quorum: false }).effects), []);
+});
+
 test('the executor runs a fence the participant\'s question asked for as the named coordinator\'s abort, though the sender has moved on', () => {
   const c1 = nodeInput({ node: 1 });
   // 1001 moved from c1 to c3 after the transfer was decided... or never prepared here.
