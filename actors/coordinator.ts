@@ -118,7 +118,8 @@ export const coordinatorMachine = setup({
     isFence: ({ context }) => context.mode === 'fence',
     prepareRan: ({ event }) => (event as TxExecutedEvent).phase === Phase.PHASE_PREPARE,
     decisionRan: ({ event }) => (event as TxExecutedEvent).phase >= Phase.PHASE_COMMIT,
-    bothPrepared: ({ context }) => context.localPrepared && context.remotePrepared,
+    bothPrepared: ({ context }) =>
+      context.localPrepared && (context.remotePrepared || (!!context.command.move && context.info.bugs.has('move-commit-before-move-in'))),
     mustAbort: ({ context }) => context.localPrepared && context.abortReason !== '',
     timedOut: ({ context }) => context.elapsed * context.info.tuning.txRetryTicks >= context.info.tuning.txTimeoutTicks,
     localPrepared: ({ context }) => context.localPrepared,

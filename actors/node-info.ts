@@ -34,8 +34,14 @@ export interface NodeInfo {
  *   leader that has not heard of its successor answers what it has.
  * - `session-before-caught-up`: a replica answers a session read at once,
  *   before it has executed through the client's last write.
+ * - `move-commit-before-move-in`: a move's source orders its commit as soon
+ *   as its own move-out ran, without waiting for the destination's move-in:
+ *   the items change owner whether or not their balances arrived.
+ * - `stale-owner-applies`: a cluster admits and runs a transfer by the
+ *   initial shard ranges, without the ownership (and its version) that moves
+ *   wrote: an item that moved away is still debited or credited here.
  */
-export const PLANTED_BUGS = ['linearizable-without-round', 'session-before-caught-up'] as const;
+export const PLANTED_BUGS = ['linearizable-without-round', 'session-before-caught-up', 'move-commit-before-move-in', 'stale-owner-applies'] as const;
 export type PlantedBug = (typeof PLANTED_BUGS)[number];
 
 const NO_BUGS: ReadonlySet<PlantedBug> = new Set();

@@ -16,14 +16,15 @@
  * conflict` and writes nothing.
  */
 import { requestId, shardbank, slotKeyOf, type Command, type LogEventProps } from '../protocol/messages.js';
-import type { Topology } from '../protocol/topology.js';
+import { clusterOfItem, type Topology } from '../protocol/topology.js';
 import { balanceOf, ownerOf, type LogSlot, type ReplicaView, type TxRole } from '../store/state.js';
+import type { PlantedBug } from './node-info.js';
 
 const { Status, Phase } = shardbank;
 
 /** What executing or admitting a command reads: this cluster, the topology, and the replica's state (its ownership). Every machine's context is one. */
 export interface ExecContext {
-  info: { topology: Topology; cluster: number };
+  info: { topology: Topology; cluster: number; bugs?: ReadonlySet<PlantedBug> };
   state: ReplicaView;
 }
 
@@ -106,7 +107,7 @@ function executeAt(ctx: ExecContext, slot: Readonly<LogSlot>): LogEventProps {
   const sender = t.sender ?? 0;
   const receiver = t.receiver ?? 0;
   const amount = t.amount ?? 0;
-  if (roleOf(ctx, cmd) !== 'intra') {
+  if (roleOf(ctx, cmd) !== 'intra' && !staleOwnerBug(ctx, sender, receiver)) {
     return { executed: Object.assign(base, { command: cmd, status: Status.ABORTED, reason: 'wrong shard' }) };
   }
   if (ctx.state.walLocks.has(sender) || ctx.state.walLocks.has(receiver)) {
@@ -164,6 +165,12 @@ function executeTransaction(ctx: ExecContext, slot: Readonly<LogSlot>, cmd: Comm
   return {
     executed: Object.assign(base, { status: Status.ABORTED, reason: slot.reason || 'aborted', writes: wal ? wal.before : [] }),
   };
+}
+
+/** The planted bug `stale-owner-applies`: both items in this cluster by the initial ranges is enough. */
+function staleOwnerBug(ctx: ExecContext, sender: number, receiver: number): boolean {
+  const { topology, cluster, bugs } = ctx.info;
+  return !!bugs?.has('stale-owner-applies') && clusterOfItem(topology, sender) === cluster && clusterOfItem(topology, receiver) === cluster;
 }
 
 /**
