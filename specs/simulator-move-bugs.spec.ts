@@ -6,8 +6,8 @@
  * - seed 1, `move-commit-before-move-in`: a move's source orders its commit
  *   as soon as its own move-out ran, before the destination's move-in; in
  *   this run a move whose move-in never ran commits, and its item is left
- *   with no owner: the source says the destination owns it (version 1), the
- *   destination still says the source does (version 0).
+ *   with no owner: one cluster says the other owns it (version 1), the
+ *   other still says the first does (version 0).
  * - seed 2, `stale-owner-applies`: a cluster admits and runs transfers by the
  *   initial shard ranges, ignoring moves; it credits and debits items that
  *   moved away, and a replica holds a balance for an item another cluster
