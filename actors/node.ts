@@ -7,7 +7,7 @@
  * actors it concerns. A failed node behaves as disconnected: it takes no
  * message, sends nothing, and its clock stops until it recovers.
  */
-import { assign, cancel, raise, setup, spawnChild, type AnyActorRef, type AnyStateMachine } from 'xstate';
+import { assign, cancel, raise, setup, spawnChild, type AnyStateMachine } from 'xstate';
 import { bodyOf, compareBallots, requestId, shardbank, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterOfNode } from '../protocol/topology.js';
 import { acceptorMachine } from './acceptor.js';
@@ -25,7 +25,6 @@ import { failReply } from './replies.js';
 import { txRole, txSide } from './transfer.js';
 import { transactionsMachine } from './transactions.js';
 import { act } from './act.js';
-import { acceptorTimes, executorTimes, lockManagerTimes, proposerHasWork, proposerTimes, transactionsTimes } from './ticks.js';
 
 export interface NodeContext extends ActorInput {
   /** Who leads, as the election last said. */
@@ -229,20 +228,13 @@ export const nodeMachine = setup({
       for (const s of sends) enqueue.emit(s);
       post(enqueue, tells);
     }),
-    // Only a leader proposes, keeps transactions and parks requests: the other nodes' proposer,
-    // transactions and lock manager have nothing to time. Of the rest, only those with
-    // something timed now are told (ticks.ts); the election always is.
-    tickChildren: act(({ context, enqueue, system }) => {
+    // Only a leader proposes, keeps transactions and parks requests: the other
+    // nodes' proposer, transactions and lock manager have nothing to time.
+    tickChildren: act(({ context, enqueue }) => {
       const tick = { type: 'tick' } as const;
-      const tells: Tell[] = [tell(ACTOR.election, tick)];
-      const snap = (id: string) => (system.get(id) as AnyActorRef).getSnapshot();
-      if (acceptorTimes(snap(ACTOR.acceptor))) tells.push(tell(ACTOR.acceptor, tick));
-      if (executorTimes(snap(ACTOR.executor))) tells.push(tell(ACTOR.executor, tick));
-      if (context.view.role === 'leader') {
-        if (proposerTimes(snap(ACTOR.proposer))) tells.push(tell(ACTOR.proposer, tick));
-        if (transactionsTimes(snap(ACTOR.transactions))) tells.push(tell(ACTOR.transactions, tick));
-        if (lockManagerTimes(snap(ACTOR.lockManager))) tells.push(tell(ACTOR.lockManager, tick));
-      }
+      // The executor times out the reads waiting at any replica.
+      const tells: Tell[] = [tell(ACTOR.election, tick), tell(ACTOR.acceptor, tick), tell(ACTOR.executor, tick)];
+      if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, tick), tell(ACTOR.transactions, tick), tell(ACTOR.lockManager, tick));
       post(enqueue, tells);
     }),
     /** An operator's move goes to the lock manager at the leader; anywhere else its client hears who leads. */
@@ -251,9 +243,9 @@ export const nodeMachine = setup({
       if (context.view.role === 'leader') post(enqueue, [tell(ACTOR.lockManager, { type: 'move', command })]);
       else for (const s of failReply(context.info.self, context.view, command, 'not the leader')) enqueue.emit(s);
     }),
-    endTurn: act(({ context, enqueue, system }) => {
+    endTurn: act(({ context, enqueue }) => {
       const tells: Tell[] = [];
-      if (context.view.role === 'leader' && proposerHasWork((system.get(ACTOR.proposer) as AnyActorRef).getSnapshot())) tells.push(tell(ACTOR.proposer, { type: 'endOfTurn' }));
+      if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, { type: 'endOfTurn' }));
       if (context.state.commitThrough > context.state.executedThrough) tells.push(tell(ACTOR.executor, { type: 'execute' }));
       post(enqueue, tells);
     }),
