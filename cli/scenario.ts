@@ -189,6 +189,14 @@ export async function runScenario(steps: Step[]): Promise<string[]> {
       say(`FAILED: ${what}`);
     }
   };
+  /** `... as NAME` (words 3 and 4) runs in the background under that name; otherwise the step waits and says how it ended. */
+  const startOrAwait = async (p: Promise<TxResult>, a: string[]) => {
+    if (a[3] === 'as') {
+      named.set(a[4]!, p);
+      void p.then((r) => results.set(a[4]!, r));
+      say(`started as ${a[4]}`);
+    } else say(describe(await need().until(p)));
+  };
   try {
     for (const step of steps) {
       out.push(`> ${step.text}`);
@@ -208,23 +216,13 @@ export async function runScenario(steps: Step[]): Promise<string[]> {
           break;
         }
         case 'transfer': {
-          const p = need().client.transfer(Number(a[0]), Number(a[1]), Number(a[2]));
-          if (a[3] === 'as') {
-            named.set(a[4]!, p);
-            void p.then((r) => results.set(a[4]!, r));
-            say(`started as ${a[4]}`);
-          } else say(describe(await need().until(p)));
+          await startOrAwait(need().client.transfer(Number(a[0]), Number(a[1]), Number(a[2])), a);
           break;
         }
         case 'move': {
           const [from, to] = [Number(a[1]!.slice(1)), Number(a[2]!.slice(1))];
           const moves = a[0]!.split(',').map((w) => ({ item: Number(w), from, to }));
-          const p = need().moveItems(moves).then(moveResult);
-          if (a[3] === 'as') {
-            named.set(a[4]!, p);
-            void p.then((r) => results.set(a[4]!, r));
-            say(`started as ${a[4]}`);
-          } else say(describe(await need().until(p)));
+          await startOrAwait(need().moveItems(moves).then(moveResult), a);
           break;
         }
         case 'reshard': {

@@ -9,28 +9,15 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FakeTimers, RecordingNet } from './support/fakes.js';
 import { BankClient } from '../client/client.js';
 import { shardbank, type EnvelopeProps } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
-import type { EnvelopeHandler, Transport } from '../protocol/transport.js';
-import type { Timers } from '../client/timers.js';
 
 // c1 = n1..n3 owns items 1..50, c2 = n4..n6 owns 51..100.
 const topology = makeTopology({ clusters: 2, nodesPerCluster: 3, items: 100 });
 
-class FakeNet implements Transport {
-  sent: EnvelopeProps[] = [];
-  handler: EnvelopeHandler = () => {};
-  send(env: EnvelopeProps): void {
-    this.sent.push(env);
-  }
-  flush(): void {}
-  onEnvelope(h: EnvelopeHandler): void {
-    this.handler = h;
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
+class FakeNet extends RecordingNet {
   /** A reply from `from` (a node that believes `leader` leads its cluster) to the last request sent. */
   reply(from: number, leader: number, body: Partial<shardbank.IClientReply>): void {
     const c = this.sent.at(-1)!.request!.command!;
@@ -92,30 +79,6 @@ test('an item that keeps moving: failed after a bounded number of hops, with a r
   assert.ok(hops <= 10, `${hops} hops`);
 });
 
-/** A clock whose timers fire only when the test moves time on. */
-class FakeTimers implements Timers {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private nextId = 1;
-  now = () => this.t;
-  setTimeout = (fn: () => void, ms: number) => {
-    const id = this.nextId++;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  };
-  clearTimeout = (id: unknown) => void this.timers.delete(id as number);
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 test('a MOVED answer starts the give-up time afresh: the request may wait out the end of the move at the new owner', async () => {
   const net = new FakeNet();

@@ -7,8 +7,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FakeTimers } from './support/fakes.js';
 import { BankClient, type TxResult } from '../client/client.js';
-import type { Timers } from '../client/timers.js';
 import { shardbank, type EnvelopeProps } from '../protocol/messages.js';
 import { makeTopology } from '../protocol/topology.js';
 import type { EnvelopeHandler, Transport } from '../protocol/transport.js';
@@ -16,30 +16,6 @@ import type { EnvelopeHandler, Transport } from '../protocol/transport.js';
 const topology = makeTopology({ clusters: 1, nodesPerCluster: 3, items: 100 });
 const { clientTimeoutMs, clientGiveUpMs } = topology.tuning;
 
-/** A clock whose timers fire only when the test moves time on. */
-class FakeTimers implements Timers {
-  t = 0;
-  private timers = new Map<number, { at: number; fn: () => void }>();
-  private nextId = 1;
-  now = () => this.t;
-  setTimeout = (fn: () => void, ms: number) => {
-    const id = this.nextId++;
-    this.timers.set(id, { at: this.t + ms, fn });
-    return id;
-  };
-  clearTimeout = (id: unknown) => void this.timers.delete(id as number);
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const due = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.t = due[1].at;
-      due[1].fn();
-    }
-    this.t = end;
-  }
-}
 
 /** Records what the client sends, with the time; the test plays the cluster. */
 class FakeNet implements Transport {

@@ -7,30 +7,18 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BankClient, type TxResult } from '../client/client.js';
 import type { Timers } from '../client/timers.js';
+import { RecordingNet } from './support/fakes.js';
+import { BankClient, type TxResult } from '../client/client.js';
 import { levelOf } from '../protocol/consistency.js';
 import { shardbank, type ClientReply, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterOfNode, makeTopology } from '../protocol/topology.js';
-import type { EnvelopeHandler, Transport } from '../protocol/transport.js';
 
 // Items 1..100 live in c1 (n1..n3), 101..200 in c2 (n4..n6).
 const topology = makeTopology({ clusters: 2, nodesPerCluster: 3, items: 200, initialBalance: 20 });
 
 /** Records what the client sends; the test answers as the node it was sent to. */
-class FakeNet implements Transport {
-  sent: EnvelopeProps[] = [];
-  handler: EnvelopeHandler = () => {};
-  send(env: EnvelopeProps): void {
-    this.sent.push(env);
-  }
-  flush(): void {}
-  onEnvelope(h: EnvelopeHandler): void {
-    this.handler = h;
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
+class FakeNet extends RecordingNet {
   /** The last request sent: where to and what. */
   get last(): { to: NodeId; command: shardbank.ICommand } {
     const env = this.sent.at(-1)!;
