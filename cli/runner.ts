@@ -132,6 +132,7 @@ export class SetRunner {
     this.opts.client.resetLeaders();
     // A flush restores the shard map: whatever moved in the last set is back where it started.
     this.opts.client.resetOwners();
+    this.opts.client.resetSession();
     this.meter.reset();
   }
 

@@ -162,6 +162,16 @@ export class BankClient {
     this.owners.clear();
   }
 
+  /**
+   * Forgets this client's session: the points its writes ran at and where.
+   * A flush starts every log again at seq 1, so a point from the last set
+   * would make a session read wait for a seq the new set may never reach.
+   */
+  resetSession(): void {
+    this.session.clear();
+    this.written.clear();
+  }
+
   transfer(sender: number, receiver: number, amount: number): Promise<TxResult> {
     const cs = this.ownerOf(sender);
     const cr = this.ownerOf(receiver);

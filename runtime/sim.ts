@@ -324,8 +324,9 @@ export class SimCluster {
     for (const node of this.hosts.keys()) if (!live.includes(node)) await this.fail(node);
     for (const client of [this.client, ...this.moreClients]) {
       client.resetLeaders();
-      // A flush restores the initial shard map.
+      // A flush restores the initial shard map, and starts the logs again at seq 1.
       client.resetOwners();
+      client.resetSession();
     }
     this.moveLeaders.clear();
   }
