@@ -171,14 +171,15 @@ export class SetRunner {
   }
 
   /**
-   * Waits (at most `waitMs`) until every live node of `clusters` has executed
-   * what its cluster had committed when the wait began; a node that is down
-   * or failed is not waited for.
+   * Waits (at most `waitMs`) until every live node of `clusters` (or only
+   * those in `only`) has executed what its cluster had committed when the
+   * wait began; a node that is down or failed is not waited for.
    */
-  private async caughtUp(clusters: number[], waitMs = 3000): Promise<void> {
+  private async caughtUp(clusters: number[], waitMs = 3000, only?: NodeId[]): Promise<void> {
     const { admin } = this.opts;
     const sleepFor = this.opts.sleep ?? sleep;
     const members = clusters.flatMap((c) => clusterNodes(this.topology, c));
+    const waitFor = (n: NodeId) => !only || only.includes(n);
     const read = () => Promise.all(members.map((n) => admin.request(n, { status: {} }).then((r) => r.status ?? null, () => null)));
     const first = await read();
     const target = new Map<number, number>();
@@ -190,7 +191,7 @@ export class SetRunner {
       const now = waited === 0 ? first : await read();
       const behind = members.filter((n, i) => {
         const s = now[i];
-        return s && !s.failed && (s.executedThrough ?? 0) < target.get(clusterOfNode(this.topology, n))!;
+        return waitFor(n) && s && !s.failed && (s.executedThrough ?? 0) < target.get(clusterOfNode(this.topology, n))!;
       });
       if (behind.length === 0) return;
       await sleepFor(SETTLE_POLL_MS);
@@ -239,6 +240,9 @@ export class SetRunner {
   private async barrier(cmd: Extract<TestCommand, { kind: 'fail' | 'recover' }>): Promise<CommandResult> {
     const op = cmd.kind === 'fail' ? { fail: {} } : { recover: {} };
     try {
+      // What was committed before F(nX) reaches nX first: its COMMITs come from its leader, the F from
+      // here, and a node that fails before they land keeps entries it voted for unexecuted.
+      if (cmd.kind === 'fail') await this.caughtUp([clusterOfNode(this.topology, cmd.node)], 1000, [cmd.node]);
       await this.opts.admin.request(cmd.node, op);
       if (cmd.kind === 'fail') this.down.add(cmd.node);
       else this.down.delete(cmd.node);
