@@ -377,16 +377,20 @@ export class SetRunner {
    * agree, once in-flight cross-shard work has settled (at most `waitMs`).
    */
   async audit(waitMs = 5000): Promise<Audit> {
+    return (await this.settledAudit(waitMs)).audit;
+  }
+
+  /** The audit once it holds (or `waitMs` ran out), with the PrintDB it was made from. */
+  private async settledAudit(waitMs: number): Promise<{ audit: Audit; db: DbSnapshot }> {
     const sleepFor = this.opts.sleep ?? sleep;
-    let audit: Audit | null = null;
     for (let waited = 0; ; waited += 100) {
-      audit = await this.auditOnce();
-      if ((audit.inDoubt === 0 && audit.replicasAgree) || waited >= waitMs) return audit;
+      const once = await this.auditOnce();
+      if ((once.audit.inDoubt === 0 && once.audit.replicasAgree) || waited >= waitMs) return once;
       await sleepFor(100);
     }
   }
 
-  private async auditOnce(): Promise<Audit> {
+  private async auditOnce(): Promise<{ audit: Audit; db: DbSnapshot }> {
     const topo = this.topology;
     const { admin } = this.opts;
     const nodes = allNodes(topo);
@@ -418,16 +422,15 @@ export class SetRunner {
     // total off while transactions are in doubt: their prepares hold
     // tentative writes (a credit here, a debit there) until they are decided.
     const conserved = unreadable.length > 0 || (inDoubt > 0 && total !== expectedTotal) ? null : total === expectedTotal;
-    return { total, expectedTotal, conserved, replicasAgree, inDoubt, unreadable };
+    return { audit: { total, expectedTotal, conserved, replicasAgree, inDoubt, unreadable }, db };
   }
 
   /** Everything `--json` prints after a set. */
   async report(set: TestSet, results: CommandResult[]): Promise<SetReport> {
     const nodes = allNodes(this.topology);
-    // The audit first: it waits (bounded) until the live replicas agree, so that PrintDB does not
-    // catch a follower a moment before it runs the set's last COMMIT.
-    const audit = await this.audit();
-    const [db, views] = await Promise.all([this.printDb(), this.printView()]);
+    // The audit waits (bounded) until the live replicas agree, so that its PrintDB does not catch a
+    // follower a moment before it runs the set's last COMMIT; the report prints that same PrintDB.
+    const [{ audit, db }, views] = await Promise.all([this.settledAudit(5000), this.printView()]);
     return {
       set: set.set,
       results: results.map(({ latencyMs: _l, cluster: _c, resolvedSeq: _s, ...r }) => r),
