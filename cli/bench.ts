@@ -371,7 +371,7 @@ export async function benchCommand(given: Topology, opts: BenchCommandOptions): 
     const resharding = opts.reshardAtS === undefined ? null : reshardAt(runner, phases, runStart + opts.reshardAtS * 1000);
     const run = await runWorkload(client, workload, opts, progress(spinner), {
       kindOf: (op) => liveKind(client, op),
-      onResult: (_op, kind, r, sentAt) => phases.record(kind, r, sentAt),
+      ...(resharding ? { onResult: (_op: Op, kind: string, r: TxResult, sentAt: number) => phases.record(kind, r, sentAt) } : {}),
       ...(sample ? { onSample: sample } : {}),
     });
     sample?.(null);
