@@ -4,7 +4,7 @@
  * compaction frequent enough to happen many times on disk. At the end money
  * is conserved, the replicas of each cluster agree, nothing is in doubt.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -15,6 +15,7 @@ import type { NodeId } from '../protocol/messages.js';
 import { createRng } from '../protocol/rng.js';
 import { allNodes, clusterOfNode, makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
+import { stopLocalCluster } from './support/local.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,12 +82,7 @@ test('nodes SIGKILLed repeatedly under load come back from their (compacted) log
     assert.ok(audit.replicasAgree, 'replicas of each cluster agree');
     assert.is(audit.inDoubt, 0, `no cross-shard transaction in doubt: ${JSON.stringify(audit)}`);
   } finally {
-    client.abandonAll();
-    await cluster.stop();
-    await transport.close();
-    await adminTransport.close();
-    if (process.env.SHARDBANK_KEEP) process.stderr.write(`kept ${dataDir}\n`);
-    else rmSync(dataDir, { recursive: true, force: true });
+    await stopLocalCluster({ client, cluster, transports: [transport, adminTransport], dataDir });
   }
 });
 

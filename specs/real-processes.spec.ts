@@ -3,7 +3,7 @@
  * in the middle of a run comes back from its log, catches up, and ends with
  * the same balances as its peers.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -12,6 +12,7 @@ import { LocalCluster } from '../cli/cluster.js';
 import { flushCluster } from '../cli/runner.js';
 import { makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
+import { stopLocalCluster } from './support/local.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -58,11 +59,7 @@ test('a node SIGKILLed mid-run restarts from its log and ends equal to its peers
     const total = (await admin.request(2, { printDb: {} })).items!.reduce((sum, x) => sum + (x.balance ?? 0), 0);
     assert.is(total, 80 * 10, 'money is conserved on the restarted node');
   } finally {
-    client.abandonAll();
-    await cluster.stop();
-    await transport.close();
-    await adminTransport.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await stopLocalCluster({ client, cluster, transports: [transport, adminTransport], dataDir });
   }
 });
 

@@ -6,7 +6,7 @@
  * the new owners answer for the moved items; a cluster no node of which
  * answers is one line and exit code 1; a bad flag is exit code 2.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -17,6 +17,7 @@ import type { ReshardResult } from '../cli/reshard.js';
 import { clusterNodes, makeTopology } from '../protocol/topology.js';
 import { shardbank } from './support/cli.js';
 import { freePortRange } from './support/ports.js';
+import { stopLocalCluster } from './support/local.js';
 
 test('reshard: --dry-run plans, the real run moves the same items and prints them, a second run moves nothing', async () => {
   const topology = makeTopology({ basePort: await freePortRange(9) });
@@ -76,11 +77,7 @@ test('reshard: --dry-run plans, the real run moves the same items and prints the
     assert.is(bad.code, 2);
     assert.match(bad.err, /--imbalance.*"1.5" is not a number in 0..1/);
   } finally {
-    client.abandonAll();
-    await cluster.stop();
-    await transport.close();
-    await adminTransport.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await stopLocalCluster({ client, cluster, transports: [transport, adminTransport], dataDir });
   }
 });
 

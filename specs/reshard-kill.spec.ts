@@ -10,7 +10,7 @@
  * and each item's balance is its starting balance plus the transfers the
  * client saw committed, so none was lost or applied twice.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -23,6 +23,7 @@ import { createRng } from '../protocol/rng.js';
 import { allNodes, clusterNodes, clusterOfItem, clusterOfNode, makeTopology, type Topology } from '../protocol/topology.js';
 import type { AdminClient } from '../client/admin.js';
 import { freePortRange } from './support/ports.js';
+import { stopLocalCluster } from './support/local.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
@@ -203,11 +204,7 @@ test('moves under load, with the leaders of a source and a destination SIGKILLed
   } finally {
     client.abandonAll();
     await Promise.allSettled(restarts);
-    await cluster.stop();
-    await transport.close();
-    await adminTransport.close();
-    if (process.env.SHARDBANK_KEEP) process.stderr.write(`kept ${dataDir}\n`);
-    else rmSync(dataDir, { recursive: true, force: true });
+    await stopLocalCluster({ client, cluster, transports: [transport, adminTransport], dataDir });
   }
 });
 
