@@ -26,7 +26,7 @@ import {
 import type { Topology } from '../protocol/topology.js';
 import type { Transport } from '../protocol/transport.js';
 import type { NodeLog } from '../store/eventlog.js';
-import { balanceOf, replay, takeSnapshot, type ReplicaState } from '../store/state.js';
+import { balanceOf, recentTransfers, replay, takeSnapshot, type ReplicaState } from '../store/state.js';
 import type { Observable, Subscription } from 'rxjs';
 import { NodeCore, type Clock, type CoreOptions } from './core.js';
 import { inspectActors, type InspectRecord } from './inspect.js';
@@ -422,7 +422,7 @@ export class NodeHost {
       } else if (req.status) {
         reply.status = this.status();
       } else if (req.history) {
-        reply.history = state.recent.map((r) => ({ sender: r.sender, receiver: r.receiver, txid: r.txid }));
+        reply.history = recentTransfers(state).map((r) => ({ sender: r.sender, receiver: r.receiver, txid: r.txid }));
         reply.owners = [...state.owners].map(([item, o]) => ({ item, cluster: o.cluster, version: o.version }));
       } else if (req.move) {
         const command = req.move.command;

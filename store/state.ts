@@ -98,7 +98,12 @@ export interface ReplicaState {
   decisionSlots: Map<string, number[]>;
   /** Resharding: items whose owner a move changed (into or out of this cluster), with the owner's version. */
   owners: Map<number, Ownership>;
-  /** Resharding: the last `historyWindow` committed transfers, oldest first. */
+  /**
+   * Resharding: the committed transfers, oldest first; the last
+   * `historyWindow` of them are the history (`recentTransfers`). The array
+   * runs up to twice the window before its older half is dropped at once:
+   * dropping one at a time moves the whole window on every commit.
+   */
   recent: CommittedTransfer[];
   historyWindow: number;
 }
@@ -380,7 +385,13 @@ function noteCommitted(state: ReplicaState, x: shardbank.Executed.$Properties): 
   if (!t || x.status !== shardbank.Status.COMMITTED) return;
   if (x.txid && x.phase !== shardbank.Phase.PHASE_COMMIT) return;
   state.recent.push({ sender: t.sender ?? 0, receiver: t.receiver ?? 0, txid: x.txid ?? '' });
-  if (state.recent.length > state.historyWindow) state.recent.splice(0, state.recent.length - state.historyWindow);
+  if (state.recent.length >= 2 * state.historyWindow) state.recent.splice(0, state.recent.length - state.historyWindow);
+}
+
+/** Resharding's history: the last `historyWindow` committed transfers, oldest first. */
+export function recentTransfers(state: Readonly<ReplicaState>): CommittedTransfer[] {
+  const r = state.recent;
+  return r.length > state.historyWindow ? r.slice(r.length - state.historyWindow) : r;
 }
 
 /**
@@ -451,7 +462,7 @@ export function snapshotOf(state: ReplicaView): shardbank.Snapshot.$Properties {
     views: [...state.views],
     failed: state.failed,
     owners: [...state.owners].sort((a, b) => a[0] - b[0]).map(([item, o]) => ({ item, cluster: o.cluster, version: o.version })),
-    recent: state.recent.map((r) => ({ sender: r.sender, receiver: r.receiver, txid: r.txid })),
+    recent: recentTransfers(state).map((r) => ({ sender: r.sender, receiver: r.receiver, txid: r.txid })),
     historyWindow: state.historyWindow,
   };
 }
