@@ -63,13 +63,13 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
   if (x.txid) {
     tells.push(tell(ACTOR.transactions, { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, ranAt: x.ranAt ?? slot.seq, status: x.status ?? 0, reason: x.reason ?? '' }));
     // A prepare that failed here (no funds) holds nothing: its decision is an abort with nothing to undo.
-    if (slot.phase === Phase.PHASE_PREPARE && x.status !== Status.COMMITTED) tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
+    if (leading && slot.phase === Phase.PHASE_PREPARE && x.status !== Status.COMMITTED) tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
     if (slot.phase >= Phase.PHASE_COMMIT) {
       // The coordinator's decision is the client's answer: after a prepare its actor gives it, with what the
       // participant said; a transfer aborted at once, without 2PC, has no actor, and is answered here.
       const prepared = ctx.state.wal.has(x.txid);
       if (x.role === 'coordinator' && leading && !prepared) for (const s of replyTo(self, ctx.view, cmd, { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0 })) enqueue.emit(s);
-      tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
+      if (leading) tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
     }
     return;
   }
@@ -78,7 +78,9 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
   // cluster. (A copy answered from the stored reply wrote nothing, and says nothing of where.)
   const wrote = (x.writes?.length ?? 0) > 0;
   const reply = { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0, receiverCluster: wrote ? ctx.info.cluster : 0 };
-  if (leading) for (const s of replyTo(self, ctx.view, cmd, reply)) enqueue.emit(s);
+  if (!leading) return;
+  for (const s of replyTo(self, ctx.view, cmd, reply)) enqueue.emit(s);
+  // Only the leader's lock manager holds locks (see its view).
   tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
 }
 

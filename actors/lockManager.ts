@@ -441,7 +441,12 @@ export const lockManagerMachine = setup({
     }),
     clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>(), reserved: () => new Map() }),
     adopt: act(({ context }) => adoptPending(context)),
-    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
+    // Only a leader locks and releases (the executor releases at the leader alone): a node that stops
+    // leading forgets its locks, and adopts the pending entries' locks again should it lead once more.
+    noteView: assign(({ context, event }) => {
+      const view = (event as ViewEvent).view;
+      return view.role === 'leader' || context.locks.size + context.moving.size === 0 ? { view } : { view, locks: new Map(), moving: new Set<string>() };
+    }),
   },
 }).createMachine({
   id: 'lockManager',

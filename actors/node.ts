@@ -105,15 +105,25 @@ function txMakesSense(ctx: NodeContext, envelope: EnvelopeProps, from: NodeId): 
   return true;
 }
 
-/** Who hears a message; `contact` tells the election a leader is alive. A follower relays a client request (`sends`). */
-export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: Tell[], sends: SendEffect[]): void {
+/**
+ * Who hears a message; `contact` tells the election a leader is alive. A
+ * follower relays a client request (`sends`). `told` holds the contacts
+ * already told in this turn, by sender: the same contact again (an ACCEPT
+ * and a COMMIT of one leader in one turn) would tell the election nothing new.
+ */
+export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: Tell[], sends: SendEffect[], told?: Map<NodeId, Ballot>): void {
   const from = envelope.from ?? 0;
   const body = bodyOf(envelope);
   if (!body) return;
   if (!fromWhereItBelongs(ctx, body, from)) return;
   if (TX_BODIES.has(body) && !txMakesSense(ctx, envelope, from)) return;
   const contact = (ballot: Ballot | null | undefined) => {
-    if (compareBallots(ballot, ctx.state.promised) >= 0) tells.push(tell(ACTOR.election, { type: 'contact', from, ballot: ballot ?? { round: 0, node: 0 } }));
+    if (compareBallots(ballot, ctx.state.promised) < 0) return;
+    const b = ballot ?? { round: 0, node: 0 };
+    const before = told?.get(from);
+    if (before && compareBallots(before, b) === 0) return;
+    told?.set(from, b);
+    tells.push(tell(ACTOR.election, { type: 'contact', from, ballot: b }));
   };
   switch (body) {
     case 'request':
@@ -224,7 +234,8 @@ export const nodeMachine = setup({
     route: act(({ context, event, enqueue }) => {
       const tells: Tell[] = [];
       const sends: SendEffect[] = [];
-      for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) routeMessage(context, envelope, tells, sends);
+      const told = new Map<NodeId, Ballot>();
+      for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) routeMessage(context, envelope, tells, sends, told);
       for (const s of sends) enqueue.emit(s);
       post(enqueue, tells);
     }),

@@ -389,7 +389,7 @@ function noteCommitted(state: ReplicaState, x: shardbank.Executed.$Properties): 
 }
 
 /** Resharding's history: the last `historyWindow` committed transfers, oldest first. */
-export function recentTransfers(state: Readonly<ReplicaState>): CommittedTransfer[] {
+export function recentTransfers(state: { readonly recent: readonly CommittedTransfer[]; readonly historyWindow: number }): readonly CommittedTransfer[] {
   const r = state.recent;
   return r.length > state.historyWindow ? r.slice(r.length - state.historyWindow) : r;
 }
