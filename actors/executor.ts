@@ -61,7 +61,8 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
   const { self } = ctx.info;
   const leading = ctx.view.role === 'leader';
   if (x.txid) {
-    tells.push(tell(ACTOR.transactions, { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, ranAt: x.ranAt ?? slot.seq, status: x.status ?? 0, reason: x.reason ?? '' }));
+    // Only a leader runs 2PC actors (a node that steps down drops them): elsewhere nobody waits for this.
+    if (leading) tells.push(tell(ACTOR.transactions, { type: 'txExecuted', txid: x.txid, phase: slot.phase, seq: slot.seq, ranAt: x.ranAt ?? slot.seq, status: x.status ?? 0, reason: x.reason ?? '' }));
     // A prepare that failed here (no funds) holds nothing: its decision is an abort with nothing to undo.
     if (leading && slot.phase === Phase.PHASE_PREPARE && x.status !== Status.COMMITTED) tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
     if (slot.phase >= Phase.PHASE_COMMIT) {
