@@ -151,4 +151,37 @@ test('node root: a turn\'s messages are routed as messages to siblings, nothing 
   assert.equal(r.tells.map((t) => t.type), ['admit']);
 });
 
+test('executor: a follower runs a committed transfer and a 2PC entry, and tells no sibling: only a leader locks and runs 2PC actors', () => {
+  const input = nodeInput();
+  const tx = transfer('t', 5, 4001);
+  applyEvent(input.state, { accepted: { entries: [{ seq: 1, phase: 0, ballot: B(1, 2), command: transfer('a', 1, 2) }, { seq: 2, phase: Phase.PHASE_PREPARE, ballot: B(1, 2), command: tx }] } });
+  applyEvent(input.state, { committed: { slots: [1, 2] } });
+  const s = step(executorMachine, start(executorMachine, input).snapshot, { type: 'view', view: { role: 'follower', leader: 2, ballot: B(1, 2), live: [], quorum: false } }).snapshot;
+  const r = step(executorMachine, s, { type: 'execute' });
+  assert.equal(r.effects.filter((e) => e.type === 'record' && e.event.executed).length, 2, 'both entries ran');
+  assert.equal(r.effects.filter((e) => e.type === 'send').length, 0, 'no reply from a follower');
+  assert.equal(r.tells, [], 'no release, no txExecuted');
+});
+
+test('lock manager: a leader that steps down forgets the locks it held', () => {
+  const input = nodeInput();
+  const leader = { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true };
+  let s = step(lockManagerMachine, start(lockManagerMachine, input).snapshot, { type: 'view', view: leader }).snapshot;
+  s = step(lockManagerMachine, s, { type: 'admit', commands: [transfer('a', 1, 2)] }).snapshot;
+  assert.equal([...s.context.locks.keys()].sort(), [1, 2]);
+  s = step(lockManagerMachine, s, { type: 'view', view: { role: 'follower', leader: 2, ballot: B(2, 2), live: [], quorum: false } }).snapshot;
+  assert.is(s.context.locks.size, 0);
+});
+
+test('node root: an ACCEPT and a COMMIT of one leader in one turn tell the election once; another ballot is told again', () => {
+  const input = nodeInput();
+  const s = start(nodeMachine, input).snapshot;
+  const wire = (e: object) => shardbank.Envelope.decode(shardbank.Envelope.encode(e).finish());
+  const accept = wire({ from: 2, to: 1, accept: { ballot: B(1, 2), entries: [{ seq: 1, phase: 0, ballot: B(1, 2), command: transfer('a', 1, 2) }] } });
+  const commit = wire({ from: 2, to: 1, commit: { ballot: B(1, 2), slots: [1] } });
+  const later = wire({ from: 2, to: 1, commit: { ballot: B(2, 2), slots: [1] } });
+  const r = step(nodeMachine, s, { type: 'messages', envelopes: [accept, commit, later] });
+  assert.equal(r.tells.map((t) => t.type), ['accept', 'contact', 'commit', 'commit', 'contact']);
+});
+
 test.run();
