@@ -33,7 +33,7 @@
  * of the last tick.
  */
 import { assign, setup } from 'xstate';
-import { requestId, shardbank, type Command } from '../protocol/messages.js';
+import { MOVE_ITEMS_BUSY, requestId, shardbank, type Command } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
 import { balanceOf, ownerOf } from '../store/state.js';
 import { addressed, record, send, type Effect, type Emitted } from './effects.js';
@@ -347,7 +347,7 @@ function admitMove(out: Out, ctx: LockManagerContext, command: Command, until: n
   // (Its own claims, when this is a copy of a move still waiting, do not count.)
   if (items.some((i) => (holderOf(ctx, i) ?? id) !== id)) {
     if (park(out, ctx, items, id, { type: 'move', command }, until)) return;
-    emit(out, failReply(info.self, view, command, 'its items stayed busy'));
+    emit(out, failReply(info.self, view, command, MOVE_ITEMS_BUSY));
     return;
   }
   for (const i of items) lock(ctx, i, id);
@@ -441,12 +441,7 @@ export const lockManagerMachine = setup({
     }),
     clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>(), reserved: () => new Map() }),
     adopt: act(({ context }) => adoptPending(context)),
-    // Only a leader locks and releases (the executor releases at the leader alone): a node that stops
-    // leading forgets its locks, and adopts the pending entries' locks again should it lead once more.
-    noteView: assign(({ context, event }) => {
-      const view = (event as ViewEvent).view;
-      return view.role === 'leader' || context.locks.size + context.moving.size === 0 ? { view } : { view, locks: new Map(), moving: new Set<string>() };
-    }),
+    noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'lockManager',

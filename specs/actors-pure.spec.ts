@@ -163,13 +163,20 @@ test('executor: a follower runs a committed transfer and a 2PC entry, and tells 
   assert.equal(r.tells, [], 'no release, no txExecuted');
 });
 
-test('lock manager: a leader that steps down forgets the locks it held', () => {
+test('a leader that steps down forgets its locks: the election tells the lock manager to reset, and the reset drops them', () => {
   const input = nodeInput();
+  let e = campaign(electionMachine, start(electionMachine, input).snapshot);
+  e = step(electionMachine, e, { type: 'promise', from: 2, msg: { ballot: e.context.view.ballot, accepted: [], commitThrough: 0 } }).snapshot;
+  assert.is(e.value, 'leader');
+  const deposed = step(electionMachine, e, { type: 'contact', from: 3, ballot: B((e.context.view.ballot.round ?? 0) + 1, 3) });
+  assert.is(deposed.snapshot.value, 'follower');
+  assert.ok(deposed.tells.some((t) => t.type === 'reset'), 'the lock manager is told to reset');
+
   const leader = { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true };
   let s = step(lockManagerMachine, start(lockManagerMachine, input).snapshot, { type: 'view', view: leader }).snapshot;
   s = step(lockManagerMachine, s, { type: 'admit', commands: [transfer('a', 1, 2)] }).snapshot;
   assert.equal([...s.context.locks.keys()].sort(), [1, 2]);
-  s = step(lockManagerMachine, s, { type: 'view', view: { role: 'follower', leader: 2, ballot: B(2, 2), live: [], quorum: false } }).snapshot;
+  s = step(lockManagerMachine, s, { type: 'reset' }).snapshot;
   assert.is(s.context.locks.size, 0);
 });
 
