@@ -74,14 +74,13 @@ function apply(enqueue: Enqueue, ctx: ExecutorContext, exec: ExecContext, slot: 
     }
     return;
   }
-  if (x.status === undefined) return;
+  // Only the leader answers, and only its lock manager holds locks.
+  if (x.status === undefined || !leading) return;
   // A transfer that wrote ran both items here: a session read of the receiver comes to this
   // cluster. (A copy answered from the stored reply wrote nothing, and says nothing of where.)
   const wrote = (x.writes?.length ?? 0) > 0;
   const reply = { status: x.status ?? 0, reason: x.reason ?? '', seq: x.ranAt ?? 0, receiverCluster: wrote ? ctx.info.cluster : 0 };
-  if (!leading) return;
   for (const s of replyTo(self, ctx.view, cmd, reply)) enqueue.emit(s);
-  // Only the leader's lock manager holds locks (see its view).
   tells.push(tell(ACTOR.lockManager, { type: 'release', commands: [cmd] }));
 }
 
