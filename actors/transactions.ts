@@ -183,6 +183,11 @@ function acked(step: Step, txid: string): void {
   post(step.enqueue, [tell(ACTOR.election, { type: 'shareAcks', txids: [txid] })]);
 }
 
+/** Acknowledges a decision to the coordinator leader that sent it. */
+function ackTo(step: Step, coordinator: NodeId, txid: string): void {
+  step.enqueue.emit(send(addressed(step.ctx.info.self, coordinator, { txAck: { txid } })));
+}
+
 /** Messages between leaders. */
 function onMessage(step: Step, envelope: EnvelopeProps): void {
   const { ctx, enqueue } = step;
@@ -215,12 +220,12 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     // for one never would finish. Acknowledge, and let it go.
     if (!wal && !state.decisions.has(txid) && txRole(ctx, d.command ?? {}) !== 'participant') {
       forget(step, partId(txid));
-      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      ackTo(step, from, txid);
       return;
     }
     if (pass(step, partId(txid), { type: 'decision', commit: !!d.commit, from })) return;
     if (state.decisions.has(txid)) {
-      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      ackTo(step, from, txid);
       return;
     }
     // A COMMIT, and nothing prepared or decided here: the credit ran in the cluster that owned the
@@ -229,7 +234,7 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
     // acknowledge, or it is resent for ever. (Were this cluster's prepare only not yet executed,
     // its participant asks the coordinator once it has, and hears the decision then.)
     if (d.commit && !wal && leading) {
-      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      ackTo(step, from, txid);
       return;
     }
     const base = { txid, command: d.command ?? {}, coordinatorCluster: d.coordinatorCluster ?? 0, coordinator: from };
@@ -241,14 +246,14 @@ function onMessage(step: Step, envelope: EnvelopeProps): void {
       // Never prepared here, and the receiver has moved away: a PREPARE still in flight is
       // answered "moved", so there is nothing to fence (an abort entry here would run as
       // another cluster's transfer and never finish). Acknowledged at once.
-      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      ackTo(step, from, txid);
     } else if (!d.commit && leading && ctx.view.quorum) {
       // Never prepared here: order the abort, so a PREPARE still in flight cannot prepare it.
       spawnParticipant(step, Object.assign(base, { mode: 'fence' as const }));
     } else if (!d.commit && leading) {
       // Without a majority no fence could commit, and no PREPARE can prepare here either
       // (it is refused); one that comes later, and prepares, asks the coordinator, who says abort.
-      enqueue.emit(send(addressed(info.self, from, { txAck: { txid } })));
+      ackTo(step, from, txid);
     }
     return;
   }
