@@ -10,7 +10,7 @@
  * request (committed, aborted, or failed with the leader to ask instead).
  */
 import { cutOf, HypergraphBuilder, movesBetween, partition } from '../partition/index.js';
-import { nodeName, shardbank, type ClientReply, type Command, type NodeId } from '../protocol/messages.js';
+import { MOVE_ITEMS_BUSY, nodeName, shardbank, type ClientReply, type Command, type NodeId } from '../protocol/messages.js';
 import { clusterNodes, clusterOfItem, type Topology } from '../protocol/topology.js';
 import type { AdminClient } from './admin.js';
 
@@ -152,9 +152,6 @@ const MOVE_ATTEMPT_MS = 5000;
 /** A batch whose items stayed busy is split in halves and tried again, down to this size. */
 const MIN_SPLIT = 8;
 
-/** The source's answer to a move whose items never were all free at once within its wait. */
-const STAYED_BUSY = 'its items stayed busy';
-
 /**
  * Carries out the moves: each (source, destination) pair's batches one
  * after the other, up to MAX_PAIRS_IN_FLIGHT pairs side by side (no item is
@@ -196,7 +193,7 @@ export async function executePlan(
         const sent = performance.now();
         const reply = await moveAtLeader(admin, topology, batch.from, command, leaders, opts.attempts ?? 6);
         const outcome: MoveBatch = Object.assign({}, batch, { status: STATUS[reply.status ?? 0] ?? 'failed', reason: reply.reason ?? '', ms: Math.round(performance.now() - sent) });
-        if (outcome.status === 'failed' && outcome.reason === STAYED_BUSY && batch.items.length >= 2 * MIN_SPLIT) {
+        if (outcome.status === 'failed' && outcome.reason === MOVE_ITEMS_BUSY && batch.items.length >= 2 * MIN_SPLIT) {
           const half = Math.ceil(batch.items.length / 2);
           todo.unshift(Object.assign({}, batch, { items: batch.items.slice(0, half) }), Object.assign({}, batch, { items: batch.items.slice(half) }));
           continue;

@@ -19,6 +19,13 @@ export type LogEventProps = shardbank.LogEvent.$Properties;
 export type ViewRecord = shardbank.ViewRecord.$Properties;
 export type NodeStatus = shardbank.NodeStatus.$Properties;
 
+/**
+ * A move's source refuses it with this reason when its items were never all
+ * free at once within its wait; the resharder splits such a batch and tries
+ * the halves.
+ */
+export const MOVE_ITEMS_BUSY = 'its items stayed busy';
+
 /** A node id: n4 is 4. */
 export type NodeId = number;
 
