@@ -83,13 +83,12 @@ const freePort = () =>
 async function measure(o) {
   const load = (p) => import(join(o.root, 'dist', p));
   const { NodeHost } = await load('runtime/host.js');
-  const { makeTopology } = await load('protocol/topology.js');
+  const { makeTopology, clusterNodes, clusterOfItem, initialLeader } = await load('protocol/topology.js');
   const { shardbank } = await load('protocol/messages.js');
   const { EventLog } = await load('store/eventlog.js');
   const topology = makeTopology({});
   const perCluster = topology.items / topology.clusters;
   const ids = o.mode === 'cross' ? topology.nodes.map((n) => n.id) : [1, 2, 3];
-  const leaderOf = (id) => clusterNodesOf(topology, id)[0];
   const waiting = new Map();
   const answer = (env) => {
     const w = waiting.get(env.reply?.client);
@@ -156,7 +155,7 @@ async function measure(o) {
     }
     sendRequest = (to, env) => post(to, env);
   }
-  for (const host of hosts) await host.admin({ flush: { leader: leaderOf(host.node), set: 1, initialBalance: 1_000_000 } }, '');
+  for (const host of hosts) await host.admin({ flush: { leader: initialLeader(topology, host.node), set: 1, initialBalance: 1_000_000 } }, '');
   await new Promise((r) => setTimeout(r, 300));
 
   let committed = 0;
@@ -174,7 +173,7 @@ async function measure(o) {
           const sender = from * perCluster + offset;
           const receiver = to * perCluster + offset + (o.mode === 'cross' ? 0 : 1);
           const reply = new Promise((r) => waiting.set(name, r));
-          sendRequest(clusterNodesOf(topology, sender, true)[0], { fromClient: name, request: { command: { client: name, timestamp: ts, transfer: { sender, receiver, amount: 1 } } } });
+          sendRequest(clusterNodes(topology, clusterOfItem(topology, sender))[0], { fromClient: name, request: { command: { client: name, timestamp: ts, transfer: { sender, receiver, amount: 1 } } } });
           const r = await Promise.race([reply, new Promise((res) => setTimeout(() => res(null), 3000))]);
           if (r?.reply?.status === shardbank.Status.COMMITTED) committed++;
         }
@@ -193,14 +192,6 @@ async function measure(o) {
   for (const close of closers) await Promise.resolve(close()).catch(() => {});
   if (dir) rmSync(dir, { recursive: true, force: true });
   return { committed: n, seconds, cpuUs: used.user + used.system, userUs: used.user, systemUs: used.system };
-}
-
-/** The nodes of the cluster of a node id, or (byItem) of the cluster that owns an item. */
-function clusterNodesOf(topology, x, byItem = false) {
-  const per = topology.items / topology.clusters;
-  const size = topology.nodes.length / topology.clusters;
-  const cluster = byItem ? Math.floor((x - 1) / per) : Math.floor((x - 1) / size);
-  return Array.from({ length: size }, (_, i) => cluster * size + 1 + i);
 }
 
 function line(root, r) {
