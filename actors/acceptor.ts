@@ -23,7 +23,9 @@ import type {
   HeartbeatEvent,
   NewViewEvent,
   ViewEvent,
+  TickEvent,
 } from './events.js';
+import { ticksOf } from './events.js';
 import { NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { txRole } from './transfer.js';
 import { act } from './act.js';
@@ -32,6 +34,11 @@ export interface AcceptorContext extends ActorInput {
   view: View;
   /** Ticks left before catch-up may be asked for again. */
   catchupWait: number;
+}
+
+/** Ticks until the acceptor acts on one: the end of a catch-up wait (Infinity: it times nothing). */
+export function acceptorDue(ctx: AcceptorContext, catchingUp: boolean): number {
+  return catchingUp ? Math.max(1, ctx.catchupWait) : Infinity;
 }
 
 /** Raised by a handler that found this replica behind `leader`: ask for what follows `fromSeq - 1`. */
@@ -111,7 +118,7 @@ export const acceptorMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
-    waitOver: ({ context }) => context.catchupWait <= 1,
+    waitOver: ({ context, event }) => context.catchupWait <= ticksOf(event as TickEvent),
     knowsLeader: ({ context, event }) => {
       const leader = (event as BehindEvent).leader;
       return leader !== 0 && leader !== context.info.self;
@@ -215,7 +222,7 @@ export const acceptorMachine = setup({
       enqueue.emit(record({ catchup: { what: 'requested', from: leader, fromSeq } }));
       enqueue.emit(reply(context, leader, { catchupRequest: { fromSeq, maxEntries: info.tuning.maxCatchupEntries } }));
     }),
-    countDown: assign({ catchupWait: ({ context }) => context.catchupWait - 1 }),
+    countDown: assign({ catchupWait: ({ context, event }) => context.catchupWait - ticksOf(event as TickEvent) }),
     clearWait: assign({ catchupWait: 0 }),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
     /** Back from a disconnection: ask the leader we knew for what we missed, before any heartbeat. */

@@ -18,7 +18,7 @@ import { ballotEquals, compareBallots, formatBallot, nodeName, slotKeyOf, type B
 import { mulberry32Step } from '../protocol/rng.js';
 import { invariant } from '../store/invariant.js';
 import { record, send, toEach, type Effect, type Emitted } from './effects.js';
-import type { ContactEvent, ElectionEvent, FlushedEvent, HeartbeatAckEvent, NackEvent, PrepareEvent, PreVoteEvent, PreVoteReplyEvent, PromiseEvent, ShareAcksEvent } from './events.js';
+import { ticksOf, type ContactEvent, type ElectionEvent, type FlushedEvent, type HeartbeatAckEvent, type NackEvent, type PrepareEvent, type PreVoteEvent, type PreVoteReplyEvent, type PromiseEvent, type ShareAcksEvent, type TickEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { buildNewView } from './newView.js';
 import { ACTOR, NO_VIEW, type ActorInput, type Role, type View } from './node-info.js';
@@ -131,6 +131,19 @@ function liveness(ctx: ElectionContext, heard: ReadonlyMap<NodeId, number>, now:
   return { live, quorum: live.length + 1 >= ctx.info.majority };
 }
 
+/**
+ * Ticks until the election acts on one (at least 1): a follower's or
+ * candidate's timeout, or a leader's next heartbeat or the tick a peer it
+ * hears drops out of the failure detector's window.
+ */
+export function electionDue(ctx: ElectionContext, leading: boolean): number {
+  if (!leading) return Math.max(1, ctx.timeoutTicks - ctx.elapsed);
+  let due = ctx.info.tuning.heartbeatTicks - ctx.sinceHeartbeat;
+  const window = ctx.info.tuning.electionTicksMin;
+  for (const h of ctx.heard.values()) if (ctx.now - h <= window) due = Math.min(due, h + window + 1 - ctx.now);
+  return Math.max(1, due);
+}
+
 /** The highest heartbeat a majority (this node included) acknowledged. */
 function confirmedProbe(ctx: ElectionContext, acked: ReadonlyMap<NodeId, number>, probe: number): number {
   const counts = [probe, ...ctx.info.peers.map((p) => acked.get(p) ?? 0)].sort((a, b) => b - a);
@@ -205,7 +218,7 @@ export const electionMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
-    timerExpired: ({ context }) => context.elapsed + 1 >= context.timeoutTicks,
+    timerExpired: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) >= context.timeoutTicks,
     hasDeferredPrepare: ({ context }) => context.deferred !== null && compareBallots(context.deferred.ballot, context.state.promised) > 0,
     prepareIsStale: ({ context, event }) => compareBallots((event as PrepareEvent).msg.ballot, context.state.promised) <= 0,
     /** The P1 rule: grant only once our own leader has gone quiet (or is unknown, or is the one asking). */
@@ -233,7 +246,7 @@ export const electionMachine = setup({
   actions: {
     resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'follower'))),
     resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'candidate'))),
-    countTick: assign({ elapsed: ({ context }) => context.elapsed + 1 }),
+    countTick: assign({ elapsed: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) }),
     becomeFollower: act(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
       changeView(enqueue, context.view, withRole(context.view, 'follower', { live: [], quorum: false }), why(event));
@@ -345,8 +358,9 @@ export const electionMachine = setup({
     /** A leader's tick: its clock, its failure detector, and a heartbeat when one is due. */
     leaderTick: act(({ context, event, enqueue }) => {
       const { info } = context;
-      const now = context.now + 1;
-      const since = context.sinceHeartbeat + 1;
+      const n = ticksOf(event as TickEvent);
+      const now = context.now + n;
+      const since = context.sinceHeartbeat + n;
       const due = since >= info.tuning.heartbeatTicks;
       const probe = due ? heartbeat(enqueue, context, takeAcks(context.acks, info.tuning.maxBatch)) : context.probe;
       enqueue.assign({ now, sinceHeartbeat: due ? 0 : since, probe });

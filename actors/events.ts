@@ -29,8 +29,18 @@ export type PreVoteReplyEvent = Msg<'preVoteReply', shardbank.PreVoteReply.$Prop
 export type CatchupRequestEvent = Msg<'catchupRequest', shardbank.CatchupRequest.$Properties>;
 export type CatchupReplyEvent = Msg<'catchupReply', shardbank.CatchupReply.$Properties>;
 
-/** One tick of the node's logical clock (`tickMs`). */
-export type TickEvent = { type: 'tick' };
+/**
+ * Ticks of the node's logical clock (`tickMs` each): `n` of them at once (1
+ * when absent). The node is woken only for a tick some actor acts on
+ * (`ticksUntilDue`); the ticks before it, which change nothing but the
+ * counters, come with it as one event.
+ */
+export type TickEvent = { type: 'tick'; n?: number };
+
+/** How many ticks a tick event stands for. */
+export function ticksOf(event: { n?: number }): number {
+  return event.n ?? 1;
+}
 /** Election -> the actors that route, reply or catch up: who leads now. */
 export type ViewEvent = { type: 'view'; view: View };
 /** The set was flushed: forget everything volatile. */

@@ -23,7 +23,7 @@ import { requestId, shardbank, type LogEventProps } from '../protocol/messages.j
 import { invariant } from '../store/invariant.js';
 import { committedAt, type LogSlot } from '../store/state.js';
 import { record, type Effect, type Emitted } from './effects.js';
-import type { ExecutorEvent, ReadEvent, Tell, ViewEvent } from './events.js';
+import { ticksOf, type ExecutorEvent, type ReadEvent, type Tell, type TickEvent, type ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { answerReady, dropLinearizable, emptyReadQueue, expire, roundConfirmed, takeReads, waitingForExecution, type ReadQueue } from './reads.js';
@@ -162,9 +162,9 @@ export const executorMachine = setup({
       answerReady(context, out);
       emitAll(enqueue, out);
     }),
-    expireReads: act(({ context, enqueue }) => {
+    expireReads: act(({ context, event, enqueue }) => {
       const out: Effect[] = [];
-      expire(context, out);
+      expire(context, out, ticksOf(event as TickEvent));
       emitAll(enqueue, out);
     }),
     noteView: act(({ context, event, enqueue }) => {

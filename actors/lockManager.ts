@@ -35,9 +35,9 @@
 import { assign, setup } from 'xstate';
 import { MOVE_ITEMS_BUSY, requestId, shardbank, type Command } from '../protocol/messages.js';
 import { clusterOfItem } from '../protocol/topology.js';
-import { balanceOf, ownerOf } from '../store/state.js';
+import { abortReasonOf, balanceOf, ownerOf } from '../store/state.js';
 import { addressed, record, send, type Effect, type Emitted } from './effects.js';
-import type { AdmitEvent, LockManagerEvent, MoveEvent, ReleaseEvent, Tell, TxPrepareEvent, ViewEvent } from './events.js';
+import { ticksOf, type AdmitEvent, type LockManagerEvent, type MoveEvent, type ReleaseEvent, type Tell, type TickEvent, type TxPrepareEvent, type ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
 import { failReply, movedReply, replyTo } from './replies.js';
@@ -291,7 +291,9 @@ function admitPrepare(out: Out, ctx: LockManagerContext, e: TxPrepareEvent, unti
   }
   const decided = state.decisions.get(id);
   if (decided !== undefined) {
-    out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: decided, reason: decided ? '' : 'aborted' } })));
+    // A PREPARE sent again after this cluster refused: the same answer, with the same reason.
+    const reason = decided ? '' : (abortReasonOf(state, id) ?? 'aborted');
+    out.enqueue.emit(send(addressed(info.self, e.from, { txVote: { txid: id, prepared: decided, reason } })));
     return;
   }
   // Without a live majority our prepare could not commit: refuse at once, and log nothing.
@@ -399,6 +401,17 @@ function stepWith(enqueue: Out['enqueue'], step: (out: Out) => void): void {
   post(enqueue, out.tells);
 }
 
+/**
+ * Ticks until the lock manager acts on one: every tick while a request is
+ * parked (its items may come free, its wait may end), or while its chart
+ * has still to show that locks are held or gone (Infinity otherwise).
+ */
+export function lockManagerDue(ctx: LockManagerContext, state: string): number {
+  if (ctx.parked.size > 0) return 1;
+  if (state === 'free' ? ctx.locks.size > 0 : state === 'holding' ? ctx.locks.size === 0 : true) return 1;
+  return Infinity;
+}
+
 export const lockManagerMachine = setup({
   types: {
     context: {} as LockManagerContext,
@@ -431,8 +444,8 @@ export const lockManagerMachine = setup({
         if (context.parked.size > 0) retryParked(out, context, (p) => p.items.some((i) => released.has(i)));
       }),
     ),
-    tick: act(({ context, enqueue }) => {
-      const ticks = context.ticks + 1;
+    tick: act(({ context, event, enqueue }) => {
+      const ticks = context.ticks + ticksOf(event as TickEvent);
       enqueue.assign({ ticks });
       if (context.parked.size === 0) return;
       // Also those whose items came free without a release (a waiting move gave up its claims).

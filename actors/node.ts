@@ -2,28 +2,30 @@
  * The root of a node's actor hierarchy.
  *
  * It spawns the election, acceptor, proposer, executor, lock manager and
- * transactions actors with fixed ids, keeps the node's logical clock (a tick
- * every `tickMs`, from the actor clock), and routes each wire message to the
- * actors it concerns. A failed node behaves as disconnected: it takes no
- * message, sends nothing, and its clock stops until it recovers.
+ * transactions actors with fixed ids, passes the node's logical clock to
+ * them (ticks of `tickMs`, which the core delivers: see `ticksUntilDue`),
+ * and routes each wire message to the actors it concerns. A failed node
+ * behaves as disconnected: it takes no message, sends nothing, and its clock
+ * stops until it recovers.
  */
-import { assign, cancel, raise, setup, spawnChild, type AnyStateMachine } from 'xstate';
+import { assign, setup, spawnChild, type Actor, type ActorRefFrom, type AnyStateMachine } from 'xstate';
 import { bodyOf, compareBallots, requestId, shardbank, type Ballot, type Command, type EnvelopeProps, type NodeId } from '../protocol/messages.js';
 import { clusterOfNode } from '../protocol/topology.js';
-import { acceptorMachine } from './acceptor.js';
+import { acceptorDue, acceptorMachine } from './acceptor.js';
 import { record, send, type Effect, type SendEffect, type Emitted } from './effects.js';
-import { electionMachine } from './election.js';
-import type { NodeEvent } from './events.js';
+import { electionDue, electionMachine } from './election.js';
+import { ticksOf, type NodeEvent, type TickEvent } from './events.js';
 import { executorMachine } from './executor.js';
 import { escalate } from './fault.js';
-import { lockManagerMachine } from './lockManager.js';
+import { lockManagerDue, lockManagerMachine } from './lockManager.js';
 import { post, tell } from './mail.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
-import { proposerMachine } from './proposer.js';
+import { proposerDue, proposerMachine } from './proposer.js';
 import type { Tell } from './events.js';
 import { failReply } from './replies.js';
 import { txRole, txSide } from './transfer.js';
-import { transactionsMachine } from './transactions.js';
+import { transactionsDue, transactionsMachine } from './transactions.js';
+import { readsDue } from './reads.js';
 import { act } from './act.js';
 
 export interface NodeContext extends ActorInput {
@@ -241,8 +243,8 @@ export const nodeMachine = setup({
     }),
     // Only a leader proposes, keeps transactions and parks requests: the other
     // nodes' proposer, transactions and lock manager have nothing to time.
-    tickChildren: act(({ context, enqueue }) => {
-      const tick = { type: 'tick' } as const;
+    tickChildren: act(({ context, event, enqueue }) => {
+      const tick: TickEvent = { type: 'tick', n: ticksOf(event as TickEvent) };
       // The executor times out the reads waiting at any replica.
       const tells: Tell[] = [tell(ACTOR.election, tick), tell(ACTOR.acceptor, tick), tell(ACTOR.executor, tick)];
       if (context.view.role === 'leader') tells.push(tell(ACTOR.proposer, tick), tell(ACTOR.transactions, tick), tell(ACTOR.lockManager, tick));
@@ -260,8 +262,6 @@ export const nodeMachine = setup({
       if (context.state.commitThrough > context.state.executedThrough) tells.push(tell(ACTOR.executor, { type: 'execute' }));
       post(enqueue, tells);
     }),
-    scheduleTick: raise({ type: 'tick' }, { id: 'tick', delay: ({ context }) => context.info.tuning.tickMs }),
-    stopClock: cancel('tick'),
     recordFailed: act(({ enqueue }) => enqueue.emit(record({ failed: {} }))),
     recordRecovered: act(({ enqueue }) => {
       enqueue.emit(record({ recovered: {} }));
@@ -296,12 +296,10 @@ export const nodeMachine = setup({
       always: [{ guard: 'startsFailed', target: 'failed' }, { target: 'live' }],
     },
     live: {
-      entry: 'scheduleTick',
-      exit: 'stopClock',
       on: {
         messages: { actions: 'route' },
         move: { actions: 'move' },
-        tick: { actions: ['tickChildren', 'scheduleTick'] },
+        tick: { actions: 'tickChildren' },
         endOfTurn: { actions: 'endTurn' },
         fail: { target: 'failed', actions: 'recordFailed' },
       },
@@ -316,3 +314,38 @@ export const nodeMachine = setup({
   },
 });
 
+
+/**
+ * Ticks from now until the first tick some actor of the node acts on
+ * (Infinity: none): a timeout, a heartbeat, a retry, a read's or a parked
+ * request's wait. The ticks before it only move the actors' counters, so
+ * the core need not wake the node for them: it delivers them with that
+ * tick, as one event of `n` ticks. A failed node's clock is stopped.
+ */
+export function ticksUntilDue(root: Actor<typeof nodeMachine>): number {
+  const snapshot = root.getSnapshot();
+  if (snapshot.value !== 'live') return Infinity;
+  const { system } = root;
+  const election = (system.get(ACTOR.election) as ActorRefFrom<typeof electionMachine>).getSnapshot();
+  const acceptor = (system.get(ACTOR.acceptor) as ActorRefFrom<typeof acceptorMachine>).getSnapshot();
+  const executor = (system.get(ACTOR.executor) as ActorRefFrom<typeof executorMachine>).getSnapshot();
+  let due = Math.min(
+    electionDue(election.context, election.value === 'leader'),
+    acceptorDue(acceptor.context, acceptor.value === 'catchingUp'),
+    readsDue(executor.context.reads),
+  );
+  // Only a leader's proposer, lock manager and transactions hear ticks (tickChildren).
+  if (snapshot.context.view.role === 'leader') {
+    const proposer = (system.get(ACTOR.proposer) as ActorRefFrom<typeof proposerMachine>).getSnapshot();
+    const lockManager = (system.get(ACTOR.lockManager) as ActorRefFrom<typeof lockManagerMachine>).getSnapshot();
+    const transactions = (system.get(ACTOR.transactions) as ActorRefFrom<typeof transactionsMachine>).getSnapshot();
+    const quiet = proposer.matches('idle') || proposer.matches({ leading: 'quiet' });
+    due = Math.min(
+      due,
+      proposerDue(proposer.context, quiet),
+      lockManagerDue(lockManager.context, lockManager.value as string),
+      transactionsDue(transactions.context),
+    );
+  }
+  return due;
+}

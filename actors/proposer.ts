@@ -17,7 +17,7 @@ import { ballotEquals, requestId, slotKeyOf, type Ballot, type Entry, type NodeI
 import { invariant } from '../store/invariant.js';
 import { hasDecisionEntry } from '../store/state.js';
 import { addressed, record, send, toEach, type Effect, type Emitted } from './effects.js';
-import type { AcceptedEvent, LeadEvent, ProposeEvent, ProposerEvent, Proposal, Tell } from './events.js';
+import { ticksOf, type AcceptedEvent, type LeadEvent, type ProposeEvent, type ProposerEvent, type Proposal, type Tell, type TickEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { ACTOR, type ActorInput, type NodeInfo } from './node-info.js';
 import { failReply } from './replies.js';
@@ -48,6 +48,14 @@ export interface ProposerContext extends ActorInput {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Enqueue = any;
+
+/**
+ * Ticks until the proposer acts on one: every tick while rounds are in
+ * flight or its state is still to follow them (Infinity: quiet, nothing sent).
+ */
+export function proposerDue(ctx: ProposerContext, quietOrIdle: boolean): number {
+  return quietOrIdle && ctx.pending.size === 0 ? Infinity : 1;
+}
 
 function inflightLimit(info: NodeInfo): number {
   return info.tuning.maxInflightRounds * info.tuning.maxBatch;
@@ -180,12 +188,12 @@ export const proposerMachine = setup({
       }
       commitReady(enqueue, context, slots);
     }),
-    retransmit: act(({ context, enqueue }) => {
-      const ticks = context.ticks + 1;
+    retransmit: act(({ context, event, enqueue }) => {
+      const ticks = context.ticks + ticksOf(event as TickEvent);
       enqueue.assign({ ticks });
       retransmit(enqueue, context, ticks);
     }),
-    countTick: assign({ ticks: ({ context }) => context.ticks + 1 }),
+    countTick: assign({ ticks: ({ context, event }) => context.ticks + ticksOf(event as TickEvent) }),
     forget: assign({ queue: () => [], pending: () => new Map() }),
   },
 }).createMachine({

@@ -148,10 +148,10 @@ export function waitingForExecution(reads: ReadQueue): boolean {
   return reads.confirmed.length > 0 || reads.session.length > 0;
 }
 
-/** A tick: reads past their wait are answered `failed` (the client asks again). */
-export function expire(ctx: ReadContext, out: Effect[]): void {
+/** `n` ticks: reads past their wait are answered `failed` (the client asks again). */
+export function expire(ctx: ReadContext, out: Effect[], n = 1): void {
   const { reads, info, view } = ctx;
-  reads.ticks++;
+  reads.ticks += n;
   for (const list of [reads.unconfirmed, reads.inRound, reads.confirmed, reads.session]) {
     if (!list.some((w) => w.until <= reads.ticks)) continue;
     const keep = list.filter((w) => w.until > reads.ticks);
@@ -159,6 +159,13 @@ export function expire(ctx: ReadContext, out: Effect[]): void {
     list.length = 0;
     list.push(...keep);
   }
+}
+
+/** Ticks until a waiting read gives up (Infinity: none waits). */
+export function readsDue(reads: ReadQueue): number {
+  let until = Infinity;
+  for (const list of [reads.unconfirmed, reads.inRound, reads.confirmed, reads.session]) for (const w of list) until = Math.min(until, w.until);
+  return Math.max(1, until - reads.ticks);
 }
 
 /** This node no longer leads: its linearizable reads cannot be confirmed here. */

@@ -26,7 +26,7 @@ import { clusterNodes, clusterOfNode } from '../protocol/topology.js';
 import { hasDecisionEntry, ownerOf, type Ownership, type TxRole } from '../store/state.js';
 import { coordinatorMachine, type CoordinatorInput } from './coordinator.js';
 import { addressed, record, send, type Effect, type Emitted } from './effects.js';
-import type { CoordinatorEvent, ParticipantEvent, TransactionsEvent, TxExecutedEvent, TxOutEvent, ViewEvent } from './events.js';
+import { ticksOf, type CoordinatorEvent, type ParticipantEvent, type TickEvent, type TransactionsEvent, type TxExecutedEvent, type TxOutEvent, type ViewEvent } from './events.js';
 import { post, tell } from './mail.js';
 import { escalate } from './fault.js';
 import { ACTOR, NO_VIEW, type ActorInput, type View } from './node-info.js';
@@ -104,6 +104,21 @@ function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
   const period = ctx.info.tuning.txRetryTicks;
   while (ctx.wheel.length < period) ctx.wheel.push(new Set());
   return ctx.wheel[ticks % period]!;
+}
+
+/**
+ * Ticks until the transactions actor acts on one: the next tick of a live
+ * coordinator's or participant's slot, or the next look for transactions
+ * left in doubt (every `txRetryTicks`, at a leader).
+ */
+export function transactionsDue(ctx: TransactionsContext): number {
+  const period = ctx.info.tuning.txRetryTicks;
+  let due = ctx.view.role === 'leader' ? period - (ctx.ticks % period) : Infinity;
+  if (ctx.actors.size === 0) return due;
+  for (let k = 1; k < due; k++) {
+    if ((ctx.wheel[(ctx.ticks + k) % period]?.size ?? 0) > 0) return k;
+  }
+  return due;
 }
 
 function start(step: Step, id: string, create: (parent: AnyActorRef) => AnyActorRef): void {
@@ -374,13 +389,14 @@ export const transactionsMachine = setup({
         for (const slot of context.wheel) if (slot.delete(id)) break;
       });
     }),
-    tick: act(({ context, enqueue }) => {
+    tick: act(({ context, event, enqueue }) => {
       const step = newStep(enqueue, context);
       const ctx = context;
-      const ticks = ctx.ticks + 1;
+      const period = ctx.info.tuning.txRetryTicks;
+      const ticks = ctx.ticks + ticksOf(event as TickEvent);
       enqueue.assign({ ticks });
-      for (const id of slotOf(ctx, ticks)) pass(step, id, { type: 'tick' });
-      if (ticks % ctx.info.tuning.txRetryTicks === 0 && ctx.view.role === 'leader') adoptInDoubt(step);
+      for (let t = Math.max(ctx.ticks + 1, ticks - period + 1); t <= ticks; t++) for (const id of slotOf(ctx, t)) pass(step, id, { type: 'tick' });
+      if (Math.floor(ticks / period) > Math.floor(ctx.ticks / period) && ctx.view.role === 'leader') adoptInDoubt(step);
     }),
     dropAll: act(({ context, enqueue }) => {
       const step = newStep(enqueue, context);

@@ -15,14 +15,15 @@ import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type O
 import type { Effect, Emitted } from '../actors/effects.js';
 import type { NodeInput } from '../actors/events.js';
 import { ACTOR, nodeInfo, NO_VIEW, type NodeInfo, type PlantedBug, type View } from '../actors/node-info.js';
-import { nodeMachine } from '../actors/node.js';
+import { nodeMachine, ticksUntilDue } from '../actors/node.js';
 import { ReadyBuilder, type Ready } from '../actors/ready.js';
 import { formatBallot, nodeName, type LogEventProps, type NodeId } from '../protocol/messages.js';
 import type { Topology } from '../protocol/topology.js';
 import { applyEvent, type ReplicaState } from '../store/state.js';
 
-/** The clock XState schedules delayed events on (real timers or simulated). */
+/** The node's clock: its time in ms, and timers on it (real or simulated). */
 export interface Clock {
+  now(): number;
   setTimeout(fn: (...args: unknown[]) => void, ms: number): unknown;
   clearTimeout(id: unknown): void;
 }
@@ -54,6 +55,18 @@ export class NodeCore {
   private readonly actor: Actor<typeof nodeMachine>;
   private readonly out = new ReadyBuilder();
   private faulted = false;
+  /**
+   * The logical clock. Ticks fall every `tickMs` from the start, but the
+   * node wakes only for a tick some actor acts on (`ticksUntilDue`). The
+   * ticks in between reach the actors as a count, with that tick or before
+   * the next input, whichever comes first: every input finds the counters
+   * where ticking every `tickMs` would have left them.
+   */
+  private tickAt = 0;
+  /** Ticks from `tickAt` to the next one an actor acts on (Infinity: none). */
+  private dueIn = Infinity;
+  private timer: unknown = null;
+  private timerAt = Infinity;
 
   constructor(opts: CoreOptions) {
     this.opts = opts;
@@ -77,11 +90,58 @@ export class NodeCore {
     };
     this.actor.on('*', carryOut);
     for (const id of CHILDREN) (this.actor.system.get(id) as AnyActorRef).on('*', carryOut);
+    this.tickAt = this.opts.clock.now();
+    this.arm();
   }
 
-  /** One input to the root actor; its effects collect until `take`. */
+  /**
+   * One input to the root actor; its effects collect until `take`. The
+   * timer is set again after each input but a turn's messages, which the
+   * end of the turn always follows.
+   */
   send(input: NodeInput): void {
-    if (!this.faulted) this.actor.send(input);
+    if (this.faulted) return;
+    this.catchUp(false);
+    this.actor.send(input);
+    if (input.type !== 'messages') this.arm();
+  }
+
+  /**
+   * Delivers the ticks that have fallen since the last. Before an input,
+   * only those short of the next due one: that one is the timer's, so an
+   * input that comes as it falls is taken first. From the timer, the due
+   * tick and those before it; ticks past it that a late timer (a busy or
+   * stalled process) finds are dropped, as a periodic tick that fires late
+   * would have dropped them, so that a node that was not running does not
+   * count its leader silent for that time.
+   */
+  private catchUp(fromTimer: boolean): void {
+    const { tickMs } = this.info.tuning;
+    const fallen = Math.max(0, Math.floor((this.opts.clock.now() - this.tickAt) / tickMs));
+    const n = fromTimer ? this.dueIn : Math.min(fallen, this.dueIn - 1);
+    if (n <= 0 || n === Infinity) return;
+    this.tickAt += (fromTimer ? Math.max(n, fallen) : n) * tickMs;
+    this.actor.send({ type: 'tick', n });
+  }
+
+  /** Sets the timer for the next due tick (if it moved). */
+  private arm(): void {
+    if (this.faulted) return;
+    const { clock } = this.opts;
+    this.dueIn = ticksUntilDue(this.actor);
+    const at = this.tickAt + this.dueIn * this.info.tuning.tickMs;
+    if (at === this.timerAt) return;
+    if (this.timer !== null) clock.clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = at;
+    if (at === Infinity) return;
+    this.timer = clock.setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      if (this.faulted) return;
+      this.catchUp(true);
+      this.arm();
+    }, Math.max(0, at - clock.now()));
   }
 
   /** The output collected since the last take. */
@@ -113,6 +173,8 @@ export class NodeCore {
   stop(): void {
     this.faulted = true;
     this.out.clear();
+    if (this.timer !== null) this.opts.clock.clearTimeout(this.timer);
+    this.timer = null;
     this.actor.stop();
   }
 

@@ -104,6 +104,7 @@ const WATCH_BATCH = 500;
 const TURN_SLICE = 64;
 
 const realClock: Clock = {
+  now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
 };
@@ -191,6 +192,7 @@ export class NodeHost {
   /** Timer callbacks run the actors outside a turn; their output must be committed too. */
   private wrapClock(clock: Clock): Clock {
     return {
+      now: () => clock.now(),
       setTimeout: (fn, ms) =>
         clock.setTimeout(() => {
           if (this.stopped) return;

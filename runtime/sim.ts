@@ -107,6 +107,8 @@ export class SimCluster {
   readonly logs = new Map<NodeId, EventLog>();
   private readonly disks = new Map<NodeId, SimDisk>();
   private readonly skews = new Map<NodeId, number>();
+  /** Where each skewed node's clock stood when its skew last changed. */
+  private readonly localClocks = new Map<NodeId, { at: number; local: number; factor: number }>();
   /** Nodes that stopped themselves (an actor threw, a write failed): the run fails with the first. */
   private readonly fatal: Error[] = [];
   private readonly syncDelayMs?: [number, number];
@@ -171,16 +173,25 @@ export class SimCluster {
     };
   }
 
-  /** A node's timers, through its skew (a clock running fast fires them early). */
+  /** A node's clock, through its skew (a clock running fast reads ahead and fires its timers early). */
   private clock(node: NodeId): Clock {
     return {
+      now: () => this.localTime(node),
       setTimeout: (fn, ms) => this.scheduler.schedule(ms * (this.skews.get(node) ?? 1), () => fn()),
       clearTimeout: (id) => this.scheduler.cancel(id),
     };
   }
 
+  /** A node's own time: simulated time, run through each skew it has had since. */
+  private localTime(node: NodeId): number {
+    const now = this.scheduler.now();
+    const c = this.localClocks.get(node);
+    return c ? c.local + (now - c.at) / c.factor : now;
+  }
+
   /** Makes a node's clock run `factor` times as slow (below 1: its timers fire early). */
   setSkew(node: NodeId, factor: number): void {
+    this.localClocks.set(node, { at: this.scheduler.now(), local: this.localTime(node), factor });
     if (factor === 1) this.skews.delete(node);
     else this.skews.set(node, factor);
   }

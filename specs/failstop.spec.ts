@@ -43,7 +43,7 @@ test('an event that breaks an invariant of the fold stops the node: a chosen slo
     topology,
     node: 1,
     state: emptyState(1),
-    clock: { setTimeout: () => 0, clearTimeout: () => undefined },
+    clock: { now: () => 0, setTimeout: () => 0, clearTimeout: () => undefined },
     onFault: (e) => faults.push(e),
   });
   core.start();

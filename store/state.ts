@@ -259,6 +259,22 @@ function putSlot(state: ReplicaState, key: number, slot: LogSlot): void {
   if (!keys.includes(key)) state.decisionSlots.set(after, [...keys, key]);
 }
 
+/**
+ * Why this replica's log aborted a transaction, while the abort entry is
+ * still in it (a lookup for the rare PREPARE sent again after the decision:
+ * it scans the log when the decision is not indexed at a prepare's seq).
+ */
+export function abortReasonOf(state: ReplicaView, txid: string): string | undefined {
+  for (const key of state.decisionSlots.get(txid) ?? []) {
+    const slot = state.log.get(key);
+    if (slot?.phase === shardbank.Phase.PHASE_ABORT && slot.reason) return slot.reason;
+  }
+  for (const slot of state.log.values()) {
+    if (slot.phase === shardbank.Phase.PHASE_ABORT && slot.reason && slot.command && requestId(slot.command) === txid) return slot.reason;
+  }
+  return undefined;
+}
+
 /** The transaction a slot holds a 2PC decision of, or null. */
 function decidedBy(slot: LogSlot | undefined): string | null {
   return slot && (slot.runsAt ?? 0) > 0 && slot.command ? requestId(slot.command) : null;
