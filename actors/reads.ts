@@ -103,7 +103,10 @@ export function takeReads(ctx: ReadContext, commands: Command[], out: Effect[]):
       out.push(...failReply(info.self, view, command, 'not the leader'));
       continue;
     }
-    reads.unconfirmed.push({ command, through: state.commitThrough, until });
+    // Through the leader's whole log, not only its commit point: a new leader's NEW-VIEW holds
+    // entries chosen under earlier ballots (a transfer acknowledged, a move decided) that are not
+    // under its commit point yet, and a read answered before they execute would miss them.
+    reads.unconfirmed.push({ command, through: Math.max(state.commitThrough, state.maxSeq), until });
   }
   return startRound(reads);
 }
