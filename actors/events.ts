@@ -41,6 +41,7 @@ export type TickEvent = { type: 'tick'; n?: number };
 export function ticksOf(event: { n?: number }): number {
   return event.n ?? 1;
 }
+
 /** Election -> the actors that route, reply or catch up: who leads now. */
 export type ViewEvent = { type: 'view'; view: View };
 /** The set was flushed: forget everything volatile. */

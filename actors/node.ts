@@ -314,7 +314,6 @@ export const nodeMachine = setup({
   },
 });
 
-
 /**
  * Ticks from now until the first tick some actor of the node acts on
  * (Infinity: none): a timeout, a heartbeat, a retry, a read's or a parked

@@ -152,7 +152,7 @@ export function waitingForExecution(reads: ReadQueue): boolean {
 }
 
 /** `n` ticks: reads past their wait are answered `failed` (the client asks again). */
-export function expire(ctx: ReadContext, out: Effect[], n = 1): void {
+export function expire(ctx: ReadContext, out: Effect[], n: number): void {
   const { reads, info, view } = ctx;
   reads.ticks += n;
   for (const list of [reads.unconfirmed, reads.inRound, reads.confirmed, reads.session]) {

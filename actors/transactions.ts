@@ -115,7 +115,7 @@ export function transactionsDue(ctx: TransactionsContext): number {
   const period = ctx.info.tuning.txRetryTicks;
   let due = ctx.view.role === 'leader' ? period - (ctx.ticks % period) : Infinity;
   if (ctx.actors.size === 0) return due;
-  for (let k = 1; k < due; k++) {
+  for (let k = 1; k < due && k <= period; k++) {
     if ((ctx.wheel[(ctx.ticks + k) % period]?.size ?? 0) > 0) return k;
   }
   return due;

@@ -119,8 +119,10 @@ export class NodeCore {
     const { tickMs } = this.info.tuning;
     const fallen = Math.max(0, Math.floor((this.opts.clock.now() - this.tickAt) / tickMs));
     const n = fromTimer ? this.dueIn : Math.min(fallen, this.dueIn - 1);
-    if (n <= 0 || n === Infinity) return;
+    if (n <= 0) return;
     this.tickAt += (fromTimer ? Math.max(n, fallen) : n) * tickMs;
+    // Counted from the new tickAt (a turn's messages are not followed by arm, its end is).
+    this.dueIn -= n;
     this.actor.send({ type: 'tick', n });
   }
 

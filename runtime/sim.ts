@@ -106,8 +106,7 @@ export class SimCluster {
   readonly hosts = new Map<NodeId, NodeHost>();
   readonly logs = new Map<NodeId, EventLog>();
   private readonly disks = new Map<NodeId, SimDisk>();
-  private readonly skews = new Map<NodeId, number>();
-  /** Where each skewed node's clock stood when its skew last changed. */
+  /** Each skewed node's factor, and where its clock stood when the factor last changed. */
   private readonly localClocks = new Map<NodeId, { at: number; local: number; factor: number }>();
   /** Nodes that stopped themselves (an actor threw, a write failed): the run fails with the first. */
   private readonly fatal: Error[] = [];
@@ -177,7 +176,7 @@ export class SimCluster {
   private clock(node: NodeId): Clock {
     return {
       now: () => this.localTime(node),
-      setTimeout: (fn, ms) => this.scheduler.schedule(ms * (this.skews.get(node) ?? 1), () => fn()),
+      setTimeout: (fn, ms) => this.scheduler.schedule(ms * (this.localClocks.get(node)?.factor ?? 1), () => fn()),
       clearTimeout: (id) => this.scheduler.cancel(id),
     };
   }
@@ -192,8 +191,6 @@ export class SimCluster {
   /** Makes a node's clock run `factor` times as slow (below 1: its timers fire early). */
   setSkew(node: NodeId, factor: number): void {
     this.localClocks.set(node, { at: this.scheduler.now(), local: this.localTime(node), factor });
-    if (factor === 1) this.skews.delete(node);
-    else this.skews.set(node, factor);
   }
 
   private openLog(node: NodeId): NodeLog {
