@@ -51,10 +51,27 @@ export interface ElectionContext extends ActorInput {
   seenRound: number;
   /** The last leader this node knew of (its successor campaigns first, see drawTimeout). */
   lastLeader: NodeId;
+  /**
+   * A follower's extra patience: the ticks its leader's last heartbeat said
+   * it would wait past `heartbeatTicks` (a quiet leader heartbeats less
+   * often). Added to the election timeout and to the silence the P1 rule asks for.
+   */
+  grace: number;
   /** A leader's clock, in ticks since it took the lead. */
   now: number;
-  /** A leader's failure detector: when each peer last acknowledged a heartbeat. */
-  heard: ReadonlyMap<NodeId, number>;
+  /** A leader's `now` when it last saw work: an entry ordered or committed, an ACK to share, a read to confirm. */
+  activeAt: number;
+  /** The log as the leader last looked at it, to see work come and go. */
+  seenCommit: number;
+  seenSeq: number;
+  /** The wait the leader's last heartbeat announced (its `nextIn`). */
+  announced: number;
+  /**
+   * A leader's failure detector: its recent heartbeats (probe number and
+   * `now`, one per tick, oldest first). A peer is live while it has
+   * acknowledged every heartbeat sent more than `electionTicksMin` ticks ago.
+   */
+  sent: readonly Probe[];
   /** The number of the last heartbeat sent, and the highest each peer acknowledged. */
   probe: number;
   acked: ReadonlyMap<NodeId, number>;
@@ -66,6 +83,11 @@ export interface ElectionContext extends ActorInput {
    * transfer, and copying a map of a thousand entries costs about 40 µs.
    */
   acks: Map<string, number>;
+}
+
+interface Probe {
+  probe: number;
+  at: number;
 }
 
 /** The actors that keep a copy of the view. */
@@ -124,23 +146,61 @@ function sameNodes(a: readonly NodeId[], b: readonly NodeId[]): boolean {
   return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
-/** The peers heard within the failure detector's window, and whether with this node they are a majority. */
-function liveness(ctx: ElectionContext, heard: ReadonlyMap<NodeId, number>, now: number): { live: NodeId[]; quorum: boolean } {
+/** The newest heartbeat sent more than `electionTicksMin` ticks before `now` (0: none): every live peer has acknowledged it. */
+function overdueProbe(ctx: ElectionContext, sent: readonly Probe[], now: number): number {
   const window = ctx.info.tuning.electionTicksMin;
-  const live = ctx.info.peers.filter((p) => now - (heard.get(p) ?? -Infinity) <= window);
+  let due = 0;
+  for (const s of sent) if (now - s.at > window) due = s.probe;
+  return due;
+}
+
+/**
+ * The peers that acknowledged every heartbeat older than the failure
+ * detector's window, and whether with this node they are a majority. A quiet
+ * leader heartbeats seldom, and a peer that dies then is noticed one window
+ * after the next heartbeat; the first heartbeat after new work comes at once.
+ */
+function liveness(ctx: ElectionContext, acked: ReadonlyMap<NodeId, number>, sent: readonly Probe[], now: number): { live: NodeId[]; quorum: boolean } {
+  const due = overdueProbe(ctx, sent, now);
+  const live = ctx.info.peers.filter((p) => (acked.get(p) ?? -1) >= due);
   return { live, quorum: live.length + 1 >= ctx.info.majority };
+}
+
+/** Has the leader work since it last looked: entries ordered, committed or in flight, ACKs to share, a read to confirm. */
+function workSeen(ctx: ElectionContext): boolean {
+  const { state } = ctx;
+  return state.commitThrough !== ctx.seenCommit || state.maxSeq !== ctx.seenSeq || state.maxSeq > state.commitThrough || ctx.acks.size > 0 || ctx.confirming > 0;
+}
+
+/** Ticks between heartbeats for a leader quiet for `quiet` ticks: a quarter of that, between heartbeatTicks and idleHeartbeatTicks. */
+function heartbeatEvery(ctx: ElectionContext, quiet: number): number {
+  const { heartbeatTicks, idleHeartbeatTicks } = ctx.info.tuning;
+  return Math.max(heartbeatTicks, Math.min(idleHeartbeatTicks, Math.floor(quiet / 4)));
+}
+
+/** Ticks from the last heartbeat to the next: what it announced, or sooner once work comes. */
+function heartbeatWait(ctx: ElectionContext): number {
+  const quiet = workSeen(ctx) ? 0 : ctx.now - ctx.activeAt;
+  return Math.min(ctx.announced, heartbeatEvery(ctx, quiet));
 }
 
 /**
  * Ticks until the election acts on one (at least 1): a follower's or
  * candidate's timeout, or a leader's next heartbeat or the tick a peer it
- * hears drops out of the failure detector's window.
+ * hears leaves a heartbeat unacknowledged past the failure detector's window.
  */
 export function electionDue(ctx: ElectionContext, leading: boolean): number {
-  if (!leading) return Math.max(1, ctx.timeoutTicks - ctx.elapsed);
-  let due = ctx.info.tuning.heartbeatTicks - ctx.sinceHeartbeat;
+  if (!leading) return Math.max(1, ctx.timeoutTicks + ctx.grace - ctx.elapsed);
+  let due = heartbeatWait(ctx) - ctx.sinceHeartbeat;
   const window = ctx.info.tuning.electionTicksMin;
-  for (const h of ctx.heard.values()) if (ctx.now - h <= window) due = Math.min(due, h + window + 1 - ctx.now);
+  const live = ctx.view.live;
+  for (const s of ctx.sent) {
+    if (ctx.now - s.at > window) continue;
+    if (live.some((p) => (ctx.acked.get(p) ?? -1) < s.probe)) {
+      due = Math.min(due, s.at + window + 1 - ctx.now);
+      break;
+    }
+  }
   return Math.max(1, due);
 }
 
@@ -150,12 +210,22 @@ function confirmedProbe(ctx: ElectionContext, acked: ReadonlyMap<NodeId, number>
   return counts[ctx.info.majority - 1] ?? 0;
 }
 
-/** A heartbeat to every peer, numbered one above the last. */
-function heartbeat(enqueue: Enqueue, ctx: ElectionContext, acks: string[]): number {
+/**
+ * A heartbeat to every peer, numbered one above the last, saying the next
+ * comes within `nextIn` ticks. Returns its number, and the heartbeats the
+ * failure detector keeps (one per tick: a later probe of the same tick
+ * stands for it; those older than the newest overdue one are dropped).
+ */
+function heartbeat(enqueue: Enqueue, ctx: ElectionContext, now: number, acks: string[], nextIn: number): { probe: number; sent: Probe[] } {
   const probe = ctx.probe + 1;
   const { info, state } = ctx;
-  for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: ctx.view.ballot, commitThrough: state.commitThrough, acked: acks, probe } })) enqueue.emit(s);
-  return probe;
+  for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: ctx.view.ballot, commitThrough: state.commitThrough, acked: acks, probe, nextIn } })) enqueue.emit(s);
+  const window = info.tuning.electionTicksMin;
+  let from = 0;
+  for (let i = 0; i < ctx.sent.length; i++) if (now - ctx.sent[i]!.at > window) from = i;
+  const sent = ctx.sent.slice(from).filter((s) => s.at !== now);
+  sent.push({ probe, at: now });
+  return { probe, sent };
 }
 
 function withRole(view: View, role: Role, patch: Partial<View> = {}): View {
@@ -199,7 +269,7 @@ function answered(candidate: NodeId, ballot: Ballot | null | undefined, answer: 
 /** Would this node promise that ballot now: it is above our promise, and our own leader (if any) has gone quiet. */
 function wouldGrantPreVote(ctx: ElectionContext, e: PreVoteEvent): boolean {
   if (compareBallots(e.msg.ballot, ctx.state.promised) <= 0) return false;
-  return ctx.view.leader === 0 || ctx.elapsed >= ctx.info.tuning.electionTicksMin;
+  return ctx.view.leader === 0 || ctx.elapsed >= ctx.info.tuning.electionTicksMin + ctx.grace;
 }
 
 /** Promises `ballot` to `from`: the acceptor records the promise and answers with its log. */
@@ -218,12 +288,12 @@ export const electionMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
-    timerExpired: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) >= context.timeoutTicks,
+    timerExpired: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) >= context.timeoutTicks + context.grace,
     hasDeferredPrepare: ({ context }) => context.deferred !== null && compareBallots(context.deferred.ballot, context.state.promised) > 0,
     prepareIsStale: ({ context, event }) => compareBallots((event as PrepareEvent).msg.ballot, context.state.promised) <= 0,
     /** The P1 rule: grant only once our own leader has gone quiet (or is unknown, or is the one asking). */
     mayGrantNow: ({ context, event }) =>
-      context.view.leader === 0 || (event as PrepareEvent).from === context.view.leader || context.elapsed >= context.info.tuning.electionTicksMin,
+      context.view.leader === 0 || (event as PrepareEvent).from === context.view.leader || context.elapsed >= context.info.tuning.electionTicksMin + context.grace,
     promiseCompletesQuorum: ({ context, event }) => {
       const e = event as PromiseEvent;
       if (!ballotEquals(e.msg.ballot, context.view.ballot)) return false;
@@ -244,8 +314,8 @@ export const electionMachine = setup({
 
   },
   actions: {
-    resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'follower'))),
-    resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0 }, drawTimeout(context, 'candidate'))),
+    resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0, grace: 0 }, drawTimeout(context, 'follower'))),
+    resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0, grace: 0 }, drawTimeout(context, 'candidate'))),
     countTick: assign({ elapsed: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) }),
     becomeFollower: act(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
@@ -255,6 +325,8 @@ export const electionMachine = setup({
       const e = event as ContactEvent;
       const ballot = compareBallots(e.ballot, context.view.ballot) > 0 ? e.ballot : context.view.ballot;
       enqueue.assign({ elapsed: 0, deferred: null });
+      // A heartbeat says how long its leader may now be silent; any other contact leaves that as it was.
+      if (e.nextIn !== undefined) enqueue.assign({ grace: Math.max(0, e.nextIn - context.info.tuning.heartbeatTicks) });
       changeView(enqueue, context.view, Object.assign({}, context.view, { leader: e.from, ballot }), why(event));
     }),
     deferPrepare: act(({ context, event, enqueue }) => {
@@ -325,9 +397,11 @@ export const electionMachine = setup({
       const ballot = context.view.ballot;
       const voters = [...context.promises.keys()];
       // The detector starts out believing those it just heard from: every peer at a set's start, the voters after a campaign.
-      const heard = new Map((context.installing ? info.peers : voters.filter((n) => n !== info.self)).map((n) => [n, 0] as [NodeId, number]));
-      const alive = liveness(context, heard, 0);
-      enqueue.assign({ sinceHeartbeat: 0, promises: new Map(), now: 0, heard, acked: new Map(), confirming: 0 });
+      const acked = new Map((context.installing ? info.peers : voters.filter((n) => n !== info.self)).map((n) => [n, 0] as [NodeId, number]));
+      const alive = liveness(context, acked, [], 0);
+      const { heartbeatTicks } = info.tuning;
+      // A new leader starts busy: it heartbeats every heartbeatTicks until it has been quiet a while.
+      enqueue.assign({ sinceHeartbeat: 0, promises: new Map(), now: 0, activeAt: 0, announced: heartbeatTicks, sent: [], acked, confirming: 0 });
       if (context.installing) {
         enqueue.assign({ installing: false });
         changeView(enqueue, context.view, withRole(context.view, 'leader', Object.assign({ leader: info.self }, alive)), why(event));
@@ -355,16 +429,25 @@ export const electionMachine = setup({
         tell(ACTOR.transactions, { type: 'reset' }),
       ]);
     }),
-    /** A leader's tick: its clock, its failure detector, and a heartbeat when one is due. */
+    /**
+     * A leader's tick: its clock, its failure detector, and a heartbeat when
+     * one is due. With work it heartbeats every heartbeatTicks; quiet for q
+     * ticks, every q/4 (at most idleHeartbeatTicks), and each heartbeat
+     * names the wait to the next.
+     */
     leaderTick: act(({ context, event, enqueue }) => {
-      const { info } = context;
+      const { info, state } = context;
       const n = ticksOf(event as TickEvent);
       const now = context.now + n;
+      const activeAt = workSeen(context) ? now : context.activeAt;
       const since = context.sinceHeartbeat + n;
-      const due = since >= info.tuning.heartbeatTicks;
-      const probe = due ? heartbeat(enqueue, context, takeAcks(context.acks, info.tuning.maxBatch)) : context.probe;
-      enqueue.assign({ now, sinceHeartbeat: due ? 0 : since, probe });
-      const alive = liveness(context, context.heard, now);
+      const every = heartbeatEvery(context, now - activeAt);
+      const due = since >= Math.min(context.announced, every);
+      let { probe, sent, announced } = context;
+      if (due) ({ probe, sent } = heartbeat(enqueue, context, now, takeAcks(context.acks, info.tuning.maxBatch), every));
+      if (due) announced = every;
+      enqueue.assign({ now, activeAt, seenCommit: state.commitThrough, seenSeq: state.maxSeq, sinceHeartbeat: due ? 0 : since, probe, sent, announced });
+      const alive = liveness(context, context.acked, sent, now);
       changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? 'a majority heard' : 'no majority heard within the window');
     }),
     /** A follower acknowledged a heartbeat of ours: it is live, and it still follows this ballot. */
@@ -372,10 +455,9 @@ export const electionMachine = setup({
       const e = event as HeartbeatAckEvent;
       if (!ballotEquals(e.msg.ballot, context.view.ballot)) return;
       invariant(context.info.peers.includes(e.from), () => `an acknowledgement from n${e.from}, who is not a peer`);
-      const heard = new Map(context.heard).set(e.from, context.now);
       const acked = new Map(context.acked).set(e.from, Math.max(context.acked.get(e.from) ?? 0, Number(e.msg.probe ?? 0)));
-      enqueue.assign({ heard, acked });
-      const alive = liveness(context, heard, context.now);
+      enqueue.assign({ acked });
+      const alive = liveness(context, acked, context.sent, context.now);
       changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? `a majority heard again (n${e.from})` : 'no majority heard within the window');
       if (context.confirming > 0 && confirmedProbe(context, acked, context.probe) >= context.confirming) {
         enqueue.assign({ confirming: 0 });
@@ -385,8 +467,9 @@ export const electionMachine = setup({
     /** Linearizable reads wait: ask the followers now, with a heartbeat a majority must acknowledge. */
     confirmLeadership: act(({ context, enqueue }) => {
       if (context.confirming > 0) return;
-      const probe = heartbeat(enqueue, context, []);
-      enqueue.assign({ probe, confirming: probe, sinceHeartbeat: 0 });
+      const every = context.info.tuning.heartbeatTicks;
+      const { probe, sent } = heartbeat(enqueue, context, context.now, [], every);
+      enqueue.assign({ probe, sent, confirming: probe, sinceHeartbeat: 0, announced: every, activeAt: context.now });
     }),
     shareAcks: act(({ context, event }) => {
       const { txids } = event as ShareAcksEvent;
@@ -412,6 +495,12 @@ export const electionMachine = setup({
     timeoutTicks: input.info.tuning.electionTicksMax,
     rng: input.info.seed,
     sinceHeartbeat: 0,
+    grace: 0,
+    activeAt: 0,
+    seenCommit: 0,
+    seenSeq: 0,
+    announced: input.info.tuning.heartbeatTicks,
+    sent: [],
     promises: new Map(),
     preVotes: new Set(),
     snapshotLowWater: 0,
@@ -421,7 +510,6 @@ export const electionMachine = setup({
     lastLeader: 0,
     acks: new Map(),
     now: 0,
-    heard: new Map(),
     probe: 0,
     acked: new Map(),
     confirming: 0,

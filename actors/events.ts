@@ -76,7 +76,8 @@ export type NodeEvent = NodeInput | TickEvent | ViewEvent;
 // ---------------------------------------------------------------- election
 
 /** Any message from the current (or a newer) leader: resets the election timer. */
-export type ContactEvent = { type: 'contact'; from: NodeId; ballot: Ballot };
+/** A leader was heard; a heartbeat also says in how many ticks the next one comes at the latest (`nextIn`). */
+export type ContactEvent = { type: 'contact'; from: NodeId; ballot: Ballot; nextIn?: number };
 /** The set starts: `leader` leads with ballot <1, leader>, no election. */
 export type FlushedEvent = { type: 'flushed'; leader: NodeId };
 /** Back from a disconnection. */

@@ -119,13 +119,14 @@ export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: T
   if (!body) return;
   if (!fromWhereItBelongs(ctx, body, from)) return;
   if (TX_BODIES.has(body) && !txMakesSense(ctx, envelope, from)) return;
-  const contact = (ballot: Ballot | null | undefined) => {
+  const contact = (ballot: Ballot | null | undefined, nextIn?: number) => {
     if (compareBallots(ballot, ctx.state.promised) < 0) return;
     const b = ballot ?? { round: 0, node: 0 };
     const before = told?.get(from);
-    if (before && compareBallots(before, b) === 0) return;
+    // A heartbeat's `nextIn` is news even after an ACCEPT of the same leader in this turn.
+    if (before && compareBallots(before, b) === 0 && nextIn === undefined) return;
     told?.set(from, b);
-    tells.push(tell(ACTOR.election, { type: 'contact', from, ballot: b }));
+    tells.push(tell(ACTOR.election, nextIn === undefined ? { type: 'contact', from, ballot: b } : { type: 'contact', from, ballot: b, nextIn }));
   };
   switch (body) {
     case 'request':
@@ -153,7 +154,7 @@ export function routeMessage(ctx: NodeContext, envelope: EnvelopeProps, tells: T
       contact(envelope.commit!.ballot);
       return;
     case 'heartbeat':
-      contact(envelope.heartbeat!.ballot);
+      contact(envelope.heartbeat!.ballot, envelope.heartbeat!.nextIn ?? 0);
       tells.push(tell(ACTOR.acceptor, { type: 'heartbeat', from, msg: envelope.heartbeat! }));
       return;
     case 'accepted':

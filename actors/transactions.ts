@@ -109,11 +109,14 @@ function slotOf(ctx: TransactionsContext, ticks: number): Set<string> {
 /**
  * Ticks until the transactions actor acts on one: the next tick of a live
  * coordinator's or participant's slot, or the next look for transactions
- * left in doubt (every `txRetryTicks`, at a leader).
+ * left in doubt (every `txRetryTicks`, at a leader whose log holds a
+ * before-image or an unacknowledged decision: with neither there is nothing
+ * to look for).
  */
 export function transactionsDue(ctx: TransactionsContext): number {
   const period = ctx.info.tuning.txRetryTicks;
-  let due = ctx.view.role === 'leader' ? period - (ctx.ticks % period) : Infinity;
+  const inDoubt = ctx.state.wal.size > 0 || ctx.state.unacked.size > 0;
+  let due = ctx.view.role === 'leader' && inDoubt ? period - (ctx.ticks % period) : Infinity;
   if (ctx.actors.size === 0) return due;
   for (let k = 1; k < due && k <= period; k++) {
     if ((ctx.wheel[(ctx.ticks + k) % period]?.size ?? 0) > 0) return k;

@@ -110,6 +110,8 @@ export class LocalCluster {
 
   spawn(node: NodeId): ChildProcess {
     const out = createWriteStream(this.logFile(node), { flags: 'a' });
+    // A log that cannot be written (its directory removed under it) loses the node's output, not the caller's process.
+    out.on('error', (err) => process.stderr.write(`shardbank: ${nodeName(node)}'s log ${this.logFile(node)}: ${err.message}\n`));
     // SHARDBANK_NODE_ARGS passes Node flags to every node process, e.g. "--cpu-prof --cpu-prof-dir=prof".
     const nodeArgs = (process.env.SHARDBANK_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     const metrics = this.opts.metricsBasePort ? ['--metrics', `127.0.0.1:${this.opts.metricsBasePort + node - 1}`] : [];

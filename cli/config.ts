@@ -232,6 +232,9 @@ export function loadTopology(opts: TopologyOptions = {}): Topology {
   if (topo.tuning.electionTicksMin > topo.tuning.electionTicksMax) {
     fc.fail('tuning.electionTicksMin', `(${topo.tuning.electionTicksMin}) must not exceed tuning.electionTicksMax (${topo.tuning.electionTicksMax})`);
   }
+  if (topo.tuning.idleHeartbeatTicks < topo.tuning.heartbeatTicks) {
+    fc.fail('tuning.idleHeartbeatTicks', `(${topo.tuning.idleHeartbeatTicks}) must be at least tuning.heartbeatTicks (${topo.tuning.heartbeatTicks})`);
+  }
 
   if (fromFile.nodes !== undefined) {
     let nodes = checkNodes(fc, fromFile.nodes, count);

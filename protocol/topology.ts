@@ -31,6 +31,14 @@ export interface Tuning {
   /** One logical clock tick of a node, in ms: the unit of the timers below. */
   tickMs: number;
   heartbeatTicks: number;
+  /**
+   * The longest a leader with nothing to order waits between heartbeats, in
+   * ticks. A leader quiet for q ticks heartbeats every q/4 ticks, between
+   * `heartbeatTicks` and this; each heartbeat names the wait to the next, and
+   * its followers stretch their election timeouts by as much. Equal to
+   * `heartbeatTicks`: no slowing down.
+   */
+  idleHeartbeatTicks: number;
   electionTicksMin: number;
   electionTicksMax: number;
   /** Ticks an uncommitted accept waits before it is sent again. */
@@ -116,6 +124,7 @@ export interface Topology {
 export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   tickMs: 25,
   heartbeatTicks: 2,
+  idleHeartbeatTicks: 40,
   electionTicksMin: 8,
   electionTicksMax: 16,
   retransmitTicks: 8,

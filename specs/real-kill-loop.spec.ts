@@ -26,6 +26,8 @@ test('nodes SIGKILLed repeatedly under load come back from their (compacted) log
   const { admin, transport: adminTransport } = cluster.admin('kill-admin');
   const { client, transport } = cluster.client('kill', 8);
   const rng = createRng(535);
+  // Restarts still under way when an assertion fails are waited for before the cluster and its files go.
+  const restarts: Promise<void>[] = [];
   try {
     await cluster.start(admin);
     await flushCluster(admin, topology, 1);
@@ -46,7 +48,6 @@ test('nodes SIGKILLed repeatedly under load come back from their (compacted) log
     const workers = Array.from({ length: 8 }, worker);
     // Kill a node every 700 ms (at most one per cluster down), restart it 500 ms later.
     const down = new Set<number>();
-    const restarts: Promise<void>[] = [];
     let kills = 0;
     for (let round = 0; round < 10; round++) {
       await sleep(700);
@@ -82,6 +83,7 @@ test('nodes SIGKILLed repeatedly under load come back from their (compacted) log
     assert.ok(audit.replicasAgree, 'replicas of each cluster agree');
     assert.is(audit.inDoubt, 0, `no cross-shard transaction in doubt: ${JSON.stringify(audit)}`);
   } finally {
+    await Promise.allSettled(restarts);
     await stopLocalCluster({ client, cluster, transports: [transport, adminTransport], dataDir });
   }
 });

@@ -8,7 +8,7 @@
  *   this run a move whose move-in never ran commits, and its item is left
  *   with no owner: one cluster says the other owns it (version 1), the
  *   other still says the first does (version 0).
- * - seed 2, `stale-owner-applies`: a cluster admits and runs transfers by the
+ * - seed 3, `stale-owner-applies`: a cluster admits and runs transfers by the
  *   initial shard ranges, ignoring moves; it credits and debits items that
  *   moved away, and a replica holds a balance for an item another cluster
  *   owns.
@@ -18,7 +18,7 @@ import * as assert from 'uvu/assert';
 import { simulate } from '../runtime/simulator.js';
 
 const COMMIT_BEFORE_MOVE_IN_SEED = 1;
-const STALE_OWNER_SEED = 2;
+const STALE_OWNER_SEED = 3;
 
 test(`seed ${COMMIT_BEFORE_MOVE_IN_SEED}: a source that commits a move before the destination's move-in is caught (an item with no owner); without the bug the seed is clean`, async () => {
   const bugged = await simulate({ seed: COMMIT_BEFORE_MOVE_IN_SEED, plantedBugs: ['move-commit-before-move-in'] });

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { ACTOR } from '../actors/node-info.js';
 import { shardbank, type EnvelopeProps } from '../protocol/messages.js';
-import { clusterNodes, makeTopology } from '../protocol/topology.js';
+import { makeTopology } from '../protocol/topology.js';
 import { NodeCore, type Clock } from '../runtime/core.js';
 import { emptyState } from '../store/state.js';
 
@@ -49,7 +49,7 @@ class HandClock implements Clock {
 }
 
 const topology = makeTopology({});
-const { tickMs, electionTicksMin, electionTicksMax, heartbeatTicks } = topology.tuning;
+const { tickMs, electionTicksMin, electionTicksMax, heartbeatTicks, idleHeartbeatTicks } = topology.tuning;
 const wire = (env: EnvelopeProps) => shardbank.Envelope.decode(shardbank.Envelope.encode(env).finish());
 
 /** A core for node `self` in a set led by `leader`, and the tick events (n each) its root takes. */
@@ -131,21 +131,92 @@ test('a timer that fires late delivers the due tick and drops the ones past it, 
   c.stop();
 });
 
-test('a leader wakes for its heartbeats only: one every heartbeatTicks, none in between', () => {
+/** Moves the clock one tick at a time for `n` ticks, and the heartbeats sent at each: [tick, nextIn]. */
+function runTicks(c: NodeCore, clock: HandClock, n: number, answer?: (hb: EnvelopeProps) => EnvelopeProps[]): [number, number][] {
+  const seen: [number, number][] = [];
+  const start = Math.round(clock.time / tickMs);
+  for (let t = start + 1; t <= start + n; t++) {
+    clock.advanceTo(t * tickMs);
+    const out = c.take();
+    const sent = [...out.now, ...out.afterWrite].filter((s) => s.heartbeat);
+    if (sent.length > 0) seen.push([t, Number(sent[0]!.heartbeat!.nextIn ?? 0)]);
+    const replies = answer ? sent.flatMap((s) => answer(s)) : [];
+    if (replies.length > 0) {
+      c.send({ type: 'messages', envelopes: replies.map(wire) });
+      c.send({ type: 'endOfTurn' });
+      c.take();
+    }
+  }
+  return seen;
+}
+
+/** Followers that acknowledge every heartbeat at once. */
+const acknowledge = (hb: EnvelopeProps): EnvelopeProps[] => [{ from: hb.to!, to: hb.from!, epoch: 1, heartbeatAck: { ballot: hb.heartbeat!.ballot, probe: hb.heartbeat!.probe, executedThrough: 0 } }];
+
+test('a quiet leader heartbeats less and less often, down to one every idleHeartbeatTicks, and names each wait in the heartbeat before it', () => {
   const { c, clock, ticks } = core(1, 1);
-  // Its followers never answer here: once its failure detector's window has passed (a wake-up of its
-  // own, the tick they drop out of it), it sees no one live and times nothing but its heartbeats.
-  const settled = heartbeatTicks * Math.ceil((electionTicksMin + 2) / heartbeatTicks) * tickMs;
-  clock.advanceTo(settled);
-  c.take();
+  const beats = runTicks(c, clock, 12 * idleHeartbeatTicks, acknowledge);
+  assert.equal(beats[0], [heartbeatTicks, heartbeatTicks], 'a new leader starts at heartbeatTicks');
+  for (let i = 1; i < beats.length; i++) {
+    assert.is(beats[i]![0] - beats[i - 1]![0], beats[i - 1]![1], `heartbeat ${i} comes when the one before said (${beats[i - 1]![1]} ticks)`);
+    assert.ok(beats[i]![1] >= beats[i - 1]![1], 'the waits only grow while nothing happens');
+    // Quiet for q ticks: every q/4, within the bounds.
+    assert.is(beats[i]![1], Math.max(heartbeatTicks, Math.min(idleHeartbeatTicks, Math.floor(beats[i]![0] / 4))));
+  }
+  assert.is(beats.at(-1)![1], idleHeartbeatTicks, 'it settles at idleHeartbeatTicks');
+  const settledAt = beats.findIndex((b) => b[1] === idleHeartbeatTicks);
+  assert.ok(beats.length - settledAt >= 5, 'and stays there');
+  // Once settled, the leader is woken for its heartbeats and nothing else.
   ticks.length = 0;
-  const before = clock.armed;
-  clock.advanceTo(settled + 10 * heartbeatTicks * tickMs);
+  const armed = clock.armed;
+  runTicks(c, clock, 5 * idleHeartbeatTicks, acknowledge);
+  assert.equal(ticks, Array.from({ length: 5 }, () => idleHeartbeatTicks), 'five wake-ups, one per heartbeat');
+  assert.ok(clock.armed - armed <= 5 + 2 * 5, 'a timer per wake-up and per acknowledgement turn at most');
+  assert.is((c.root.system.get(ACTOR.election) as AnyActorRef).getSnapshot().context.view.quorum, true, 'followers that answer stay live');
+  c.stop();
+});
+
+test('work brings the heartbeats back at once, and a follower that stopped answering during the quiet is noticed one window later', () => {
+  const { c, clock, election } = core(1, 1);
+  runTicks(c, clock, 10 * idleHeartbeatTicks, acknowledge);
+  assert.is(election().context.announced, idleHeartbeatTicks);
+  // Both followers die (they stop acknowledging) right after the last heartbeat; a transfer comes mid-wait.
+  runTicks(c, clock, idleHeartbeatTicks / 2);
+  assert.is(election().context.view.quorum, true, 'the quiet leader has not asked since');
+  const at = Math.round(clock.time / tickMs);
+  c.send({ type: 'messages', envelopes: [wire({ from: 0, fromClient: 'c', request: { command: { client: 'c', timestamp: 1, transfer: { sender: 1, receiver: 2, amount: 1 } } } })] });
+  c.send({ type: 'endOfTurn' });
+  c.take();
+  const beats = runTicks(c, clock, electionTicksMin + 2);
+  assert.equal(beats[0], [at + 1, heartbeatTicks], 'a heartbeat at the next tick, announcing heartbeatTicks');
+  assert.is(election().context.view.quorum, false, `no majority within ${electionTicksMin + 1} ticks of the work`);
+  assert.equal(election().context.view.live, []);
+  c.stop();
+});
+
+test('a follower told the next heartbeat is far off waits that much longer, for its timeout and for the P1 rule', () => {
+  const { c, clock, election } = core(1, 2);
+  clock.advanceTo(tickMs);
+  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe: 1, nextIn: idleHeartbeatTicks } })] });
+  c.send({ type: 'endOfTurn' });
+  c.take();
+  const grace = idleHeartbeatTicks - heartbeatTicks;
+  assert.is(election().context.grace, grace);
+  const timeout = election().context.timeoutTicks as number;
+  assert.equal(clock.pending, [(1 + timeout + grace) * tickMs], 'the timeout is pushed back by the announced wait');
+  // Past electionTicksMin but inside the announced wait, a pre-vote and a PREPARE from n3 are refused.
+  clock.advanceTo((1 + electionTicksMin + 1) * tickMs);
+  const ballot = { round: 2, node: 3 };
+  c.send({ type: 'messages', envelopes: [wire({ from: 3, to: 1, epoch: 1, preVote: { ballot, commitThrough: 0 } }), wire({ from: 3, to: 1, epoch: 1, prepare: { ballot, commitThrough: 0 } })] });
+  c.send({ type: 'endOfTurn' });
   const out = c.take();
-  const heartbeats = [...out.now, ...out.afterWrite].filter((s) => s.heartbeat);
-  assert.equal(ticks, Array.from({ length: 10 }, () => heartbeatTicks), 'ten wake-ups of heartbeatTicks ticks each');
-  assert.is(heartbeats.length, 10 * (clusterNodes(topology, 1).length - 1), 'a heartbeat to each follower at each');
-  assert.ok(clock.armed - before <= 10, 'one timer a wake-up');
+  const sent = [...out.now, ...out.afterWrite];
+  assert.is(sent.find((s) => s.preVoteReply)?.preVoteReply?.granted, false, 'pre-vote refused: the leader may still be heard');
+  assert.not.ok(sent.some((s) => s.promise), 'PREPARE deferred, not granted');
+  assert.is(election().value, 'follower');
+  // The heartbeat never comes: the follower campaigns once the stretched timeout falls, and grants the deferred PREPARE.
+  clock.advanceTo((1 + timeout + grace) * tickMs);
+  assert.is(election().context.view.leader, 0, 'it has stopped following n2');
   c.stop();
 });
 

@@ -1,12 +1,32 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /**
+ * The ports the kernel hands out as the local end of outgoing connections
+ * (Linux's ip_local_port_range; 32768..60999 by default). A node that
+ * restarts must find its port free, and one that some connection took as
+ * its source port in the meantime is not.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
+  } catch {
+    // Not Linux: the IANA dynamic range.
+  }
+  return [49152, 65535];
+}
+
+/**
  * A run of `count` consecutive free ports on 127.0.0.1, so parallel runs
- * (and the user's own cluster on 7101..) don't clash.
+ * (and the user's own cluster on 7101..) don't clash, below the ephemeral
+ * range (or above it, where it leaves no room below).
  */
 export async function freePortRange(count: number): Promise<number> {
+  const [lo, hi] = ephemeralRange();
+  const [from, to] = lo - count > 20000 ? [20000, lo - count] : [hi + 1, 65536 - count];
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
+    const base = from + Math.floor(Math.random() * (to - from));
     const servers: net.Server[] = [];
     let ok = true;
     for (let i = 0; i < count && ok; i++) {
