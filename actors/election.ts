@@ -306,6 +306,7 @@ export const electionMachine = setup({
     isInitialLeader: ({ context, event }) => (event as FlushedEvent).leader === context.info.self,
     /** A cluster of one: its own promise (or pre-vote) is a majority. */
     selfIsMajority: ({ context }) => context.info.majority <= 1,
+    graceOutlastsTimeout: ({ context }) => context.grace > context.elapsed,
     preVoteCompletesMajority: ({ context, event }) => {
       const e = event as PreVoteReplyEvent;
       if (!e.msg.granted || !ballotEquals(e.msg.ballot, nextBallot(context))) return false;
@@ -317,6 +318,12 @@ export const electionMachine = setup({
     resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0, grace: 0 }, drawTimeout(context, 'follower'))),
     resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0, grace: 0 }, drawTimeout(context, 'candidate'))),
     countTick: assign({ elapsed: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) }),
+    /**
+     * A client waits on the leader: the timeout and the P1 rule count a
+     * normal timeout and electionTicksMin from now, not from the quiet
+     * leader's last heartbeat plus its announced wait.
+     */
+    shortenGrace: assign({ grace: ({ context }) => context.elapsed }),
     becomeFollower: act(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
       changeView(enqueue, context.view, withRole(context.view, 'follower', { live: [], quorum: false }), why(event));
@@ -535,6 +542,7 @@ export const electionMachine = setup({
           { actions: 'countTick' },
         ],
         contact: { actions: 'followLeader' },
+        asked: { guard: 'graceOutlastsTimeout', actions: 'shortenGrace' },
         prepare: [
           { guard: 'prepareIsStale', actions: 'refusePrepare' },
           { guard: 'mayGrantNow', actions: 'grantPrepare' },

@@ -75,8 +75,7 @@ export type NodeEvent = NodeInput | TickEvent | ViewEvent;
 
 // ---------------------------------------------------------------- election
 
-/** Any message from the current (or a newer) leader: resets the election timer. */
-/** A leader was heard; a heartbeat also says in how many ticks the next one comes at the latest (`nextIn`). */
+/** Any message from the current (or a newer) leader: resets the election timer. A heartbeat also says in how many ticks the next one comes at the latest (`nextIn`). */
 export type ContactEvent = { type: 'contact'; from: NodeId; ballot: Ballot; nextIn?: number };
 /** The set starts: `leader` leads with ballot <1, leader>, no election. */
 export type FlushedEvent = { type: 'flushed'; leader: NodeId };
@@ -86,6 +85,12 @@ export type RecoveredEvent = { type: 'recovered' };
 export type ShareAcksEvent = { type: 'shareAcks'; txids: string[] };
 /** Executor -> election: confirm with a majority that this node still leads (linearizable reads). */
 export type ConfirmEvent = { type: 'confirm' };
+/**
+ * Node -> election: this follower relayed a client's request to its leader.
+ * A live leader answers with work at once, so the patience a quiet
+ * leader's heartbeat granted (`grace`) ends a normal timeout from now.
+ */
+export type AskedEvent = { type: 'asked' };
 
 export type ElectionEvent =
   | TickEvent
@@ -99,7 +104,8 @@ export type ElectionEvent =
   | HeartbeatAckEvent
   | PreVoteEvent
   | PreVoteReplyEvent
-  | ConfirmEvent;
+  | ConfirmEvent
+  | AskedEvent;
 
 // ---------------------------------------------------------------- acceptor
 

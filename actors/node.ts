@@ -240,6 +240,8 @@ export const nodeMachine = setup({
       const told = new Map<NodeId, Ballot>();
       for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) routeMessage(context, envelope, tells, sends, told);
       for (const s of sends) enqueue.emit(s);
+      // Requests relayed to the leader: it must show itself within a normal timeout, however quiet it was.
+      if (sends.length > 0) tells.push(tell(ACTOR.election, { type: 'asked' }));
       post(enqueue, tells);
     }),
     // Only a leader proposes, keeps transactions and parks requests: the other

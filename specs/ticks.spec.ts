@@ -220,6 +220,35 @@ test('a follower told the next heartbeat is far off waits that much longer, for 
   c.stop();
 });
 
+test('a client request relayed to a quiet leader ends the follower\'s extra patience: a normal timeout from then on', () => {
+  const { c, clock, election } = core(1, 2);
+  clock.advanceTo(tickMs);
+  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe: 1, nextIn: idleHeartbeatTicks } })] });
+  c.send({ type: 'endOfTurn' });
+  c.take();
+  const timeout = election().context.timeoutTicks as number;
+  clock.advanceTo(21 * tickMs);
+  c.send({ type: 'messages', envelopes: [wire({ from: 0, fromClient: 'c', request: { command: { client: 'c', timestamp: 1, transfer: { sender: 1, receiver: 2, amount: 1 } } } })] });
+  c.send({ type: 'endOfTurn' });
+  const out = c.take();
+  assert.ok([...out.now, ...out.afterWrite].some((s) => s.to === 2 && s.request?.relayedBy === 1), 'relayed to n2');
+  assert.is(election().context.grace, 20, 'the patience left is what has already passed');
+  assert.equal(clock.pending, [(21 + timeout) * tickMs], 'the timeout falls a normal timeout after the request');
+  // n3 got the client's request too and asks electionTicksMin ticks later: n1 grants the pre-vote only then.
+  const ballot = { round: 2, node: 3 };
+  const preVote = () => {
+    c.send({ type: 'messages', envelopes: [wire({ from: 3, to: 1, epoch: 1, preVote: { ballot, commitThrough: 0 } })] });
+    c.send({ type: 'endOfTurn' });
+    const o = c.take();
+    return [...o.now, ...o.afterWrite].find((s) => s.preVoteReply)?.preVoteReply?.granted;
+  };
+  clock.advanceTo((21 + electionTicksMin - 1) * tickMs);
+  assert.is(preVote(), false, 'not before electionTicksMin ticks of silence since the request');
+  clock.advanceTo((21 + electionTicksMin) * tickMs);
+  assert.is(preVote(), true);
+  c.stop();
+});
+
 test('a failed node\'s clock stops: nothing is due, no timer is set, and on recovery its ticks start from there', () => {
   const { c, clock, ticks, election } = core(1, 2);
   c.send({ type: 'fail' });
