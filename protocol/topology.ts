@@ -124,7 +124,7 @@ export interface Topology {
 export const DEFAULT_TUNING: Readonly<Tuning> = Object.freeze({
   tickMs: 25,
   heartbeatTicks: 2,
-  idleHeartbeatTicks: 40,
+  idleHeartbeatTicks: 60,
   electionTicksMin: 8,
   electionTicksMax: 16,
   retransmitTicks: 8,
