@@ -34,6 +34,8 @@ export interface AcceptorContext extends ActorInput {
   view: View;
   /** Ticks left before catch-up may be asked for again. */
   catchupWait: number;
+  /** The last catch-up asked for: whom, and from which seq. */
+  asked: { leader: NodeId; fromSeq: number } | null;
 }
 
 /** Ticks until the acceptor acts on one: the end of a catch-up wait (Infinity: it times nothing). */
@@ -218,19 +220,28 @@ export const acceptorMachine = setup({
       const { leader, fromSeq } = event as BehindEvent;
       const { info } = context;
       invariant(leader !== info.self, 'a node asks itself for catch-up');
-      enqueue.assign({ catchupWait: info.tuning.retransmitTicks });
+      enqueue.assign({ catchupWait: info.tuning.retransmitTicks, asked: { leader, fromSeq } });
       enqueue.emit(record({ catchup: { what: 'requested', from: leader, fromSeq } }));
       enqueue.emit(reply(context, leader, { catchupRequest: { fromSeq, maxEntries: info.tuning.maxCatchupEntries } }));
     }),
     countDown: assign({ catchupWait: ({ context, event }) => context.catchupWait - ticksOf(event as TickEvent) }),
     clearWait: assign({ catchupWait: 0 }),
+    /**
+     * The wait ended with no reply (lost, or the leader busy): ask again if
+     * nothing since has brought us to the seq asked for. A quiet leader's
+     * heartbeat, which would show us behind, may be a second or more away.
+     */
+    askAgainIfStillBehind: act(({ context, enqueue }) => {
+      const { asked, view, state } = context;
+      if (asked && view.leader === asked.leader && state.commitThrough < asked.fromSeq) enqueue.raise({ type: 'behind', leader: asked.leader, fromSeq: state.commitThrough + 1 });
+    }),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
     /** Back from a disconnection: ask the leader we knew for what we missed, before any heartbeat. */
     askLeaderWeKnew: raise(({ context }) => ({ type: 'behind' as const, leader: context.view.leader, fromSeq: context.state.commitThrough + 1 })),
   },
 }).createMachine({
   id: 'acceptor',
-  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, catchupWait: 0 }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, catchupWait: 0, asked: null }),
   initial: 'current',
   on: {
     accept: { actions: 'onAccept' },
@@ -251,7 +262,7 @@ export const acceptorMachine = setup({
     },
     catchingUp: {
       on: {
-        tick: [{ guard: 'waitOver', target: 'current', actions: 'clearWait' }, { actions: 'countDown' }],
+        tick: [{ guard: 'waitOver', target: 'current', actions: ['clearWait', 'askAgainIfStillBehind'] }, { actions: 'countDown' }],
         catchupReply: { target: 'current', actions: ['clearWait', 'onCatchupReply'] },
         recovered: { target: 'current', actions: ['clearWait', 'askLeaderWeKnew'] },
       },

@@ -75,6 +75,8 @@ export interface ElectionContext extends ActorInput {
   /** The number of the last heartbeat sent, and the highest each peer acknowledged. */
   probe: number;
   acked: ReadonlyMap<NodeId, number>;
+  /** When (`now`) each peer's last acknowledgement came. */
+  heard: ReadonlyMap<NodeId, number>;
   /** A confirmation of leadership asked for: the heartbeat a majority must acknowledge (0: none). */
   confirming: number;
   /**
@@ -155,21 +157,28 @@ function overdueProbe(ctx: ElectionContext, sent: readonly Probe[], now: number)
 }
 
 /**
- * The peers that acknowledged every heartbeat older than the failure
- * detector's window, and whether with this node they are a majority. A quiet
- * leader heartbeats seldom, and a peer that dies then is noticed one window
- * after the next heartbeat; the first heartbeat after new work comes at once.
+ * The peers heard within the failure detector's window, or that
+ * acknowledged every heartbeat older than it, and whether with this node
+ * they are a majority. A quiet leader heartbeats seldom: a peer that dies
+ * then is noticed one window after the next heartbeat, and the first
+ * heartbeat after new work goes at once. A busy peer whose acknowledgements
+ * all come late, but keep coming, stays live.
  */
-function liveness(ctx: ElectionContext, acked: ReadonlyMap<NodeId, number>, sent: readonly Probe[], now: number): { live: NodeId[]; quorum: boolean } {
+function liveness(ctx: ElectionContext, acked: ReadonlyMap<NodeId, number>, heard: ReadonlyMap<NodeId, number>, sent: readonly Probe[], now: number): { live: NodeId[]; quorum: boolean } {
   const due = overdueProbe(ctx, sent, now);
-  const live = ctx.info.peers.filter((p) => (acked.get(p) ?? -1) >= due);
+  const window = ctx.info.tuning.electionTicksMin;
+  const live = ctx.info.peers.filter((p) => (acked.get(p) ?? -1) >= due || now - (heard.get(p) ?? -Infinity) <= window);
   return { live, quorum: live.length + 1 >= ctx.info.majority };
 }
 
-/** Has the leader work since it last looked: entries ordered, committed or in flight, ACKs to share, a read to confirm. */
+/**
+ * Has the leader work since it last looked: entries ordered, committed or in
+ * flight, ACKs to share, a read to confirm; or no majority heard, which it
+ * wants back soon.
+ */
 function workSeen(ctx: ElectionContext): boolean {
   const { state } = ctx;
-  return state.commitThrough !== ctx.seenCommit || state.maxSeq !== ctx.seenSeq || state.maxSeq > state.commitThrough || ctx.acks.size > 0 || ctx.confirming > 0;
+  return state.commitThrough !== ctx.seenCommit || state.maxSeq !== ctx.seenSeq || state.maxSeq > state.commitThrough || ctx.acks.size > 0 || ctx.confirming > 0 || !ctx.view.quorum;
 }
 
 /** Ticks between heartbeats for a leader quiet for `quiet` ticks: a quarter of that, between heartbeatTicks and idleHeartbeatTicks. */
@@ -193,13 +202,14 @@ export function electionDue(ctx: ElectionContext, leading: boolean): number {
   if (!leading) return Math.max(1, ctx.timeoutTicks + ctx.grace - ctx.elapsed);
   let due = heartbeatWait(ctx) - ctx.sinceHeartbeat;
   const window = ctx.info.tuning.electionTicksMin;
-  const live = ctx.view.live;
-  for (const s of ctx.sent) {
-    if (ctx.now - s.at > window) continue;
-    if (live.some((p) => (ctx.acked.get(p) ?? -1) < s.probe)) {
-      due = Math.min(due, s.at + window + 1 - ctx.now);
-      break;
-    }
+  // The first tick a live peer could drop out: its last acknowledgement leaves the window
+  // with a heartbeat it has not acknowledged past it.
+  for (const p of ctx.view.live) {
+    const acked = ctx.acked.get(p) ?? -1;
+    const unanswered = ctx.sent.find((s) => s.probe > acked);
+    if (!unanswered) continue;
+    const out = Math.max(unanswered.at, ctx.heard.get(p) ?? -Infinity) + window + 1;
+    due = Math.min(due, out - ctx.now);
   }
   return Math.max(1, due);
 }
@@ -226,6 +236,12 @@ function heartbeat(enqueue: Enqueue, ctx: ElectionContext, now: number, acks: st
   const sent = ctx.sent.slice(from).filter((s) => s.at !== now);
   sent.push({ probe, at: now });
   return { probe, sent };
+}
+
+/** The patience a contact grants: what a heartbeat's announced wait exceeds heartbeatTicks by (0 for anything else). */
+function graceOf(ctx: ElectionContext, event: { type: string }): number {
+  const nextIn = event.type === 'contact' ? (event as ContactEvent).nextIn : undefined;
+  return nextIn === undefined ? 0 : Math.max(0, nextIn - ctx.info.tuning.heartbeatTicks);
 }
 
 function withRole(view: View, role: Role, patch: Partial<View> = {}): View {
@@ -275,7 +291,8 @@ function wouldGrantPreVote(ctx: ElectionContext, e: PreVoteEvent): boolean {
 /** Promises `ballot` to `from`: the acceptor records the promise and answers with its log. */
 function grant(enqueue: Enqueue, ctx: ElectionContext, event: ElectionEvent, from: NodeId, ballot: Ballot, commitThrough: number): void {
   enqueue.emit(answered(from, ballot, 'granted', ctx.state.promised));
-  enqueue.assign({ elapsed: 0, deferred: null });
+  // The old leader's announced wait is no reason to wait longer for the candidate.
+  enqueue.assign({ elapsed: 0, deferred: null, grace: 0 });
   changeView(enqueue, ctx.view, Object.assign({}, ctx.view, { leader: 0 }), why(event));
   post(enqueue, [tell(ACTOR.acceptor, { type: 'grantPromise', to: from, ballot, commitThrough })]);
 }
@@ -315,7 +332,8 @@ export const electionMachine = setup({
 
   },
   actions: {
-    resetFollowerTimer: assign(({ context }) => Object.assign({ elapsed: 0, grace: 0 }, drawTimeout(context, 'follower'))),
+    // A heartbeat that makes a (pre)candidate follow again brings its leader's announced wait with it.
+    resetFollowerTimer: assign(({ context, event }) => Object.assign({ elapsed: 0, grace: graceOf(context, event) }, drawTimeout(context, 'follower'))),
     resetCandidateTimer: assign(({ context }) => Object.assign({ elapsed: 0, grace: 0 }, drawTimeout(context, 'candidate'))),
     countTick: assign({ elapsed: ({ context, event }) => context.elapsed + ticksOf(event as TickEvent) }),
     /**
@@ -324,6 +342,8 @@ export const electionMachine = setup({
      * leader's last heartbeat plus its announced wait.
      */
     shortenGrace: assign({ grace: ({ context }) => context.elapsed }),
+    /** A leader asked for through a follower: work, so the next heartbeat goes at the next tick. */
+    noteWork: assign({ activeAt: ({ context }) => context.now }),
     becomeFollower: act(({ context, event, enqueue }) => {
       enqueue.assign({ promises: new Map() });
       changeView(enqueue, context.view, withRole(context.view, 'follower', { live: [], quorum: false }), why(event));
@@ -333,7 +353,7 @@ export const electionMachine = setup({
       const ballot = compareBallots(e.ballot, context.view.ballot) > 0 ? e.ballot : context.view.ballot;
       enqueue.assign({ elapsed: 0, deferred: null });
       // A heartbeat says how long its leader may now be silent; any other contact leaves that as it was.
-      if (e.nextIn !== undefined) enqueue.assign({ grace: Math.max(0, e.nextIn - context.info.tuning.heartbeatTicks) });
+      if (e.nextIn !== undefined) enqueue.assign({ grace: graceOf(context, e) });
       changeView(enqueue, context.view, Object.assign({}, context.view, { leader: e.from, ballot }), why(event));
     }),
     deferPrepare: act(({ context, event, enqueue }) => {
@@ -405,10 +425,11 @@ export const electionMachine = setup({
       const voters = [...context.promises.keys()];
       // The detector starts out believing those it just heard from: every peer at a set's start, the voters after a campaign.
       const acked = new Map((context.installing ? info.peers : voters.filter((n) => n !== info.self)).map((n) => [n, 0] as [NodeId, number]));
-      const alive = liveness(context, acked, [], 0);
+      const heard = new Map([...acked.keys()].map((n) => [n, 0] as [NodeId, number]));
+      const alive = liveness(context, acked, heard, [], 0);
       const { heartbeatTicks } = info.tuning;
       // A new leader starts busy: it heartbeats every heartbeatTicks until it has been quiet a while.
-      enqueue.assign({ sinceHeartbeat: 0, promises: new Map(), now: 0, activeAt: 0, announced: heartbeatTicks, sent: [], acked, confirming: 0 });
+      enqueue.assign({ sinceHeartbeat: 0, promises: new Map(), now: 0, activeAt: 0, announced: heartbeatTicks, sent: [], acked, heard, confirming: 0 });
       if (context.installing) {
         enqueue.assign({ installing: false });
         changeView(enqueue, context.view, withRole(context.view, 'leader', Object.assign({ leader: info.self }, alive)), why(event));
@@ -454,7 +475,7 @@ export const electionMachine = setup({
       if (due) ({ probe, sent } = heartbeat(enqueue, context, now, takeAcks(context.acks, info.tuning.maxBatch), every));
       if (due) announced = every;
       enqueue.assign({ now, activeAt, seenCommit: state.commitThrough, seenSeq: state.maxSeq, sinceHeartbeat: due ? 0 : since, probe, sent, announced });
-      const alive = liveness(context, context.acked, sent, now);
+      const alive = liveness(context, context.acked, context.heard, sent, now);
       changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? 'a majority heard' : 'no majority heard within the window');
     }),
     /** A follower acknowledged a heartbeat of ours: it is live, and it still follows this ballot. */
@@ -463,8 +484,9 @@ export const electionMachine = setup({
       if (!ballotEquals(e.msg.ballot, context.view.ballot)) return;
       invariant(context.info.peers.includes(e.from), () => `an acknowledgement from n${e.from}, who is not a peer`);
       const acked = new Map(context.acked).set(e.from, Math.max(context.acked.get(e.from) ?? 0, Number(e.msg.probe ?? 0)));
-      enqueue.assign({ acked });
-      const alive = liveness(context, acked, context.sent, context.now);
+      const heard = new Map(context.heard).set(e.from, context.now);
+      enqueue.assign({ acked, heard });
+      const alive = liveness(context, acked, heard, context.sent, context.now);
       changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? `a majority heard again (n${e.from})` : 'no majority heard within the window');
       if (context.confirming > 0 && confirmedProbe(context, acked, context.probe) >= context.confirming) {
         enqueue.assign({ confirming: 0 });
@@ -517,6 +539,7 @@ export const electionMachine = setup({
     lastLeader: 0,
     acks: new Map(),
     now: 0,
+    heard: new Map(),
     probe: 0,
     acked: new Map(),
     confirming: 0,
@@ -586,6 +609,7 @@ export const electionMachine = setup({
         tick: { actions: 'leaderTick' },
         heartbeatAck: { actions: 'noteAck' },
         confirm: { actions: 'confirmLeadership' },
+        asked: { actions: 'noteWork' },
         contact: { guard: 'contactAboveMine', target: 'follower', actions: 'followLeader' },
         // A node asks with a higher ballot (it lost touch, its round grew): lead again above it,
         // or it stays a candidate forever while the others keep deferring it.

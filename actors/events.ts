@@ -86,9 +86,10 @@ export type ShareAcksEvent = { type: 'shareAcks'; txids: string[] };
 /** Executor -> election: confirm with a majority that this node still leads (linearizable reads). */
 export type ConfirmEvent = { type: 'confirm' };
 /**
- * Node -> election: this follower relayed a client's request to its leader.
- * A live leader answers with work at once, so the patience a quiet
- * leader's heartbeat granted (`grace`) ends a normal timeout from now.
+ * Node -> election: a client's request was relayed. A follower that relayed
+ * it ends the patience its quiet leader's heartbeat granted (`grace`) a
+ * normal timeout from now; the leader that got it counts it as work and
+ * heartbeats at once, so the followers that relayed it hear from it.
  */
 export type AskedEvent = { type: 'asked' };
 

@@ -238,10 +238,16 @@ export const nodeMachine = setup({
       const tells: Tell[] = [];
       const sends: SendEffect[] = [];
       const told = new Map<NodeId, Ballot>();
-      for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) routeMessage(context, envelope, tells, sends, told);
+      let relayedHere = false;
+      for (const envelope of (event as Extract<NodeEvent, { type: 'messages' }>).envelopes) {
+        routeMessage(context, envelope, tells, sends, told);
+        if (envelope.request?.relayedBy) relayedHere = true;
+      }
       for (const s of sends) enqueue.emit(s);
-      // Requests relayed to the leader: it must show itself within a normal timeout, however quiet it was.
-      if (sends.length > 0) tells.push(tell(ACTOR.election, { type: 'asked' }));
+      // A follower relayed requests (their client had no answer in time), or a leader got them
+      // relayed: the follower gives its leader a normal timeout from now, however quiet it was,
+      // and the leader heartbeats at once, whether or not the requests lead to entries.
+      if (sends.length > 0 || (relayedHere && context.view.role === 'leader')) tells.push(tell(ACTOR.election, { type: 'asked' }));
       post(enqueue, tells);
     }),
     // Only a leader proposes, keeps transactions and parks requests: the other

@@ -187,10 +187,33 @@ test('work brings the heartbeats back at once, and a follower that stopped answe
   c.send({ type: 'messages', envelopes: [wire({ from: 0, fromClient: 'c', request: { command: { client: 'c', timestamp: 1, transfer: { sender: 1, receiver: 2, amount: 1 } } } })] });
   c.send({ type: 'endOfTurn' });
   c.take();
-  const beats = runTicks(c, clock, electionTicksMin + 2);
+  const beats = runTicks(c, clock, electionTicksMin + 1);
   assert.equal(beats[0], [at + 1, heartbeatTicks], 'a heartbeat at the next tick, announcing heartbeatTicks');
-  assert.is(election().context.view.quorum, false, `no majority within ${electionTicksMin + 1} ticks of the work`);
+  assert.is(election().context.view.quorum, true, 'still live while that heartbeat is inside the window');
+  runTicks(c, clock, 1);
+  assert.is(election().context.view.quorum, false, `no majority ${electionTicksMin + 1} ticks after the heartbeat that went unanswered`);
   assert.equal(election().context.view.live, []);
+  c.stop();
+});
+
+test('a follower whose acknowledgements keep coming, each later than the window, stays live', () => {
+  const { c, clock, election } = core(1, 1);
+  // Every acknowledgement answers the heartbeat sent electionTicksMin + 2 ticks before it.
+  const late: EnvelopeProps[][] = [];
+  const lag = electionTicksMin + 2;
+  const start = Math.round(clock.time / tickMs);
+  for (let t = start + 1; t <= start + 6 * lag; t++) {
+    clock.advanceTo(t * tickMs);
+    const out = c.take();
+    late.push([...out.now, ...out.afterWrite].filter((e) => e.heartbeat).flatMap(acknowledge));
+    const due = late.length > lag ? late[late.length - 1 - lag]! : [];
+    if (due.length > 0) {
+      c.send({ type: 'messages', envelopes: due.map(wire) });
+      c.send({ type: 'endOfTurn' });
+      c.take();
+    }
+    if (t > start + 2 * lag) assert.is(election().context.view.quorum, true, `tick ${t}: late but steady acknowledgements keep a majority`);
+  }
   c.stop();
 });
 
@@ -214,9 +237,46 @@ test('a follower told the next heartbeat is far off waits that much longer, for 
   assert.is(sent.find((s) => s.preVoteReply)?.preVoteReply?.granted, false, 'pre-vote refused: the leader may still be heard');
   assert.not.ok(sent.some((s) => s.promise), 'PREPARE deferred, not granted');
   assert.is(election().value, 'follower');
-  // The heartbeat never comes: the follower campaigns once the stretched timeout falls, and grants the deferred PREPARE.
+  // The heartbeat never comes: once the stretched timeout falls, the follower grants the deferred PREPARE.
+  clock.advanceTo((1 + timeout + grace) * tickMs - 1);
+  assert.is(election().context.view.leader, 2, 'still following n2 a moment before');
   clock.advanceTo((1 + timeout + grace) * tickMs);
+  const after = c.take();
+  assert.ok([...after.now, ...after.afterWrite].some((s) => s.to === 3 && s.promise), 'the deferred PREPARE granted: a promise to n3');
   assert.is(election().context.view.leader, 0, 'it has stopped following n2');
+  c.stop();
+});
+
+test('a pre-candidate brought back by a quiet leader\'s heartbeat keeps the announced wait', () => {
+  const { c, clock, election } = core(1, 2);
+  const timeout = election().context.timeoutTicks as number;
+  clock.advanceTo(timeout * tickMs);
+  assert.is(election().value, 'precandidate', 'a heartbeat was missed');
+  c.take();
+  const at = timeout + 1;
+  clock.advanceTo(at * tickMs);
+  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe: 3, nextIn: idleHeartbeatTicks } })] });
+  c.send({ type: 'endOfTurn' });
+  c.take();
+  assert.is(election().value, 'follower');
+  assert.is(election().context.grace, idleHeartbeatTicks - heartbeatTicks, 'the heartbeat\'s wait, not reset on entering follower');
+  const again = election().context.timeoutTicks as number;
+  assert.equal(clock.pending, [(at + again + idleHeartbeatTicks - heartbeatTicks) * tickMs]);
+  c.stop();
+});
+
+test('a quiet leader that gets a relayed request heartbeats at the next tick, even when the request orders nothing', () => {
+  const { c, clock, election } = core(1, 1);
+  runTicks(c, clock, 10 * idleHeartbeatTicks, acknowledge);
+  runTicks(c, clock, idleHeartbeatTicks / 2, acknowledge);
+  const at = Math.round(clock.time / tickMs);
+  // A read at the default level: the leader answers it from its state, with no log entry.
+  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, request: { command: { client: 'c', timestamp: 1, read: { item: 1 } }, relayedBy: 2 } })] });
+  c.send({ type: 'endOfTurn' });
+  c.take();
+  assert.is(election().context.state.maxSeq, 0, 'nothing ordered');
+  const beats = runTicks(c, clock, 1, acknowledge);
+  assert.equal(beats, [[at + 1, heartbeatTicks]], 'a heartbeat at the next tick, announcing heartbeatTicks');
   c.stop();
 });
 

@@ -24,7 +24,9 @@ function ephemeralRange(): [number, number] {
  */
 export async function freePortRange(count: number): Promise<number> {
   const [lo, hi] = ephemeralRange();
-  const [from, to] = lo - count > 20000 ? [20000, lo - count] : [hi + 1, 65536 - count];
+  // Below the ephemeral range from 20000, else above it, else anywhere below it from 1024.
+  const ranges: [number, number][] = [[20000, lo - count], [hi + 1, 65536 - count], [1024, lo - count]];
+  const [from, to] = ranges.find(([a, b]) => b - a >= 100) ?? [20000, 60000];
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = from + Math.floor(Math.random() * (to - from));
     const servers: net.Server[] = [];
