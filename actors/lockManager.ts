@@ -69,6 +69,14 @@ export interface LockManagerContext extends ActorInput {
    * once, as new transfers keep taking them.
    */
   reserved: Map<number, string>;
+  /**
+   * Requests ordered as an abort at once (a lock conflict, no funds) that
+   * have not run yet. They hold no lock, but a copy of one (the client's
+   * broadcast, a follower's relay) is a duplicate in flight: its entry will
+   * answer it. Answered afresh, it could be told its item moved away, and
+   * run at the new owner as well.
+   */
+  aborting: Set<string>;
   ticks: number;
 }
 
@@ -205,6 +213,12 @@ function refuseWithoutMajority(out: Out, ctx: LockManagerContext, command: Comma
   return true;
 }
 
+/** Orders a transfer as an abort, to answer it for good; until it runs, copies of it are dropped. */
+function abortAtOnce(out: Out, ctx: LockManagerContext, command: Command, reason: string): void {
+  ctx.aborting.add(requestId(command));
+  propose(out, command, Phase.PHASE_ABORT, reason);
+}
+
 function propose(out: Out, command: Command, phase: number, reason?: string): void {
   out.tells.push(tell(ACTOR.proposer, { type: 'propose', proposals: [{ command, phase, reason }] }));
 }
@@ -224,6 +238,7 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
   }
   if (stored && stored.timestamp > ts) return;
   const id = requestId(command);
+  if (ctx.aborting.has(id)) return;
   const t = command.transfer!;
   const senderOwner = ownerOf(info.topology, state, t.sender!)!;
   // (The planted bug `stale-owner-applies` goes by the initial ranges instead.)
@@ -245,11 +260,11 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
     if (holderOf(ctx, sender) !== undefined) {
       if (park(out, ctx, [sender], id, { type: 'admit', command }, until)) return;
       noteDecision(out, ctx, command, 'skipped', [sender]);
-      propose(out, command, Phase.PHASE_ABORT, 'lock conflict');
+      abortAtOnce(out, ctx, command, 'lock conflict');
       return;
     }
     if (balanceOf(state, sender) < (t.amount ?? 0)) {
-      propose(out, command, Phase.PHASE_ABORT, 'insufficient balance');
+      abortAtOnce(out, ctx, command, 'insufficient balance');
       return;
     }
     lock(ctx, sender, id);
@@ -262,7 +277,7 @@ function admit(out: Out, ctx: LockManagerContext, command: Command, until: numbe
   if (items.some((i) => holderOf(ctx, i) !== undefined)) {
     if (park(out, ctx, items, id, { type: 'admit', command }, until)) return;
     noteDecision(out, ctx, command, 'skipped', items);
-    propose(out, command, Phase.PHASE_ABORT, 'lock conflict');
+    abortAtOnce(out, ctx, command, 'lock conflict');
     return;
   }
   for (const i of items) lock(ctx, i, id);
@@ -366,12 +381,14 @@ function adoptPending(ctx: LockManagerContext): void {
   const { state } = ctx;
   for (let seq = state.executedThrough + 1; seq <= state.maxSeq; seq++) {
     const slot = state.log.get(seq);
-    // Decisions and skipped transfers hold no lock of their own.
-    if (!slot || (slot.runsAt ?? 0) > 0 || slot.phase >= Phase.PHASE_COMMIT) continue;
+    if (!slot || (slot.runsAt ?? 0) > 0) continue;
     const command = slot.command;
     const t = command?.transfer;
     if (!command || (!t && !command.move)) continue;
     const id = requestId(command);
+    // A transfer aborted at once holds no lock, but its copies wait for its entry; decisions hold none either.
+    if (slot.phase === Phase.PHASE_ABORT && t) ctx.aborting.add(id);
+    if (slot.phase >= Phase.PHASE_COMMIT) continue;
     const role = txRole(ctx, command);
     const items = role ? txSide(ctx, command, role).items : [t!.sender!, t!.receiver!];
     for (const item of items) lock(ctx, item, id);
@@ -392,6 +409,7 @@ function release(ctx: LockManagerContext, command: Command): void {
     if (holders?.delete(id) && holders.size === 0) ctx.locks.delete(i);
   }
   ctx.moving.delete(id);
+  ctx.aborting.delete(id);
 }
 
 /** Runs `step` with an output, then posts its messages. */
@@ -452,13 +470,13 @@ export const lockManagerMachine = setup({
       const ctx = Object.assign({}, context, { ticks });
       stepWith(enqueue, (out) => retryParked(out, ctx, (p) => ticks >= p.until || (p.request.type !== 'move' && p.items.every((i) => holderOf(ctx, i) === undefined))));
     }),
-    clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>(), reserved: () => new Map() }),
+    clear: assign({ locks: () => new Map(), parked: () => new Map(), moving: () => new Set<string>(), reserved: () => new Map(), aborting: () => new Set<string>() }),
     adopt: act(({ context }) => adoptPending(context)),
     noteView: assign({ view: ({ event }) => (event as ViewEvent).view }),
   },
 }).createMachine({
   id: 'lockManager',
-  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), moving: new Set(), reserved: new Map(), ticks: 0 }),
+  context: ({ input }) => ({ info: input.info, state: input.state, view: NO_VIEW, locks: new Map(), parked: new Map(), moving: new Set(), reserved: new Map(), aborting: new Set(), ticks: 0 }),
   initial: 'free',
   on: {
     admit: { actions: 'admit' },

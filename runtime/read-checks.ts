@@ -72,7 +72,7 @@ function staleness(r: HistoryOp & { value: number }, before: readonly HistoryOp[
   const shown = some([...new Set(since.map((s) => s.balance))]);
   return (
     `${r.level} ${describeRead(r)} returned ${r.value}${observed}; ` +
-    `${whose} #${w.id} (${w.requestId}) completed at ${w.completedAt} ms, before the read began at ${r.invokedAt} ms, ` +
+    `${whose} #${w.id} (${w.requestId}) completed at ${Math.round(w.completedAt)} ms, before the read began at ${Math.round(r.invokedAt)} ms, ` +
     `and left item ${item} at ${at.balance} (${where(at)}): expected one of ${shown}`
   );
 }

@@ -108,7 +108,7 @@ test('executor: running a committed entry returns its executed event, its reply 
 test('lock manager: admitting transfers returns proposals and lock events (locks change in place)', () => {
   const input = nodeInput();
   const s = step(lockManagerMachine, start(lockManagerMachine, input).snapshot, { type: 'view', view: { role: 'leader', leader: 1, ballot: B(1, 1), live: [2, 3], quorum: true } }).snapshot;
-  const r = checkPure('lock manager', lockManagerMachine, input.state, s, { type: 'admit', commands: [transfer('a', 1, 2), transfer('b', 2, 3)] }, ['locks', 'parked', 'moving']);
+  const r = checkPure('lock manager', lockManagerMachine, input.state, s, { type: 'admit', commands: [transfer('a', 1, 2), transfer('b', 2, 3)] }, ['locks', 'parked', 'moving', 'aborting']);
   assert.equal(r.tells.map((t) => t.type), ['propose']);
 });
 

@@ -193,6 +193,31 @@ test('the lock manager parks a transfer on an item in the middle of its move, an
   assert.is(reply.reason, 'item 3001 moved to c1 (version 1)');
 });
 
+test('a copy of a transfer ordered as an abort is dropped until the abort runs, even once its item has moved away: never answered MOVED', () => {
+  const src = sourceWithMoveOut();
+  const lm = steps(lockManagerMachine, start(lockManagerMachine, src).snapshot, [{ type: 'view', view: leading(4) }]);
+  // 3001 moves to c1, where its receiver 1 is: a cross-shard transfer becomes c1's alone.
+  const t = transfer('c/1', 3001, 1);
+  const parked = step(lockManagerMachine, lm.snapshot, { type: 'admit', commands: [t] });
+  // The wait runs out while the move still holds the item: the transfer is skipped, ordered as an abort.
+  const skipped = step(lockManagerMachine, parked.snapshot, { type: 'tick', n: 100 });
+  assert.equal(skipped.tells.map((x) => (x as { proposals?: { phase: number; reason?: string }[] }).proposals?.map((p) => [p.phase, p.reason])), [[[Phase.PHASE_ABORT, 'lock conflict']]]);
+  // The move commits before that abort runs: the item is c1's now.
+  run(src, Object.assign(slot(2, Phase.PHASE_COMMIT, move), { runsAt: 3 }));
+  const released = step(lockManagerMachine, skipped.snapshot, { type: 'release', commands: [move] });
+  assert.is(ownerOf(src.info.topology, src.state, 3001)!.cluster, 1);
+  // The client's broadcast copy: its abort is in flight here, so it is dropped. Answered MOVED,
+  // the client would send it to c1, which would run it, while this cluster answers aborted.
+  const copy = step(lockManagerMachine, released.snapshot, { type: 'admit', commands: [t] });
+  assert.equal(sends(copy.effects), [], 'no answer: the abort in flight answers it');
+  assert.equal(copy.tells, [], 'nothing ordered twice');
+  // Once the abort has run, a copy is answered from the stored reply: aborted, still not MOVED.
+  run(src, Object.assign(slot(3, Phase.PHASE_ABORT, t), { reason: 'lock conflict' }));
+  const ran = step(lockManagerMachine, copy.snapshot, { type: 'release', commands: [t] });
+  const late = step(lockManagerMachine, ran.snapshot, { type: 'admit', commands: [t] });
+  assert.equal(sends(late.effects).map((e) => [e.reply?.status, e.reply?.reason]), [[Status.ABORTED, 'lock conflict']]);
+});
+
 test('a PREPARE for a receiver that moved away is answered with where it went, and prepares nothing', () => {
   const src = sourceWithMoveOut();
   run(src, Object.assign(slot(2, Phase.PHASE_COMMIT, move), { runsAt: 3 }));
