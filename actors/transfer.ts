@@ -70,9 +70,17 @@ export function txSide(ctx: ExecContext, command: Command, role: TxRole): { thei
   return role === 'coordinator' ? { theirs: c.receiver, items: [t?.sender ?? 0] } : { theirs: c.sender, items: [t?.receiver ?? 0] };
 }
 
-/** A decision on a participant's copy of a transfer that names this cluster as its coordinator. */
-function namedCoordinator(ctx: ExecContext, cmd: Command, phase: number): TxRole | null {
-  return phase >= Phase.PHASE_COMMIT && cmd.transfer?.coordinatorCluster === ctx.info.cluster ? 'coordinator' : null;
+/**
+ * The role a decision on a participant's copy of a transfer names: the
+ * coordinator, when it names this cluster; else this cluster's part was the
+ * participant's, whatever has moved since. (An abort a participant ordered
+ * when it refused a PREPARE must never answer the client as if this cluster
+ * ran the transfer: the coordinator answers it.)
+ */
+function namedRole(ctx: ExecContext, cmd: Command, phase: number): TxRole | null {
+  const coordinator = cmd.transfer?.coordinatorCluster;
+  if (phase < Phase.PHASE_COMMIT || !coordinator) return null;
+  return coordinator === ctx.info.cluster ? 'coordinator' : 'participant';
 }
 
 /**
@@ -93,7 +101,7 @@ function executeAt(ctx: ExecContext, slot: Readonly<LogSlot>): LogEventProps {
   if (!cmd || (!t && !cmd.move)) return { executed: Object.assign(base, { command: cmd ?? undefined, status: Status.OK }) };
   // A transaction's decision keeps the role its prepare had, whatever moved since; an abort
   // fenced at a participant's question is the coordinator's that the question names.
-  const role = slot.phase === Phase.PHASE_NONE ? null : ctx.state.wal.get(requestId(cmd))?.role ?? namedCoordinator(ctx, cmd, slot.phase) ?? txRole(ctx, cmd);
+  const role = slot.phase === Phase.PHASE_NONE ? null : ctx.state.wal.get(requestId(cmd))?.role ?? namedRole(ctx, cmd, slot.phase) ?? txRole(ctx, cmd);
   if (role) return cmd.move ? executeMove(ctx, slot, cmd, role) : executeTransaction(ctx, slot, cmd, role);
   if (!t) return { executed: Object.assign(base, { command: cmd, status: Status.ABORTED, reason: 'not this cluster\'s move' }) };
   const stored = ctx.state.replies.get(cmd.client ?? '');

@@ -12,6 +12,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { coordinatorMachine } from '../actors/coordinator.js';
+import { executorMachine } from '../actors/executor.js';
 import { lockManagerMachine } from '../actors/lockManager.js';
 import { routeMessage, type NodeContext } from '../actors/node.js';
 import { transactionsMachine } from '../actors/transactions.js';
@@ -216,6 +217,22 @@ test('a copy of a transfer ordered as an abort is dropped until the abort runs, 
   const ran = step(lockManagerMachine, copy.snapshot, { type: 'release', commands: [t] });
   const late = step(lockManagerMachine, ran.snapshot, { type: 'admit', commands: [t] });
   assert.equal(sends(late.effects).map((e) => [e.reply?.status, e.reply?.reason]), [[Status.ABORTED, 'lock conflict']]);
+});
+
+test('an abort a participant ordered when it refused a PREPARE never answers the client, though both items have moved away since (found by the simulator, seed 160)', () => {
+  // c3 refused c2's PREPARE for (3001 -> 6001): an abort entry naming c2 as the coordinator. When it runs,
+  // 6001 has moved to c1 and 3001 to c1 too: c3 owns neither item, and the transfer is none of its business.
+  const p = nodeInput({ node: 7 });
+  const tx: Command = { client: 'c/1', timestamp: 1, transfer: { sender: 3001, receiver: 6001, amount: 1, coordinatorCluster: 2 } };
+  p.state.owners.set(6001, { cluster: 1, version: 1 });
+  p.state.owners.set(3001, { cluster: 1, version: 1 });
+  applyEvent(p.state, { accepted: { entries: [{ seq: 1, phase: Phase.PHASE_ABORT, ballot: { round: 1, node: 7 }, command: tx, reason: 'lock conflict' }] } });
+  applyEvent(p.state, { committed: { slots: [1] } });
+  const ex = steps(executorMachine, start(executorMachine, p).snapshot, [{ type: 'view', view: leading(7) }]);
+  const ran = step(executorMachine, ex.snapshot, { type: 'execute' });
+  const x = records(ran.effects).find((r) => r.executed)!.executed!;
+  assert.equal([x.status, x.reason, x.role, x.txid], [Status.ABORTED, 'lock conflict', 'participant', requestId(tx)]);
+  assert.equal(sends(ran.effects).filter((e) => e.reply), [], 'the client hears its coordinator, not this cluster');
 });
 
 test('a PREPARE for a receiver that moved away is answered with where it went, and prepares nothing', () => {
