@@ -150,6 +150,14 @@ function runTicks(c: NodeCore, clock: HandClock, n: number, answer?: (hb: Envelo
   return seen;
 }
 
+/** At tick `at`, n2's heartbeat `probe` reaches n1, saying the next comes in idleHeartbeatTicks. */
+function quietHeartbeat(c: NodeCore, clock: HandClock, at: number, probe: number): void {
+  clock.advanceTo(at * tickMs);
+  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe, nextIn: idleHeartbeatTicks } })] });
+  c.send({ type: 'endOfTurn' });
+  c.take();
+}
+
 /** Followers that acknowledge every heartbeat at once. */
 const acknowledge = (hb: EnvelopeProps): EnvelopeProps[] => [{ from: hb.to!, to: hb.from!, epoch: 1, heartbeatAck: { ballot: hb.heartbeat!.ballot, probe: hb.heartbeat!.probe, executedThrough: 0 } }];
 
@@ -219,10 +227,7 @@ test('a follower whose acknowledgements keep coming, each later than the window,
 
 test('a follower told the next heartbeat is far off waits that much longer, for its timeout and for the P1 rule', () => {
   const { c, clock, election } = core(1, 2);
-  clock.advanceTo(tickMs);
-  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe: 1, nextIn: idleHeartbeatTicks } })] });
-  c.send({ type: 'endOfTurn' });
-  c.take();
+  quietHeartbeat(c, clock, 1, 1);
   const grace = idleHeartbeatTicks - heartbeatTicks;
   assert.is(election().context.grace, grace);
   const timeout = election().context.timeoutTicks as number;
@@ -254,10 +259,7 @@ test('a pre-candidate brought back by a quiet leader\'s heartbeat keeps the anno
   assert.is(election().value, 'precandidate', 'a heartbeat was missed');
   c.take();
   const at = timeout + 1;
-  clock.advanceTo(at * tickMs);
-  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe: 3, nextIn: idleHeartbeatTicks } })] });
-  c.send({ type: 'endOfTurn' });
-  c.take();
+  quietHeartbeat(c, clock, at, 3);
   assert.is(election().value, 'follower');
   assert.is(election().context.grace, idleHeartbeatTicks - heartbeatTicks, 'the heartbeat\'s wait, not reset on entering follower');
   const again = election().context.timeoutTicks as number;
@@ -282,10 +284,7 @@ test('a quiet leader that gets a relayed request heartbeats at the next tick, ev
 
 test('a client request relayed to a quiet leader ends the follower\'s extra patience: a normal timeout from then on', () => {
   const { c, clock, election } = core(1, 2);
-  clock.advanceTo(tickMs);
-  c.send({ type: 'messages', envelopes: [wire({ from: 2, to: 1, epoch: 1, heartbeat: { ballot: { round: 1, node: 2 }, commitThrough: 0, probe: 1, nextIn: idleHeartbeatTicks } })] });
-  c.send({ type: 'endOfTurn' });
-  c.take();
+  quietHeartbeat(c, clock, 1, 1);
   const timeout = election().context.timeoutTicks as number;
   clock.advanceTo(21 * tickMs);
   c.send({ type: 'messages', envelopes: [wire({ from: 0, fromClient: 'c', request: { command: { client: 'c', timestamp: 1, transfer: { sender: 1, receiver: 2, amount: 1 } } } })] });
