@@ -346,6 +346,8 @@ test('config: bad files and values name the field and file', () => {
   configError(() => loadTopology({ config: writeJson('tun.json', { tuning: { maxBatch: 0 } }) }), 'tuning.maxBatch');
   configError(() => loadTopology({ config: writeJson('tun2.json', { tuning: { bogus: 1 } }) }), 'tuning.bogus');
   configError(() => loadTopology({ config: writeJson('tun3.json', { tuning: { electionTicksMin: 20, electionTicksMax: 10 } }) }), 'electionTicksMin');
+  configError(() => loadTopology({ config: writeJson('tun4.json', { tuning: { heartbeatTicks: 4, idleHeartbeatTicks: 3 } }) }), 'idleHeartbeatTicks');
+  assert.is(loadTopology({ config: writeJson('tun5.json', { tuning: { idleHeartbeatTicks: 2 } }) }).tuning.idleHeartbeatTicks, 2, 'equal to heartbeatTicks: no slowing down, allowed');
   configError(() => loadTopology({ clusters: 0 }), '--clusters');
 
   const nodes9 = Array.from({ length: 9 }, (_, i) => ({ id: i + 1, host: 'h', port: 7000 + i }));
