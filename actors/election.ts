@@ -148,12 +148,17 @@ function sameNodes(a: readonly NodeId[], b: readonly NodeId[]): boolean {
   return a.length === b.length && a.every((n, i) => n === b[i]);
 }
 
+/** Where in `sent` the newest heartbeat sent more than `electionTicksMin` ticks before `now` is (-1: none). */
+function lastOverdue(ctx: ElectionContext, sent: readonly Probe[], now: number): number {
+  const window = ctx.info.tuning.electionTicksMin;
+  let i = sent.length - 1;
+  while (i >= 0 && now - sent[i]!.at <= window) i--;
+  return i;
+}
+
 /** The newest heartbeat sent more than `electionTicksMin` ticks before `now` (0: none): every live peer has acknowledged it. */
 function overdueProbe(ctx: ElectionContext, sent: readonly Probe[], now: number): number {
-  const window = ctx.info.tuning.electionTicksMin;
-  let due = 0;
-  for (const s of sent) if (now - s.at > window) due = s.probe;
-  return due;
+  return sent[lastOverdue(ctx, sent, now)]?.probe ?? 0;
 }
 
 /**
@@ -230,10 +235,7 @@ function heartbeat(enqueue: Enqueue, ctx: ElectionContext, now: number, acks: st
   const probe = ctx.probe + 1;
   const { info, state } = ctx;
   for (const s of toEach(info.self, info.peers, { heartbeat: { ballot: ctx.view.ballot, commitThrough: state.commitThrough, acked: acks, probe, nextIn } })) enqueue.emit(s);
-  const window = info.tuning.electionTicksMin;
-  let from = 0;
-  for (let i = 0; i < ctx.sent.length; i++) if (now - ctx.sent[i]!.at > window) from = i;
-  const sent = ctx.sent.slice(from).filter((s) => s.at !== now);
+  const sent = ctx.sent.slice(Math.max(0, lastOverdue(ctx, ctx.sent, now))).filter((s) => s.at !== now);
   sent.push({ probe, at: now });
   return { probe, sent };
 }
@@ -472,8 +474,10 @@ export const electionMachine = setup({
       const every = heartbeatEvery(context, now - activeAt);
       const due = since >= Math.min(context.announced, every);
       let { probe, sent, announced } = context;
-      if (due) ({ probe, sent } = heartbeat(enqueue, context, now, takeAcks(context.acks, info.tuning.maxBatch), every));
-      if (due) announced = every;
+      if (due) {
+        ({ probe, sent } = heartbeat(enqueue, context, now, takeAcks(context.acks, info.tuning.maxBatch), every));
+        announced = every;
+      }
       enqueue.assign({ now, activeAt, seenCommit: state.commitThrough, seenSeq: state.maxSeq, sinceHeartbeat: due ? 0 : since, probe, sent, announced });
       const alive = liveness(context, context.acked, context.heard, sent, now);
       changeView(enqueue, context.view, Object.assign({}, context.view, alive), alive.quorum ? 'a majority heard' : 'no majority heard within the window');
