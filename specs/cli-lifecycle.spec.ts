@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalCluster } from '../cli/cluster.js';
+import { jitFlag, NODE_INTERRUPT_BUDGET } from '../cli/node.js';
 import { makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
 
@@ -69,6 +70,14 @@ async function portsFreed(base: number, count: number): Promise<void> {
     }
   }
 }
+
+test("a node process lowers V8's interrupt budget, unless its own arguments or NODE_OPTIONS set one", () => {
+  assert.is(jitFlag([]), `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`);
+  assert.is(jitFlag(['--cpu-prof'], '--max-old-space-size=512'), `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`);
+  assert.is(jitFlag(['--interrupt-budget=67584']), undefined);
+  assert.is(jitFlag([], '--max-old-space-size=512 --interrupt_budget=4096'), undefined);
+  assert.is(jitFlag(['--interrupt-budget-for-feedback-allocation=100']), `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`);
+});
 
 test('with its base port held by another program, run refuses to start, naming the port and --base-port', async () => {
   const base = await freePortRange(9);
