@@ -10,7 +10,8 @@ import { parseNodeName } from '../protocol/messages.js';
 import { addTopologyOptions, ConfigError, intArg, topologyFromOptions, type TopologyOptions } from './config.js';
 import { securityFromFlags, UsageError, type SecurityFlags } from './credentials.js';
 import { EXIT_CODES_HELP, EXIT_INTERNAL, EXIT_USAGE } from './exitCodes.js';
-import { runNodeProcess, tuneJit } from './node.js';
+import { tuneJit } from './jit.js';
+import { runNodeProcess } from './node.js';
 import { replayMain, ReplayError, seqArg, txArg, typeArg, type ReplayCliOptions } from './replay.js';
 import { parseReadConsistency, PRESETS, type Preset, type ReadConsistency } from './workload.js';
 import type { Tuning } from '../protocol/topology.js';
@@ -95,11 +96,11 @@ addSecurityOptions(addTopologyOptions(
     .option('--test-cluster', 'obey flush, fail and recover (the test driver\'s commands); run and bench set it')
     .option('--metrics <host:port>', 'serve Prometheus metrics here (HTTPS for the admin certificate with --tls)'),
 ), 'node').action(async (opts: TopologyOptions & SecurityFlags & { id: number; dataDir: string; seed?: number; testCluster?: boolean; metrics?: string }) => {
-  tuneJit();
+  const jit = tuneJit() ?? undefined;
   const topology = topologyFromOptions(opts);
   const security = securityFromFlags(opts, 'node');
   const metrics = opts.metrics !== undefined ? parseListen(opts.metrics) : undefined;
-  const stop = await runNodeProcess({ topology, node: opts.id, dataDir: opts.dataDir, seed: opts.seed, security, testCluster: opts.testCluster, metrics });
+  const stop = await runNodeProcess({ topology, node: opts.id, dataDir: opts.dataDir, seed: opts.seed, security, testCluster: opts.testCluster, metrics, jit });
   const shutdown = () => {
     void stop().then(() => process.exit(0));
   };

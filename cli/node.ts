@@ -8,7 +8,6 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
 import { nodeName, type NodeId } from '../protocol/messages.js';
 import { addressOf, type Topology } from '../protocol/topology.js';
 import { TcpTransport } from '../protocol/tcp.js';
@@ -16,6 +15,7 @@ import { isLoopback } from '../protocol/tls.js';
 import { NodeHost } from '../runtime/host.js';
 import { EventLog } from '../store/eventlog.js';
 import { securityOf, UsageError, type ClusterSecurity } from './credentials.js';
+import type { JitBudget } from './jit.js';
 import { NodeMetrics, serveMetrics } from './metrics.js';
 
 function processStats(): { cpuMs: number; rssBytes: number; heapUsedBytes: number } {
@@ -34,33 +34,8 @@ export interface NodeProcessOptions {
   testCluster?: boolean;
   /** Where to serve Prometheus metrics, if anywhere. */
   metrics?: { host: string; port: number };
-}
-
-/**
- * V8's interrupt budget for a node process. V8 optimizes a function once it
- * has run this many bytes of bytecode (67,584 by default). A node's turn runs
- * a few hundred small functions once each, so at the default a freshly
- * started node still runs most of its code in the interpreter ten seconds
- * into a load, at two to three times the CPU per turn. 1,024 gets the hot
- * path optimized within the first second of load; in steady state the two
- * measure the same (README, Benchmark).
- */
-export const NODE_INTERRUPT_BUDGET = 1024;
-
-/**
- * The V8 flag a node process sets for itself, or undefined when the process
- * was started with its own `--interrupt-budget` (in its arguments or in
- * NODE_OPTIONS): an operator's flag wins.
- */
-export function jitFlag(execArgv: readonly string[], nodeOptions = ''): string | undefined {
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => /^--interrupt[-_]budget(=|$)/.test(a));
-  return given ? undefined : `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`;
-}
-
-/** Applies `jitFlag` to this process: before a node's code first runs, so that every function gets the budget. */
-export function tuneJit(): void {
-  const flag = jitFlag(process.execArgv, process.env.NODE_OPTIONS);
-  if (flag) setFlagsFromString(flag);
+  /** V8's interrupt budget, to follow the node's load (cli/jit.ts); absent when the operator set one. */
+  jit?: JitBudget;
 }
 
 /** The data directory exists (or can be made) and is a directory we can write in. */
@@ -104,6 +79,7 @@ export async function runNodeProcess(opts: NodeProcessOptions): Promise<() => Pr
     onFatal: () => process.exit(70),
     turnBudgetMs: topology.tuning.turnBudgetMs,
     testCluster: opts.testCluster === true,
+    onTurn: opts.jit ? (turns) => opts.jit!.turned(performance.now(), turns) : undefined,
   });
   await openLog(host, join(opts.dataDir, nodeName(node)));
   try {

@@ -66,6 +66,8 @@ export interface HostOptions {
    * them, whoever asks.
    */
   testCluster?: boolean;
+  /** Told the turn count after each turn (the node process's JIT policy, cli/jit.ts). */
+  onTurn?: (turns: number) => void;
   /** The simulator only: bugs planted on purpose, for its checkers to catch (actors/node-info.ts). */
   plantedBugs?: CoreOptions['plantedBugs'];
 }
@@ -237,6 +239,7 @@ export class NodeHost {
     this.surfaceFailure();
     if (this.failure) return;
     this.commit();
+    this.opts.onTurn?.(this.stats.turns);
     // What the budget left for later: the next turn, after the timers have had their go.
     if (this.inbox.length > 0) this.scheduleTurn();
   }

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalCluster } from '../cli/cluster.js';
-import { jitFlag, NODE_INTERRUPT_BUDGET } from '../cli/node.js';
+import { BUSY_BUDGET, BUSY_TURNS, JitBudget, LOOK_MS, operatorBudget, QUIET_MS, V8_DEFAULT_BUDGET } from '../cli/jit.js';
 import { makeTopology } from '../protocol/topology.js';
 import { freePortRange } from './support/ports.js';
 
@@ -71,12 +71,39 @@ async function portsFreed(base: number, count: number): Promise<void> {
   }
 }
 
-test("a node process lowers V8's interrupt budget, unless its own arguments or NODE_OPTIONS set one", () => {
-  assert.is(jitFlag([]), `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`);
-  assert.is(jitFlag(['--cpu-prof'], '--max-old-space-size=512'), `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`);
-  assert.is(jitFlag(['--interrupt-budget=67584']), undefined);
-  assert.is(jitFlag([], '--max-old-space-size=512 --interrupt_budget=4096'), undefined);
-  assert.is(jitFlag(['--interrupt-budget-for-feedback-allocation=100']), `--interrupt-budget=${NODE_INTERRUPT_BUDGET}`);
+test("a node process's V8 interrupt budget is V8's default at first, low while the node is busy, the default again after a quiet spell, unless its operator set one", () => {
+  assert.ok(!operatorBudget([]));
+  assert.ok(!operatorBudget(['--cpu-prof'], '--max-old-space-size=512'));
+  assert.ok(operatorBudget(['--interrupt-budget=67584']));
+  assert.ok(operatorBudget([], '--max-old-space-size=512 --interrupt_budget=4096'));
+  assert.ok(!operatorBudget(['--interrupt-budget-for-feedback-allocation=100']));
+  const set: number[] = [];
+  const jit = new JitBudget((b) => set.push(b), 0);
+  let now = 0;
+  let turns = 0;
+  // Turns at a given rate per look, one look each call.
+  const look = (perLook: number) => jit.turned((now += LOOK_MS), (turns += perLook));
+  for (let i = 0; i < 30; i++) look(BUSY_TURNS);
+  assert.equal(set, [], "a node that never gets busy keeps V8's default");
+  jit.turned(now + LOOK_MS - 1, turns + 10 * BUSY_TURNS);
+  assert.equal(set, [], 'no look before LOOK_MS has passed');
+  look(BUSY_TURNS + 1);
+  assert.equal(set, [BUSY_BUDGET], 'busy');
+  for (let i = 0; i < QUIET_MS / LOOK_MS - 1; i++) look(BUSY_TURNS);
+  assert.equal(set, [BUSY_BUDGET], 'not yet a quiet spell');
+  look(1);
+  assert.equal(set, [BUSY_BUDGET, V8_DEFAULT_BUDGET], 'quiet');
+  look(BUSY_TURNS + 1);
+  assert.equal(set, [BUSY_BUDGET, V8_DEFAULT_BUDGET, BUSY_BUDGET], 'busy again');
+  for (let i = 0; i < QUIET_MS / LOOK_MS - 1; i++) look(0);
+  look(BUSY_TURNS + 1);
+  for (let i = 0; i < QUIET_MS / LOOK_MS - 1; i++) look(0);
+  assert.equal(set.length, 3, 'a busy look ends the quiet spell before it counts');
+  // An idle node is not woken to look: the first turn after a long gap counts the gap as quiet.
+  jit.turned((now += 60_000), (turns += 1));
+  assert.equal(set, [BUSY_BUDGET, V8_DEFAULT_BUDGET, BUSY_BUDGET, V8_DEFAULT_BUDGET]);
+  jit.turned((now += 2 * LOOK_MS), (turns += 2 * BUSY_TURNS + 1));
+  assert.equal(set.at(-1), BUSY_BUDGET, 'the rate is over the time since the last look');
 });
 
 test('with its base port held by another program, run refuses to start, naming the port and --base-port', async () => {
