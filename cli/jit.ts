@@ -17,10 +17,11 @@
  * reaches the code that ran before only as each function next tiers up. So
  * the budget follows the load: V8's default while the node is quiet, low from
  * the first half second of work, the default again after a quiet spell.
- * Alternating runs against V8's default throughout (README, Benchmark): a
- * third to a half more transfers per second at one client, about a seventh
- * more at 64, and idle nodes as before. Starting low instead gains more at
- * 64 clients but triples the CPU of idle nodes.
+ * Alternating runs against V8's default throughout (README, Benchmark):
+ * about a quarter more intra-shard transfers per second at one client, a
+ * sixth more at 64, cross-shard work the same, and idle nodes as before.
+ * Starting low instead gains more (cross-shard too) but triples the CPU of
+ * idle nodes.
  *
  * An operator who starts the process with `--interrupt-budget` (in its
  * arguments or NODE_OPTIONS) keeps it: then nothing here changes anything.
