@@ -186,16 +186,18 @@ function workSeen(ctx: ElectionContext): boolean {
   return state.commitThrough !== ctx.seenCommit || state.maxSeq !== ctx.seenSeq || state.maxSeq > state.commitThrough || ctx.acks.size > 0 || ctx.confirming > 0 || !ctx.view.quorum;
 }
 
-/** Ticks between heartbeats for a leader quiet for `quiet` ticks: a quarter of that, between heartbeatTicks and idleHeartbeatTicks. */
-function heartbeatEvery(ctx: ElectionContext, quiet: number): number {
+/**
+ * A leader's heartbeat cadence at `now`: when it last had work (now, if it
+ * has work since it last looked), the ticks between heartbeats that quiet
+ * gives (a quarter of it, between heartbeatTicks and idleHeartbeatTicks), and
+ * the wait from the last heartbeat to the next (what that one announced, or
+ * sooner once work comes).
+ */
+function cadence(ctx: ElectionContext, now: number): { activeAt: number; every: number; wait: number } {
   const { heartbeatTicks, idleHeartbeatTicks } = ctx.info.tuning;
-  return Math.max(heartbeatTicks, Math.min(idleHeartbeatTicks, Math.floor(quiet / 4)));
-}
-
-/** Ticks from the last heartbeat to the next: what it announced, or sooner once work comes. */
-function heartbeatWait(ctx: ElectionContext): number {
-  const quiet = workSeen(ctx) ? 0 : ctx.now - ctx.activeAt;
-  return Math.min(ctx.announced, heartbeatEvery(ctx, quiet));
+  const activeAt = workSeen(ctx) ? now : ctx.activeAt;
+  const every = Math.max(heartbeatTicks, Math.min(idleHeartbeatTicks, Math.floor((now - activeAt) / 4)));
+  return { activeAt, every, wait: Math.min(ctx.announced, every) };
 }
 
 /**
@@ -205,7 +207,7 @@ function heartbeatWait(ctx: ElectionContext): number {
  */
 export function electionDue(ctx: ElectionContext, leading: boolean): number {
   if (!leading) return Math.max(1, ctx.timeoutTicks + ctx.grace - ctx.elapsed);
-  let due = heartbeatWait(ctx) - ctx.sinceHeartbeat;
+  let due = cadence(ctx, ctx.now).wait - ctx.sinceHeartbeat;
   const window = ctx.info.tuning.electionTicksMin;
   // The first tick a live peer could drop out: its last acknowledgement leaves the window
   // with a heartbeat it has not acknowledged past it.
@@ -469,10 +471,9 @@ export const electionMachine = setup({
       const { info, state } = context;
       const n = ticksOf(event as TickEvent);
       const now = context.now + n;
-      const activeAt = workSeen(context) ? now : context.activeAt;
+      const { activeAt, every, wait } = cadence(context, now);
       const since = context.sinceHeartbeat + n;
-      const every = heartbeatEvery(context, now - activeAt);
-      const due = since >= Math.min(context.announced, every);
+      const due = since >= wait;
       let { probe, sent, announced } = context;
       if (due) {
         ({ probe, sent } = heartbeat(enqueue, context, now, takeAcks(context.acks, info.tuning.maxBatch), every));

@@ -73,7 +73,7 @@ export class JitBudget {
   }
 }
 
-/** For `shardbank node`: the policy, or null when the operator set the budget. */
-export function tuneJit(): JitBudget | null {
-  return operatorBudget(process.execArgv, process.env.NODE_OPTIONS) ? null : new JitBudget();
+/** For `shardbank node`: the policy, or none when the operator set the budget. */
+export function tuneJit(): JitBudget | undefined {
+  return operatorBudget(process.execArgv, process.env.NODE_OPTIONS) ? undefined : new JitBudget();
 }

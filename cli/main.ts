@@ -96,7 +96,7 @@ addSecurityOptions(addTopologyOptions(
     .option('--test-cluster', 'obey flush, fail and recover (the test driver\'s commands); run and bench set it')
     .option('--metrics <host:port>', 'serve Prometheus metrics here (HTTPS for the admin certificate with --tls)'),
 ), 'node').action(async (opts: TopologyOptions & SecurityFlags & { id: number; dataDir: string; seed?: number; testCluster?: boolean; metrics?: string }) => {
-  const jit = tuneJit() ?? undefined;
+  const jit = tuneJit();
   const topology = topologyFromOptions(opts);
   const security = securityFromFlags(opts, 'node');
   const metrics = opts.metrics !== undefined ? parseListen(opts.metrics) : undefined;
