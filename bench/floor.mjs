@@ -89,7 +89,7 @@ async function child(role) {
         if (++votes === 2) socket.write(m);
       };
       for (const f of followers) {
-        f.once('vote', vote);
+        f.waiting.push(vote);
         f.write(m);
       }
       void db.put(m).then(vote);
@@ -99,7 +99,11 @@ async function child(role) {
   process.on('message', (msg) => {
     if (msg === 'cpu') process.send({ cpu: cpuMicros() });
   });
-  for (const f of followers) onMessages(f, () => f.emit('vote'));
+  // A follower answers its messages in order: each answer is the vote of the oldest request it has not answered.
+  for (const f of followers) {
+    f.waiting = [];
+    onMessages(f, () => f.waiting.shift()());
+  }
 }
 
 function connect(port, tlsOpts) {
